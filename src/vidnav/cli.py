@@ -1,0 +1,58 @@
+"""The `vidnav` command line. Sub-commands live next to the code they drive and are registered here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vidnav.errors import VidNavError
+
+app = typer.Typer(
+    name="vidnav",
+    help="Video vision-and-language navigation: build the benchmark, train, evaluate, inspect models.\n\n"
+    "Example: vidnav data build --out data/vidnav && vidnav eval --agent oracle --data data/vidnav --out runs/oracle",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the vidnav version.  Example: vidnav version"""
+    from vidnav import __version__
+
+    typer.echo(__version__)
+
+
+def _register() -> None:
+    """Attach each area's commands (modules import heavy libraries lazily inside their commands)."""
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one clear line and exit 2, without a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except VidNavError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors arrive as ClickException subclasses
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
