@@ -1,0 +1,485 @@
+"""Procedural multi-room houses: a seeded floor plan saved as JSON (same seed, same bytes).
+
+A house is pure geometry and semantics (no OpenGL): rectangular rooms with a type and a look,
+doorways through the thin gaps between them, and landmark objects. Coordinates are Miniworld's
+ground plane (x, z) in metres; `vidnav.geometry` converts to habitat's [x, y, z].
+
+Layout: rooms are placed one by one against a side of an existing room, separated by a wall gap
+of ``WALL_GAP`` metres; each new room gets one doorway to the room it was placed against, and some
+other touching pairs get a second doorway (so the room graph has loops, as real homes do).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vidnav.errors import VidNavError
+from vidnav.io import read_json, write_json
+
+HOUSE_FORMAT = "vidnav-house-v1"
+WALL_GAP = 0.2  # wall thickness between rooms (the depth of a door frame)
+WALL_HEIGHT = 2.74
+DOOR_HEIGHT = 2.2
+MIN_OVERLAP = 2.0  # shared wall length needed to fit a doorway with margins
+
+# Textures are Miniworld's (base names resolving to `<name>_1.png`) with the words we use for them.
+FLOOR_WORDS = {
+    "wood": "light wooden floor",
+    "wood_planks": "dark wooden floor",
+    "floor_tiles_bw": "black and white checkered floor",
+    "marble": "marble floor",
+    "concrete": "concrete floor",
+    "concrete_tiles": "grey tiled floor",
+    "cardboard": "beige carpet",
+    "white": "white floor",
+    "rock": "stone floor",
+}
+WALL_WORDS = {
+    "brick_wall": "red brick walls",
+    "drywall": "pale grey walls",
+    "stucco": "stucco walls",
+    "white": "white walls",
+    "wood": "wood panelled walls",
+    "wood_planks": "dark wooden walls",
+    "cinder_blocks": "cinder block walls",
+    "concrete": "concrete walls",
+    "concrete_tiles": "tiled walls",
+    "marble": "marble walls",
+}
+CEILINGS = ["ceiling_tiles", "ceiling_tile_noborder", "concrete_tiles"]
+
+# Room types: candidate floors, walls, landmark kinds, and size ranges (metres).
+ROOM_TYPES: dict[str, dict] = {
+    "bedroom": dict(floors=["wood", "wood_planks", "cardboard"], walls=["drywall", "stucco", "wood", "white"],
+                    objects=["box", "ball", "duckie", "office_chair", "potion"]),
+    "bathroom": dict(floors=["floor_tiles_bw", "marble", "concrete_tiles"], walls=["white", "concrete_tiles", "marble"],
+                     objects=["duckie", "medkit", "potion"], size=(3.0, 4.5)),
+    "kitchen": dict(floors=["floor_tiles_bw", "concrete_tiles", "marble"], walls=["white", "brick_wall", "concrete_tiles", "stucco"],
+                    objects=["barrel", "box", "potion", "cone"]),
+    "living room": dict(floors=["wood", "wood_planks", "cardboard", "marble"], walls=["brick_wall", "stucco", "drywall", "wood_planks"],
+                        objects=["office_chair", "ball", "box", "duckie", "barrel"], size=(4.5, 8.0)),
+    "dining room": dict(floors=["wood", "wood_planks", "marble"], walls=["stucco", "brick_wall", "wood", "white"],
+                        objects=["office_chair", "office_desk", "box", "barrel"]),
+    "office": dict(floors=["cardboard", "concrete", "wood_planks"], walls=["cinder_blocks", "drywall", "concrete"],
+                   objects=["office_chair", "office_desk", "box", "cone"]),
+    "hallway": dict(floors=["concrete", "wood", "marble", "concrete_tiles"], walls=["drywall", "white", "cinder_blocks", "stucco"],
+                    objects=["cone", "box", "barrel", "medkit"], max_objects=2),
+    "laundry room": dict(floors=["concrete", "concrete_tiles", "floor_tiles_bw"], walls=["cinder_blocks", "concrete", "white"],
+                         objects=["barrel", "box", "medkit"], size=(3.0, 5.0)),
+    "storage room": dict(floors=["concrete", "rock"], walls=["cinder_blocks", "concrete", "brick_wall"],
+                         objects=["barrel", "box", "cone"], size=(3.0, 5.0)),
+}
+
+COLORS = ["red", "green", "blue", "purple", "yellow", "grey"]
+# Landmark kinds: Miniworld mesh, height range, radius per metre of height (measured from the meshes),
+# whether it comes in colours, and the words for it.
+LANDMARKS: dict[str, dict] = {
+    "barrel": dict(mesh="barrel", height=(0.9, 1.1), radius_per_h=0.4895, words=["blue barrel", "barrel"]),
+    "office_chair": dict(mesh="office_chair", height=(0.95, 1.1), radius_per_h=0.4227, words=["office chair", "chair"]),
+    "office_desk": dict(mesh="office_desk", height=(0.85, 0.95), radius_per_h=0.5859, words=["desk", "desk with shelves"]),
+    "potion": dict(mesh="potion", height=(0.6, 0.7), radius_per_h=0.3601, words=["red bottle", "red potion bottle"]),
+    "duckie": dict(mesh="duckie", height=(0.55, 0.65), radius_per_h=0.6701, words=["rubber duck", "yellow duck"]),
+    "cone": dict(mesh="cone", height=(0.7, 0.8), radius_per_h=0.4486, words=["traffic cone", "orange cone"]),
+    "medkit": dict(mesh="medkit", height=(0.45, 0.55), radius_per_h=0.6302, words=["first aid kit", "red medical kit"]),
+    "box": dict(mesh=None, height=(0.6, 0.8), radius_per_h=math.sqrt(2) / 2, colored=True, words=["{color} box", "{color} crate"]),
+    "ball": dict(mesh="ball_{color}", height=(0.55, 0.7), radius_per_h=0.7085, colored=True, words=["{color} ball"]),
+}
+
+
+def _r(v: float) -> float:
+    """Round to millimetres so the JSON (and everything derived from it) is stable."""
+    return float(round(float(v), 3))
+
+
+@dataclass
+class Room:
+    id: int
+    type: str
+    x0: float
+    z0: float
+    x1: float
+    z1: float
+    floor: str
+    wall: str
+    ceiling: str
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x0 + self.x1) / 2, (self.z0 + self.z1) / 2)
+
+    @property
+    def size(self) -> tuple[float, float]:
+        return (self.x1 - self.x0, self.z1 - self.z0)
+
+    def contains(self, x: float, z: float, margin: float = 0.0) -> bool:
+        return self.x0 + margin <= x <= self.x1 - margin and self.z0 + margin <= z <= self.z1 - margin
+
+    def look(self) -> str:
+        """Words for how the room looks, e.g. 'dark wooden floor and red brick walls'."""
+        return f"{FLOOR_WORDS[self.floor]} and {WALL_WORDS[self.wall]}"
+
+
+@dataclass
+class Door:
+    """A doorway through the wall gap between rooms ``a`` and ``b``.
+
+    ``axis`` is the direction one walks to cross it: 'x' (rooms side by side along x) or 'z'.
+    The opening spans [g0, g1] along the crossing axis (the gap) and [s0, s1] along the wall.
+    """
+
+    id: int
+    a: int
+    b: int
+    axis: str
+    g0: float
+    g1: float
+    s0: float
+    s1: float
+
+    @property
+    def center(self) -> tuple[float, float]:
+        g, s = (self.g0 + self.g1) / 2, (self.s0 + self.s1) / 2
+        return (g, s) if self.axis == "x" else (s, g)
+
+    @property
+    def width(self) -> float:
+        return self.s1 - self.s0
+
+    @property
+    def rect(self) -> tuple[float, float, float, float]:
+        """(x0, z0, x1, z1) of the passage through the wall."""
+        if self.axis == "x":
+            return (self.g0, self.s0, self.g1, self.s1)
+        return (self.s0, self.g0, self.s1, self.g1)
+
+    def other(self, room_id: int) -> int:
+        return self.b if room_id == self.a else self.a
+
+
+@dataclass
+class Landmark:
+    id: int
+    kind: str
+    color: str | None
+    x: float
+    z: float
+    dir: float
+    room: int
+    height: float
+    radius: float
+
+    @property
+    def name(self) -> str:
+        """The short name used in instructions, e.g. 'red box' or 'office chair'."""
+        word = LANDMARKS[self.kind]["words"][0]
+        return word.format(color=self.color) if self.color else word
+
+    def names(self) -> list[str]:
+        return [w.format(color=self.color) if self.color else w for w in LANDMARKS[self.kind]["words"]]
+
+
+@dataclass
+class House:
+    seed: int
+    rooms: list[Room]
+    doors: list[Door]
+    landmarks: list[Landmark] = field(default_factory=list)
+    wall_height: float = WALL_HEIGHT
+    door_height: float = DOOR_HEIGHT
+    format: str = HOUSE_FORMAT
+
+    # -- queries -------------------------------------------------------------------------------
+    def bounds(self) -> tuple[float, float, float, float]:
+        return (min(r.x0 for r in self.rooms), min(r.z0 for r in self.rooms),
+                max(r.x1 for r in self.rooms), max(r.z1 for r in self.rooms))
+
+    def room_at(self, x: float, z: float) -> Room | None:
+        for r in self.rooms:
+            if r.contains(x, z):
+                return r
+        return None
+
+    def door_at(self, x: float, z: float) -> Door | None:
+        for d in self.doors:
+            x0, z0, x1, z1 = d.rect
+            if x0 <= x <= x1 and z0 <= z <= z1:
+                return d
+        return None
+
+    def neighbors(self, room_id: int) -> list[int]:
+        return [d.other(room_id) for d in self.doors if room_id in (d.a, d.b)]
+
+    # -- JSON ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "seed": self.seed,
+            "wall_height": self.wall_height,
+            "door_height": self.door_height,
+            "rooms": [asdict(r) for r in self.rooms],
+            "doors": [asdict(d) for d in self.doors],
+            "landmarks": [asdict(o) for o in self.landmarks],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "house") -> House:
+        if not isinstance(d, dict) or d.get("format") != HOUSE_FORMAT:
+            raise VidNavError(f"{source}: not a vidnav house (expected \"format\": \"{HOUSE_FORMAT}\"); "
+                              "rebuild it with `vidnav data build`")
+        try:
+            house = cls(
+                seed=int(d["seed"]),
+                rooms=[Room(**r) for r in d["rooms"]],
+                doors=[Door(**x) for x in d["doors"]],
+                landmarks=[Landmark(**o) for o in d.get("landmarks", [])],
+                wall_height=float(d.get("wall_height", WALL_HEIGHT)),
+                door_height=float(d.get("door_height", DOOR_HEIGHT)),
+            )
+        except KeyError as e:
+            raise VidNavError(f"{source}: missing field {e}; rebuild it with `vidnav data build`") from e
+        except TypeError as e:
+            raise VidNavError(f"{source}: malformed room/door/landmark entry ({e}); rebuild it") from e
+        house.validate(source)
+        return house
+
+    def validate(self, source: str = "house") -> None:
+        if not self.rooms:
+            raise VidNavError(f"{source}: a house needs at least one room")
+        ids = {r.id for r in self.rooms}
+        for r in self.rooms:
+            if r.type not in ROOM_TYPES:
+                raise VidNavError(f"{source}: room {r.id} has unknown type {r.type!r}; known: {sorted(ROOM_TYPES)}")
+            if not (r.x1 > r.x0 and r.z1 > r.z0):
+                raise VidNavError(f"{source}: room {r.id} has an empty rectangle ({r.x0},{r.z0})-({r.x1},{r.z1})")
+            if r.floor not in FLOOR_WORDS or r.wall not in WALL_WORDS:
+                raise VidNavError(f"{source}: room {r.id} has unknown textures {r.floor!r}/{r.wall!r}")
+        for d in self.doors:
+            if d.a not in ids or d.b not in ids or d.axis not in ("x", "z") or d.s1 <= d.s0:
+                raise VidNavError(f"{source}: door {d.id} is malformed (rooms {d.a},{d.b}, axis {d.axis!r})")
+        for o in self.landmarks:
+            if o.kind not in LANDMARKS or o.room not in ids:
+                raise VidNavError(f"{source}: landmark {o.id} has unknown kind {o.kind!r} or room {o.room}")
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict(), indent=1)
+
+    @classmethod
+    def load(cls, path: str | Path) -> House:
+        return cls.from_dict(read_json(path, what="house file"), source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation
+# ---------------------------------------------------------------------------------------------
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return min(a1, b1) - max(a0, b0)
+
+
+def _rects_clash(a: tuple, b: tuple) -> bool:
+    """True if rectangles come closer than a wall gap (they may touch exactly at the gap)."""
+    eps = 1e-6
+    return (a[0] < b[2] + WALL_GAP - eps and b[0] < a[2] + WALL_GAP - eps and
+            a[1] < b[3] + WALL_GAP - eps and b[1] < a[3] + WALL_GAP - eps)
+
+
+def _adjacency(a: Room, b: Room):
+    """If a and b face each other across exactly one wall gap with enough shared wall, return
+    (axis, g0, g1, s_lo, s_hi) for a door between them; else None."""
+    eps = 1e-6
+    for axis in ("x", "z"):
+        if axis == "x":
+            a0, a1, b0, b1, sa0, sa1, sb0, sb1 = a.x0, a.x1, b.x0, b.x1, a.z0, a.z1, b.z0, b.z1
+        else:
+            a0, a1, b0, b1, sa0, sa1, sb0, sb1 = a.z0, a.z1, b.z0, b.z1, a.x0, a.x1, b.x0, b.x1
+        if abs(b0 - a1 - WALL_GAP) < eps:
+            g0, g1 = a1, b0
+        elif abs(a0 - b1 - WALL_GAP) < eps:
+            g0, g1 = b1, a0
+        else:
+            continue
+        lo, hi = max(sa0, sb0), min(sa1, sb1)
+        if hi - lo >= MIN_OVERLAP:
+            return axis, g0, g1, lo, hi
+    return None
+
+
+def _room_plan(rng: np.random.Generator, n: int) -> list[str]:
+    """Room types for an n-room house: always a living room, kitchen, bedroom and bathroom, often a hallway."""
+    types = ["living room", "kitchen", "bedroom", "bathroom"]
+    extras = ["bedroom", "hallway", "office", "dining room", "laundry room", "storage room", "bathroom", "hallway"]
+    while len(types) < n:
+        types.append(extras[int(rng.integers(len(extras)))])
+    if n >= 6 and "hallway" not in types:
+        types[-1] = "hallway"
+    order = [types[0]] + [types[i] for i in rng.permutation(np.arange(1, n))]
+    # Hallways are hubs: place them early so other rooms open onto them.
+    return sorted(order, key=lambda t: 0 if t == "hallway" else 1)
+
+
+def _sample_size(rng: np.random.Generator, rtype: str, along_x: bool) -> tuple[float, float]:
+    if rtype == "hallway":
+        width, length = rng.uniform(2.0, 2.6), rng.uniform(5.0, 8.0)
+        return (length, width) if along_x else (width, length)
+    lo, hi = ROOM_TYPES[rtype].get("size", (3.0, 8.0))
+    return rng.uniform(lo, hi), rng.uniform(lo, hi)
+
+
+def _assign_looks(rng: np.random.Generator, types: set[str]) -> dict[str, tuple[str, str]]:
+    """One (floor, wall) look per room type, all different within the house."""
+    used: set[tuple[str, str]] = set()
+    looks = {}
+    for t in sorted(types):
+        spec = ROOM_TYPES[t]
+        combos = [(f, w) for f in spec["floors"] for w in spec["walls"] if (f, w) not in used]
+        f, w = combos[int(rng.integers(len(combos)))]
+        used.add((f, w))
+        looks[t] = (f, w)
+    return looks
+
+
+def _layout(rng: np.random.Generator, types: list[str]) -> tuple[list[tuple], list[tuple]] | None:
+    rects: list[tuple] = []
+    doors: list[tuple] = []
+    w, d = _sample_size(rng, types[0], along_x=bool(rng.integers(2)))
+    rects.append((0.0, 0.0, _r(w), _r(d)))
+    for i, rtype in enumerate(types[1:], start=1):
+        placed = False
+        for _ in range(80):
+            # Prefer attaching to hallways and living rooms (hubs), as in real homes.
+            weights = np.array([3.0 if types[j] in ("hallway", "living room") else 1.0 for j in range(len(rects))])
+            j = int(rng.choice(len(rects), p=weights / weights.sum()))
+            px0, pz0, px1, pz1 = rects[j]
+            side = int(rng.integers(4))  # 0:+x 1:-x 2:+z 3:-z
+            w, d = _sample_size(rng, rtype, along_x=side < 2)
+            if side < 2:
+                lo, hi = pz0 - d + MIN_OVERLAP, pz1 - MIN_OVERLAP
+                if hi < lo:
+                    continue
+                z0 = rng.uniform(lo, hi)
+                x0 = px1 + WALL_GAP if side == 0 else px0 - WALL_GAP - w
+                cand = (x0, z0, x0 + w, z0 + d)
+            else:
+                lo, hi = px0 - w + MIN_OVERLAP, px1 - MIN_OVERLAP
+                if hi < lo:
+                    continue
+                x0 = rng.uniform(lo, hi)
+                z0 = pz1 + WALL_GAP if side == 2 else pz0 - WALL_GAP - d
+                cand = (x0, z0, x0 + w, z0 + d)
+            cand = tuple(_r(v) for v in cand)
+            # re-establish the exact gap after rounding
+            if side == 0:
+                cand = (_r(px1 + WALL_GAP), cand[1], _r(px1 + WALL_GAP + w), cand[3])
+            elif side == 1:
+                cand = (_r(px0 - WALL_GAP - w), cand[1], _r(px0 - WALL_GAP), cand[3])
+            elif side == 2:
+                cand = (cand[0], _r(pz1 + WALL_GAP), cand[2], _r(pz1 + WALL_GAP + d))
+            else:
+                cand = (cand[0], _r(pz0 - WALL_GAP - d), cand[2], _r(pz0 - WALL_GAP))
+            if any(_rects_clash(cand, r) for r in rects):
+                continue
+            rects.append(cand)
+            doors.append((j, i))
+            placed = True
+            break
+        if not placed:
+            return None
+    return rects, doors
+
+
+def _door_between(rng: np.random.Generator, a: Room, b: Room) -> tuple | None:
+    adj = _adjacency(a, b)
+    if adj is None:
+        return None
+    axis, g0, g1, lo, hi = adj
+    width = rng.uniform(1.0, min(1.4, hi - lo - 0.7))
+    c = rng.uniform(lo + 0.35 + width / 2, hi - 0.35 - width / 2)
+    return axis, _r(g0), _r(g1), _r(c - width / 2), _r(c + width / 2)
+
+
+def _place_landmarks(rng: np.random.Generator, rooms: list[Room], doors: list[Door]) -> list[Landmark]:
+    out: list[Landmark] = []
+    for room in rooms:
+        spec = ROOM_TYPES[room.type]
+        n = int(rng.integers(0, spec.get("max_objects", 4) + 1))
+        taken: set[tuple] = set()
+        for _ in range(n):
+            kind = spec["objects"][int(rng.integers(len(spec["objects"])))]
+            lm = LANDMARKS[kind]
+            color = COLORS[int(rng.integers(len(COLORS)))] if lm.get("colored") else None
+            if (kind, color) in taken:
+                continue
+            h = _r(rng.uniform(*lm["height"]))
+            rad = _r(h * lm["radius_per_h"])
+            for _ in range(40):
+                x = rng.uniform(room.x0 + rad + 0.1, room.x1 - rad - 0.1)
+                z = rng.uniform(room.z0 + rad + 0.1, room.z1 - rad - 0.1)
+                # keep doorways and their approaches clear, and objects apart
+                if any(math.dist((x, z), dr.center) < rad + 1.5 for dr in doors if room.id in (dr.a, dr.b)):
+                    continue
+                if any(math.dist((x, z), (o.x, o.z)) < rad + o.radius + 0.9 for o in out if o.room == room.id):
+                    continue
+                out.append(Landmark(len(out), kind, color, _r(x), _r(z), _r(rng.uniform(-math.pi, math.pi)),
+                                    room.id, h, rad))
+                taken.add((kind, color))
+                break
+    return out
+
+
+def generate_house(seed: int, n_rooms: int | None = None) -> House:
+    """A house from a seed: 4–9 rectangular rooms (sides 3–8 m; hallways 2–2.6 m wide), doorways,
+    per-type looks (consistent within the house, varied across houses) and 0–4 landmarks per room."""
+    if n_rooms is not None and not 4 <= n_rooms <= 9:
+        raise VidNavError(f"n_rooms must be between 4 and 9, got {n_rooms}")
+    rng = np.random.default_rng([seed, 0x40_05E])
+    n = int(n_rooms if n_rooms is not None else rng.integers(4, 10))
+    for _attempt in range(100):
+        types = _room_plan(rng, n)
+        plan = _layout(rng, types)
+        if plan is None:
+            continue
+        rects, tree = plan
+        looks = _assign_looks(rng, set(types))
+        ceiling = CEILINGS[int(rng.integers(len(CEILINGS)))]
+        rooms = [Room(i, t, *rects[i], looks[t][0], looks[t][1], ceiling) for i, t in enumerate(types)]
+        pairs = list(tree)
+        for i in range(n):
+            for j in range(i + 1, n):
+                if (i, j) in pairs or (j, i) in pairs:
+                    continue
+                if _adjacency(rooms[i], rooms[j]) is not None and rng.random() < 0.35:
+                    pairs.append((i, j))
+        doors = []
+        for a, b in pairs:
+            spec = _door_between(rng, rooms[a], rooms[b])
+            if spec is None:
+                raise AssertionError(f"rooms {a} and {b} were placed adjacent but share no door wall")
+            doors.append(Door(len(doors), a, b, *spec))
+        landmarks = _place_landmarks(rng, rooms, doors)
+        house = _keep_navigable(House(seed=int(seed), rooms=rooms, doors=doors, landmarks=landmarks))
+        house.validate(f"generated house {seed}")
+        return house
+    raise VidNavError(f"could not lay out a house for seed {seed}; try another seed")
+
+
+def _keep_navigable(house: House) -> House:
+    """Drop landmarks (last placed first) until one connected free space reaches every room and doorway."""
+    from vidnav.sim.navmap import NavMap
+
+    while True:
+        nav = NavMap(house)
+        blocked = nav.unreachable_rooms()
+        if not blocked:
+            return house
+        culprits = [o for o in house.landmarks if o.room in blocked]
+        if not culprits:  # a room without objects cannot be cut off by objects
+            raise AssertionError(f"house {house.seed}: rooms {blocked} unreachable without any landmark")
+        drop = culprits[-1]
+        kept = [o for o in house.landmarks if o is not drop]
+        house = House(house.seed, house.rooms, house.doors,
+                      [Landmark(i, *[getattr(o, f) for f in ("kind", "color", "x", "z", "dir", "room", "height", "radius")])
+                       for i, o in enumerate(kept)])
