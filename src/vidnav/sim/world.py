@@ -68,6 +68,7 @@ def _make_world_class():
             self._spawn = (0.0, 0.0, 0.0)
             self.forward_step = forward_step
             self.turn_deg = turn_deg
+            self.agent_radius = agent_radius
             params = make_params(cam_height, vertical_fov(hfov_deg, width, height), agent_radius, forward_step, turn_deg)
             super().__init__(max_episode_steps=10**9, obs_width=width, obs_height=height,
                              window_width=64, window_height=64, params=params)
@@ -104,6 +105,7 @@ def _make_world_class():
             for o in h.landmarks:
                 self.place_entity(_landmark_entity(entity, o), pos=np.array([o.x, 0.0, o.z]), dir=o.dir)
             x, z, heading = self._spawn
+            self.agent.radius = self.agent_radius  # Miniworld ignores its bot_radius parameter
             self.place_agent(pos=np.array([x, 0.0, z]), dir=heading)
 
     return _HouseWorld
