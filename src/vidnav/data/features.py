@@ -1,0 +1,139 @@
+"""An append-only, memory-mapped store of frozen vision features (fp16), keyed by trajectory.
+
+The vision tower is frozen, so each rendered frame is encoded once and training epochs read the
+feature grids from here instead of re-rendering and re-encoding video. Layout of a store folder:
+
+    meta.json          feature shape (N, C), dtype, the encoder's name
+    shard-00000.f16    raw little-endian fp16 rows of shape (N, C), appended
+    index.jsonl        one line per trajectory: {"key", "shard", "offset", "length"}
+
+Crash safety: rows are flushed before their index line is appended; on open, a half-written index
+line is dropped and bytes past the last indexed row are cut off, so an interrupted collection
+resumes where it stopped without losing or duplicating anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vidnav.errors import VidNavError
+from vidnav.io import read_json, write_json
+
+SHARD_BYTES = 2 * 1024**3  # start a new shard file after ~2 GB
+
+
+class FeatureStore:
+    def __init__(self, root: str | os.PathLike, shape: tuple[int, int] | None = None, encoder: str | None = None):
+        """Open (or create, when ``shape`` is given) a store at ``root``."""
+        self.root = Path(root)
+        meta_path = self.root / "meta.json"
+        if meta_path.exists():
+            meta = read_json(meta_path, what="feature store meta")
+            self.shape = tuple(meta["shape"])
+            self.encoder = meta.get("encoder")
+            if shape is not None and tuple(shape) != self.shape:
+                raise VidNavError(f"feature store {self.root} holds features of shape {self.shape}, not {tuple(shape)}; "
+                                  "use another --features folder for a different vision tower")
+            if encoder is not None and self.encoder is not None and encoder != self.encoder:
+                raise VidNavError(f"feature store {self.root} was made by encoder {self.encoder!r}, not {encoder!r}; "
+                                  "use another --features folder")
+        else:
+            if shape is None:
+                raise VidNavError(f"no feature store at {self.root} (missing meta.json); collect features first")
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.shape, self.encoder = tuple(shape), encoder
+            write_json(meta_path, {"shape": list(self.shape), "dtype": "float16", "encoder": encoder})
+        self.row_bytes = int(np.prod(self.shape)) * 2
+        self.index: dict[str, tuple[int, int, int]] = {}
+        self._load_index()
+        self._maps: dict[int, np.memmap] = {}
+
+    # -- index -----------------------------------------------------------------------------------
+    def _load_index(self) -> None:
+        path = self.root / "index.jsonl"
+        ends: dict[int, int] = {}
+        if path.exists():
+            lines = path.read_bytes().split(b"\n")
+            good = []
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    e = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a line cut by a crash: everything after it is discarded
+                good.append(line)
+                self.index[e["key"]] = (int(e["shard"]), int(e["offset"]), int(e["length"]))
+                ends[int(e["shard"])] = max(ends.get(int(e["shard"]), 0), int(e["offset"]) + int(e["length"]))
+            if len(good) != len([x for x in lines if x.strip()]):
+                path.write_bytes(b"".join(x + b"\n" for x in good))
+        # cut rows written after the last index line (an interrupted append)
+        for shard_path in self.root.glob("shard-*.f16"):
+            shard = int(shard_path.stem.split("-")[1])
+            want = ends.get(shard, 0) * self.row_bytes
+            if shard_path.stat().st_size > want:
+                with open(shard_path, "r+b") as f:
+                    f.truncate(want)
+        self._ends = ends
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def keys(self) -> list[str]:
+        return list(self.index)
+
+    @property
+    def n_rows(self) -> int:
+        return sum(v[2] for v in self.index.values())
+
+    # -- write -----------------------------------------------------------------------------------
+    def add(self, key: str, feats: np.ndarray) -> None:
+        """Append the features of one trajectory ([T, N, C]); a key already stored is an error."""
+        if key in self.index:
+            raise VidNavError(f"feature store {self.root} already holds {key!r}")
+        feats = np.ascontiguousarray(feats, dtype=np.float16)
+        if feats.ndim != 3 or feats.shape[1:] != self.shape:
+            raise VidNavError(f"features for {key!r} have shape {feats.shape}, expected [T, {self.shape[0]}, {self.shape[1]}]")
+        shard = max(self._ends, default=0)
+        if self._ends.get(shard, 0) * self.row_bytes >= SHARD_BYTES:
+            shard += 1
+        offset = self._ends.get(shard, 0)
+        path = self.root / f"shard-{shard:05d}.f16"
+        with open(path, "ab") as f:
+            f.write(feats.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        with open(self.root / "index.jsonl", "ab") as f:
+            f.write(json.dumps({"key": key, "shard": shard, "offset": offset, "length": len(feats)}).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.index[key] = (shard, offset, len(feats))
+        self._ends[shard] = offset + len(feats)
+        self._maps.pop(shard, None)  # the file grew: remap on next read
+
+    # -- read ------------------------------------------------------------------------------------
+    def get(self, key: str, stop: int | None = None) -> np.ndarray:
+        """Features of ``key`` (rows [0, stop)), a read-only memory-mapped fp16 array [T, N, C]."""
+        try:
+            shard, offset, length = self.index[key]
+        except KeyError:
+            raise VidNavError(f"feature store {self.root} has no features for {key!r}; collect them first") from None
+        mm = self._maps.get(shard)
+        if mm is None:
+            path = self.root / f"shard-{shard:05d}.f16"
+            mm = np.memmap(path, dtype=np.float16, mode="r").reshape(-1, *self.shape)
+            self._maps[shard] = mm
+        n = length if stop is None else min(stop, length)
+        return mm[offset:offset + n]
+
+    def __getstate__(self):  # memmaps are reopened in worker processes
+        d = dict(self.__dict__)
+        d["_maps"] = {}
+        return d
