@@ -111,3 +111,13 @@ def test_load_agent_from_a_checkpoint(agent, frames, tmp_path):
     for a in (agent, other):
         a.reset("walk to the tree")
     assert [agent.act(f) for f in frames[:3]] == [other.act(f) for f in frames[:3]]
+
+
+def test_history_cache_does_not_change_actions(frames):
+    torch.manual_seed(2)
+    model = build_model("tiny", memory="navid").eval()
+    cached, plain = Agent(model), Agent(model, cache_history=False)
+    for a in (cached, plain):
+        a.reset("follow the road")
+    assert [cached.act(f) for f in frames[:8]] == [plain.act(f) for f in frames[:8]]
+    assert cached._stable == cached._mem.stable_tokens() > 0 and plain._stable == 0

@@ -2,7 +2,8 @@
 
 Each call runs the vision tower on the new frame only, computes that frame's tokens once, and updates the
 memory incrementally (Uni-NaVid merging happens online). The prompt and instruction are encoded once per
-episode and their KV cache is reused by every call, so a call costs the visual tokens plus k decoding steps.
+episode; their KV cache, extended by history tokens that can no longer change, is reused by every call, so a
+call costs the new and still-changing visual tokens plus k decoding steps.
 
     agent = vidnav.load_agent(preset="tiny")          # random weights; or load_agent("runs/ckpt")
     agent.reset("walk past the sofa and stop at the door")
@@ -25,13 +26,21 @@ DEFAULT_AGENT_DIR = Path(__file__).resolve().parent / "assets" / "default_agent"
 
 
 class Agent:
-    def __init__(self, model):
+    """Stateful streaming agent around a VidNavForCausalLM (see the module docstring).
+
+    ``cache_history=False`` recomputes all visual tokens on every call (only the instruction prefix stays
+    cached): the same actions, for benchmarks that show what the history cache saves.
+    """
+
+    def __init__(self, model, cache_history: bool = True):
         self.model = model.eval()
+        self.cache_history = cache_history
         self.strategy = model.memory
         self.num_actions = model.config.num_actions
         self._mem = None
         self._cache = None
         self._prefix_len = 0
+        self._stable = 0
         self._encoder = None
         self.instruction: str | None = None
         self.steps = 0  # frames seen in this episode
@@ -61,6 +70,7 @@ class Agent:
         if cfg.memory == "navila":
             black = self.strategy.frame_tokens(self._encoder, m._black_features())
         self._mem = self.strategy.stream(black)
+        self._stable = 0  # stable history tokens held in the KV cache after the prefix
         self.instruction = instruction
         self.steps = 0
 
@@ -88,24 +98,38 @@ class Agent:
 
     @torch.no_grad()
     def plan(self) -> list[str]:
-        """Plan k actions from the current memory (the last frame given is the current observation)."""
+        """Plan k actions from the current memory (the last frame given is the current observation).
+
+        The KV cache holds the instruction prefix plus the memory's *stable* history tokens (those that can no
+        longer change: all of NaVid's / LLaMA-VID's history, Uni-NaVid's long-term tokens but the last); a call
+        runs the LM only over the new stable tokens and the rest of the visual input. Exact for a causal LM.
+        """
         from vidnav.model.actions import canonical_actions
 
         if self._mem is None or self._mem.current is None:
             raise VidNavError("call agent.reset(instruction) and give it a frame before planning")
         m = self.model
+        decoder = m._base_lm().model
         vis = self._mem.visual()
-        suffix = m.suffix_embeds(vis.history, vis.current)[None]
-        dev = suffix.device
-        start, n = self._prefix_len, suffix.shape[1]
-        pos = torch.arange(start, start + n, device=dev)[None]
-        mask = torch.ones(1, start + n, dtype=torch.long, device=dev)
+        stable = self._mem.stable_tokens() if self.cache_history else 0
+        if stable < self._stable:  # cannot happen with the shipped memories; recompute rather than be wrong
+            self._cache.crop(-(self._cache.get_seq_length() - self._prefix_len))
+            self._stable = 0
+        if stable > self._stable:  # extend the cache with history tokens that just became final
+            new = vis.history[self._stable : stable].to(m.markers.dtype)[None]
+            start = self._prefix_len + self._stable
+            decoder(inputs_embeds=new, position_ids=torch.arange(start, start + new.shape[1], device=new.device)[None],
+                    past_key_values=self._cache, use_cache=True)
+            self._stable = stable
+        cached = self._prefix_len + self._stable
+        suffix = m.suffix_embeds(vis.history[self._stable :], vis.current)[None]
+        pos = torch.arange(cached, cached + suffix.shape[1], device=suffix.device)[None]
         try:
-            out = m._base_lm().model(inputs_embeds=suffix, attention_mask=mask, position_ids=pos,
-                                     past_key_values=self._cache, use_cache=True)
-            words = m.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, mask, pos[:, -1])[0]
-        finally:  # keep only the instruction prefix in the cache
-            extra = self._cache.get_seq_length() - self._prefix_len
+            # batch of one without padding: no attention mask needed (causal attention over the cache)
+            out = decoder(inputs_embeds=suffix, position_ids=pos, past_key_values=self._cache, use_cache=True)
+            words = m.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, None, pos[:, -1])[0]
+        finally:  # keep only the prefix and the stable history in the cache
+            extra = self._cache.get_seq_length() - cached
             if extra > 0:
                 self._cache.crop(-extra)
         return canonical_actions(words, self.num_actions)

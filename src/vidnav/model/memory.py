@@ -142,6 +142,12 @@ class StreamingMemory:
     def _history(self) -> tuple[torch.Tensor, list[int], int, int]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def stable_tokens(self) -> int:
+        """How many leading history tokens are final: they will never change or move, whatever comes next.
+
+        A consumer may keep the LM's KV cache of those tokens across calls (exact for a causal LM)."""
+        return 0
+
     def visual(self) -> Visual:
         if self.current is None:
             raise VidNavError("the memory holds no frame yet; call agent.act(frame) or agent.observe(frame) first")
@@ -217,6 +223,9 @@ class _NaVidStream(StreamingMemory):
         self.blocks.append(block)
         self._cat = block if self._cat is None else torch.cat([self._cat, block], dim=0)
 
+    def stable_tokens(self) -> int:  # append-only history: every history token is final
+        return 0 if self._cat is None else self._cat.shape[0]
+
     def _history(self):
         hist = self._empty() if self._cat is None else self._cat
         n = len(self.blocks)
@@ -269,6 +278,9 @@ class _UniNaVidStream(StreamingMemory):
         if len(self.window) > self.strategy.window:
             leaving = self.window.popleft()
             merge_step(self.long, self.counts, leaving.history.mean(dim=0), self.strategy.tau)
+
+    def stable_tokens(self) -> int:  # long-term tokens come first; only the last one can still absorb merges
+        return max(0, len(self.long) - 1)
 
     def _history(self):
         rows = [torch.stack(self.long)] if self.long else []
