@@ -193,12 +193,16 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
 
     # -- vision ---------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode_frames(self, frames, batch_size: int = 32) -> torch.Tensor:
+    def encode_frames(self, frames, batch_size: int | None = None) -> torch.Tensor:
         """uint8 RGB frames [T, H, W, 3] (numpy or torch) → frozen tower features [T, N, C] (no grad).
 
         This is what a training pipeline caches (e.g. as fp16); every later step accepts these features.
+        ``batch_size`` defaults to 8 frames per tower call on CPU (bigger batches are slower there: the
+        activations of a 256x256 batch leave the caches) and 64 on GPU.
         """
         x = as_frames(frames)
+        if batch_size is None:
+            batch_size = 8 if self.vision.pixel_mean.device.type == "cpu" else 64
         out = [self.vision(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
         return torch.cat(out, dim=0)
 
@@ -383,7 +387,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             if all(len(x) >= k for x in words):
                 break
             tok = ids[choice]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            if mask is not None:  # None: a batch without padding (the Agent), causal attention suffices
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             last_pos = last_pos + 1
             out = base.model(inputs_embeds=base.get_input_embeddings()(tok)[:, None], attention_mask=mask,
                              position_ids=last_pos[:, None], past_key_values=cache, use_cache=True)
