@@ -4,4 +4,18 @@ __version__ = "0.1.0"
 
 from vidnav.errors import VidNavError
 
-__all__ = ["VidNavError", "__version__"]
+
+def __getattr__(name):  # the model stack imports torch/transformers: only when asked for
+    if name in ("load_agent", "Agent", "DEFAULT_AGENT_DIR"):
+        from vidnav import agent
+
+        return getattr(agent, name)
+    if name in ("VidNavConfig", "VidNavForCausalLM", "build_model", "parse_actions", "ACTIONS"):
+        import vidnav.model as model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'vidnav' has no attribute {name!r}")
+
+
+__all__ = ["ACTIONS", "Agent", "DEFAULT_AGENT_DIR", "VidNavConfig", "VidNavError", "VidNavForCausalLM",
+           "__version__", "build_model", "load_agent", "parse_actions"]

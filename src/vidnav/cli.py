@@ -28,6 +28,9 @@ def version() -> None:
 
 def _register() -> None:
     """Attach each area's commands (modules import heavy libraries lazily inside their commands)."""
+    from vidnav.model.cli import model_app
+
+    app.add_typer(model_app, name="model")
 
 
 _register()

@@ -1,0 +1,175 @@
+"""The streaming Agent: reset(instruction) → act(frame) → k action words, one frame at a time.
+
+Each call runs the vision tower on the new frame only, computes that frame's tokens once, and updates the
+memory incrementally (Uni-NaVid merging happens online). The prompt and instruction are encoded once per
+episode; their KV cache, extended by history tokens that can no longer change, is reused by every call, so a
+call costs the new and still-changing visual tokens plus k decoding steps.
+
+    agent = vidnav.load_agent(preset="tiny")          # random weights; or load_agent("runs/ckpt")
+    agent.reset("walk past the sofa and stop at the door")
+    actions = agent.act(rgb)                            # e.g. ['forward', 'forward', 'left', 'stop']
+    for a in actions[1:]: agent.observe(next_rgb)       # frames seen while executing the plan
+
+Returned actions are canonical: everything after the first ``stop`` is ``stop``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidnav.errors import VidNavError
+
+DEFAULT_AGENT_DIR = Path(__file__).resolve().parent / "assets" / "default_agent"
+
+
+class Agent:
+    """Stateful streaming agent around a VidNavForCausalLM (see the module docstring).
+
+    ``cache_history=False`` recomputes all visual tokens on every call (only the instruction prefix stays
+    cached): the same actions, for benchmarks that show what the history cache saves.
+    """
+
+    def __init__(self, model, cache_history: bool = True):
+        self.model = model.eval()
+        self.cache_history = cache_history
+        self.strategy = model.memory
+        self.num_actions = model.config.num_actions
+        self._mem = None
+        self._cache = None
+        self._prefix_len = 0
+        self._stable = 0
+        self._encoder = None
+        self.instruction: str | None = None
+        self.steps = 0  # frames seen in this episode
+
+    # -- episode ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def reset(self, instruction: str) -> None:
+        """Start an episode: encode the instruction once and empty the memory."""
+        from vidnav.model.modeling_vidnav import _check_instruction
+
+        _check_instruction(instruction)
+        m = self.model
+        cfg = m.config
+        dev = m.markers.device
+        ids = m.tokenizer(instruction, add_special_tokens=False, truncation=True,
+                          max_length=cfg.max_instruction_tokens)["input_ids"]
+        q = m.query_tokenizer(instruction, truncation=True, max_length=cfg.max_instruction_tokens, return_tensors="pt")
+        q_hidden = m.encode_queries(q["input_ids"], q["attention_mask"])
+        self._encoder = m.frame_encoder(q_hidden[0] if q_hidden is not None else None,
+                                        q["attention_mask"][0].to(dev) if q_hidden is not None else None)
+        prefix = m.prefix_embeds(torch.tensor(ids, dtype=torch.long))[None]
+        self._prefix_len = prefix.shape[1]
+        out = m._base_lm().model(inputs_embeds=prefix, position_ids=torch.arange(self._prefix_len, device=dev)[None],
+                                 use_cache=True)
+        self._cache = out.past_key_values
+        black = None
+        if cfg.memory == "navila":
+            black = self.strategy.frame_tokens(self._encoder, m._black_features())
+        self._mem = self.strategy.stream(black)
+        self._stable = 0  # stable history tokens held in the KV cache after the prefix
+        self.instruction = instruction
+        self.steps = 0
+
+    @torch.no_grad()
+    def observe(self, rgb: Any) -> None:
+        """Add a frame to the memory without planning (frames seen while executing a multi-action plan)."""
+        feats = self.model.encode_frames(self._frame(rgb))
+        self.observe_features(feats)
+
+    @torch.no_grad()
+    def observe_features(self, feats: torch.Tensor) -> None:
+        """Add one frame given as tower features [1, N, C] (e.g. from a feature cache)."""
+        if self._mem is None:
+            raise VidNavError("call agent.reset(instruction) before giving it frames")
+        if feats.dim() != 3 or feats.shape[0] != 1:
+            raise VidNavError(f"observe_features takes one frame's features [1, N, C], got {tuple(feats.shape)}")
+        self._mem.push(self.strategy.frame_tokens(self._encoder, feats))
+        self.steps += 1
+
+    @torch.no_grad()
+    def act(self, rgb: Any) -> list[str]:
+        """Add the frame and plan the next k actions (constrained greedy decoding)."""
+        self.observe(rgb)
+        return self.plan()
+
+    @torch.no_grad()
+    def plan(self) -> list[str]:
+        """Plan k actions from the current memory (the last frame given is the current observation).
+
+        The KV cache holds the instruction prefix plus the memory's *stable* history tokens (those that can no
+        longer change: all of NaVid's / LLaMA-VID's history, Uni-NaVid's long-term tokens but the last); a call
+        runs the LM only over the new stable tokens and the rest of the visual input. Exact for a causal LM.
+        """
+        from vidnav.model.actions import canonical_actions
+
+        if self._mem is None or self._mem.current is None:
+            raise VidNavError("call agent.reset(instruction) and give it a frame before planning")
+        m = self.model
+        decoder = m._base_lm().model
+        vis = self._mem.visual()
+        stable = self._mem.stable_tokens() if self.cache_history else 0
+        if stable < self._stable:  # cannot happen with the shipped memories; recompute rather than be wrong
+            self._cache.crop(-(self._cache.get_seq_length() - self._prefix_len))
+            self._stable = 0
+        if stable > self._stable:  # extend the cache with history tokens that just became final
+            new = vis.history[self._stable : stable].to(m.markers.dtype)[None]
+            start = self._prefix_len + self._stable
+            decoder(inputs_embeds=new, position_ids=torch.arange(start, start + new.shape[1], device=new.device)[None],
+                    past_key_values=self._cache, use_cache=True)
+            self._stable = stable
+        cached = self._prefix_len + self._stable
+        suffix = m.suffix_embeds(vis.history[self._stable :], vis.current)[None]
+        pos = torch.arange(cached, cached + suffix.shape[1], device=suffix.device)[None]
+        try:
+            # batch of one without padding: no attention mask needed (causal attention over the cache)
+            out = decoder(inputs_embeds=suffix, position_ids=pos, past_key_values=self._cache, use_cache=True)
+            words = m.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, None, pos[:, -1])[0]
+        finally:  # keep only the prefix and the stable history in the cache
+            extra = self._cache.get_seq_length() - cached
+            if extra > 0:
+                self._cache.crop(-extra)
+        return canonical_actions(words, self.num_actions)
+
+    # -- introspection ----------------------------------------------------------------------------------------
+    def memory_state(self):
+        """The memory's current visual tokens and counts (a vidnav.model.memory.Visual)."""
+        if self._mem is None:
+            raise VidNavError("call agent.reset(instruction) first")
+        return self._mem.visual()
+
+    @staticmethod
+    def _frame(rgb: Any) -> torch.Tensor:
+        from vidnav.model.modeling_vidnav import as_frames
+
+        shape = getattr(rgb, "shape", None)
+        if shape is not None and len(shape) != 3:
+            raise VidNavError(f"the agent takes one RGB frame [H, W, 3], got shape {tuple(shape)}")
+        return as_frames(rgb, "frame")
+
+
+def load_agent(checkpoint: str | Path | None = None, preset: str | None = None, *, device=None, dtype=None,
+               **overrides) -> Agent:
+    """An Agent from a checkpoint folder, or from a preset with fresh weights, or the shipped default.
+
+    ``overrides`` set config fields (e.g. ``memory="navid"``); with a checkpoint only those that do not change
+    the weights make sense. ``load_agent()`` with no arguments loads ``DEFAULT_AGENT_DIR``.
+    """
+    from vidnav.model import build_model
+    from vidnav.model.modeling_vidnav import VidNavForCausalLM
+
+    if checkpoint is not None and preset is not None:
+        raise VidNavError("give either checkpoint= (a trained model folder) or preset= (fresh weights), not both")
+    if preset is not None:
+        model = build_model(preset, device=device, dtype=dtype, **overrides)
+    else:
+        if checkpoint is None:
+            if not (DEFAULT_AGENT_DIR / "config.json").is_file():
+                raise VidNavError(f"no default checkpoint is shipped yet (expected {DEFAULT_AGENT_DIR}); pass "
+                                  "checkpoint='path/to/folder' or preset='tiny' for random weights")
+            checkpoint = DEFAULT_AGENT_DIR
+        model = VidNavForCausalLM.from_pretrained(checkpoint, device=device, dtype=dtype, **overrides)
+    return Agent(model)

@@ -1,0 +1,163 @@
+"""Action words: the model's answer vocabulary, the text parser, and the constrained-decoding trie.
+
+The model answers with exactly ``k`` words from :data:`ACTIONS`. An executor runs them in order and stops
+at the first ``stop`` (anything after it is ignored). Each word maps to one simulator action:
+``forward`` = 0.25 m, ``left``/``right`` = 15° turns, ``stop`` = end of episode.
+
+:func:`parse_actions` also reads NaVid / NaVILA style answers ("move forward 75 cm", "turn left 30
+degrees") by converting distances and angles into that many unit steps. It never raises.
+
+Fallback (documented contract): text with no recognisable action gives ``["stop"] * k``. Stopping is the
+safe default for a robot that received garbage; partially recognised text keeps what was recognised and is
+padded with ``stop`` up to ``k``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+import torch
+
+ACTIONS: tuple[str, ...] = ("forward", "left", "right", "stop")
+FORWARD_STEP_CM = 25.0
+TURN_STEP_DEG = 15.0
+FALLBACK_ACTION = "stop"
+
+_SYNONYMS = {
+    "forward": "forward",
+    "forwards": "forward",
+    "ahead": "forward",
+    "straight": "forward",
+    "left": "left",
+    "right": "right",
+    "stop": "stop",
+    "halt": "stop",
+}
+# a number with an optional unit, or a word
+_TOKEN = re.compile(
+    r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>centimet(?:er|re)s?|cm|met(?:er|re)s?|m\b|degrees?|degs?\b|°|steps?\b)?"
+    r"|(?P<word>[a-z]+)"
+)
+
+
+def canonical_actions(actions: Sequence[str], k: int | None = None) -> list[str]:
+    """Everything after the first ``stop`` becomes ``stop`` (what an executor does); optionally fit to ``k`` words."""
+    out: list[str] = []
+    stopped = False
+    for a in actions:
+        stopped = stopped or a == "stop"
+        out.append("stop" if stopped else a)
+    if k is not None:
+        out = (out + ["stop"] * k)[:k]
+    return out
+
+
+def _repeats(action: str, value: float, unit: str | None, k: int) -> int:
+    """How many unit steps a 'forward 75 cm' / 'left 30 degrees' / 'forward 2 steps' phrase stands for."""
+    if unit and unit.startswith("step"):
+        steps = value
+    elif action == "forward":
+        cm = value * 100.0 if unit and unit.startswith("m") and not unit.startswith("cm") else value
+        steps = cm / FORWARD_STEP_CM
+    elif action in ("left", "right"):
+        steps = value / TURN_STEP_DEG
+    else:  # "stop 5" means stop
+        return 1
+    if not math.isfinite(steps) or steps >= k:
+        return k
+    return max(1, int(round(steps)))
+
+
+def parse_actions(text: object, k: int = 4) -> list[str]:
+    """Read ``k`` action words out of model text; never raises (see the module doc for the fallback).
+
+    >>> parse_actions("forward left left stop")
+    ['forward', 'left', 'left', 'stop']
+    >>> parse_actions("The next action is move forward 75 cm.")
+    ['forward', 'forward', 'forward', 'stop']
+    >>> parse_actions("turn left 30 degrees")
+    ['left', 'left', 'stop', 'stop']
+    >>> parse_actions("no idea")
+    ['stop', 'stop', 'stop', 'stop']
+    """
+    try:
+        k = max(1, int(k))
+        s = text if isinstance(text, str) else ("" if text is None else str(text))
+        s = s.lower()
+        found: list[list] = []  # [action, repeats]; a number right after an action word sets its repeats
+        last_was_action = False
+        for m in _TOKEN.finditer(s):
+            if m.group("word") is not None:
+                action = _SYNONYMS.get(m.group("word"))
+                if action is not None:
+                    found.append([action, 1])
+                    last_was_action = True
+                elif m.group("word") not in ("move", "turn", "go", "by", "about", "for", "and", "then"):
+                    last_was_action = False
+            else:
+                if last_was_action and found:
+                    try:
+                        value = float(m.group("num"))
+                    except (OverflowError, ValueError):
+                        value = float("inf")
+                    found[-1][1] = _repeats(found[-1][0], value, m.group("unit"), k)
+                last_was_action = False
+            if sum(n for _, n in found) >= k:
+                break
+        words = [a for a, n in found for _ in range(n)]
+        if not words:
+            return [FALLBACK_ACTION] * k
+        return canonical_actions(words, k)
+    except Exception:  # the contract is "never raises"; a parser bug must not crash a robot
+        return [FALLBACK_ACTION] * max(1, int(k) if isinstance(k, int) else 4)
+
+
+class ActionCodec:
+    """Token sequences of the action words for one tokenizer, and a trie for constrained decoding.
+
+    Each word is encoded as ``tokenizer.encode(" " + word)`` (the leading space gives the in-sentence form
+    for BPE tokenizers and is dropped by WordPiece). Answers are the concatenation of those sequences, so
+    training targets and decoding agree token for token. The sequences must be prefix-free.
+    """
+
+    def __init__(self, tokenizer, words: Iterable[str] = ACTIONS):
+        self.words = tuple(words)
+        self.seqs = {w: tuple(tokenizer.encode(" " + w, add_special_tokens=False)) for w in self.words}
+        for w, seq in self.seqs.items():
+            if not seq:
+                raise ValueError(f"the tokenizer encodes the action word {w!r} as nothing")
+        for a in self.words:
+            for b in self.words:
+                if a != b and self.seqs[b][: len(self.seqs[a])] == self.seqs[a]:
+                    raise ValueError(f"action words {a!r} and {b!r} are not prefix-free for this tokenizer")
+        # union of the tokens any word uses; decoding scores only these columns of the LM head
+        self.token_ids = sorted({t for s in self.seqs.values() for t in s})
+        col = {t: i for i, t in enumerate(self.token_ids)}
+        # trie as tables: node 0 is the root; next_node[node, col] = child (or -1); word_at[node] = word index or -1
+        children: list[dict[int, int]] = [{}]
+        word_at = [-1]
+        for wi, w in enumerate(self.words):
+            node = 0
+            for t in self.seqs[w]:
+                if t not in children[node]:
+                    children.append({})
+                    word_at.append(-1)
+                    children[node][t] = len(children) - 1
+                node = children[node][t]
+            word_at[node] = wi
+        n = len(children)
+        self.next_node = torch.full((n, len(self.token_ids)), -1, dtype=torch.long)
+        for node, ch in enumerate(children):
+            for t, child in ch.items():
+                self.next_node[node, col[t]] = child
+        self.word_at = torch.tensor(word_at, dtype=torch.long)
+        self.single_token = all(len(s) == 1 for s in self.seqs.values())
+
+    def encode(self, actions: Sequence[str]) -> list[int]:
+        return [t for a in actions for t in self.seqs[a]]
+
+    @property
+    def max_answer_tokens_per_word(self) -> int:
+        return max(len(s) for s in self.seqs.values())

@@ -1,0 +1,133 @@
+"""VidNavConfig: everything that shapes a vidnav model, as an HF ``PretrainedConfig`` (config.json).
+
+Frozen pretrained parts are *referenced*, not stored: ``vision_tower``/``vision_path``, ``text_encoder``/
+``text_path``, ``lm``/``lm_path`` and ``lm_embeddings`` name a weight package (``efficientnet-lite0``,
+``minilm-l6``, ``smollm2-135m-instruct``) or a local folder. The ``*_config`` dicts hold the shapes, so a
+model can be built without weights (meta device, random-weight benchmarks).
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class VidNavConfig(PretrainedConfig):
+    r"""
+    Args:
+        preset: the preset this config started from (informational).
+        vision_tower: ``"efficientnet-lite0"`` (package weights), ``"clip"`` or ``"siglip"`` (local folder).
+        vision_path: local folder of a CLIP / SigLIP model (HF format) for ``clip``/``siglip``.
+        vision_config: CLIPVisionConfig / SiglipVisionConfig kwargs (shape when no weights are loaded).
+        vision_image_size: input size of EfficientNet-Lite (frames are resized to it); HF towers use their own.
+        vision_feature: EfficientNet-Lite feature map, ``"blocks"`` (last MBConv, 320 ch) or ``"head"`` (1280 ch).
+        vision_feature_layer: hidden layer of HF towers whose patch tokens are used (LLaVA's select_layer).
+        text_encoder: ``"minilm-l6"`` (package) or ``"bert"`` (local folder ``text_path``); frozen.
+        text_config: BertConfig kwargs of the text encoder (shape).
+        max_instruction_tokens: instructions are truncated to this many tokens (text encoder and LM).
+        lm: ``"scratch"`` (a LLaMA decoder trained from scratch), ``"smollm2-135m-instruct"`` (package GGUF,
+            converted once into the cache) or ``"llama"`` (a local LLaMA-architecture folder ``lm_path``).
+        lm_config: LlamaConfig kwargs (shape of the LM).
+        lm_tokenizer: ``"minilm-l6"``, ``"smollm2-135m-instruct"``, a local folder, or None (= ``lm_path``).
+        lm_embeddings: ``"minilm-l6"``: the LM's input embeddings are MiniLM's word embeddings, frozen and tied
+            to the output head, loaded from the package (not saved in checkpoints); None: the LM's own.
+        lm_train: ``"full"`` (all LM weights except frozen embeddings), ``"lora"`` (PEFT LoRA) or ``"frozen"``.
+        lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings for ``lm_train="lora"``.
+        projector: ``"mlp2x_gelu"`` or ``"mlp_downsample"`` (NaVILA).
+        memory: ``"navid"``, ``"uninavid"``, ``"navila"`` or ``"llamavid"`` (see vidnav.model.memory).
+        use_context_token: add the LLaMA-VID context token per frame; None = the strategy's default.
+        current_pool, history_pool: g of the g×g pooling for the current frame (64 tokens at 8) and for
+            short-term history frames (4 tokens at 2).
+        uninavid_window: B, the number of history frames kept at ``history_pool`` by ``uninavid``.
+        merge_threshold: τ, cosine similarity above which ``uninavid`` merges long-term tokens (paper: 0.95;
+            the released code used 0.985).
+        navila_frames: frames seen by ``navila`` (history samples + the current frame).
+        navila_pool: g for every ``navila`` frame (None = ``current_pool``).
+        num_actions: k, the number of action words the model answers with.
+    """
+
+    model_type = "vidnav"
+
+    def __init__(
+        self,
+        preset: str = "tiny",
+        vision_tower: str = "efficientnet-lite0",
+        vision_path: str | None = None,
+        vision_config: dict | None = None,
+        vision_image_size: int = 256,
+        vision_feature: str = "blocks",
+        vision_feature_layer: int = -2,
+        text_encoder: str = "minilm-l6",
+        text_path: str | None = None,
+        text_config: dict | None = None,
+        max_instruction_tokens: int = 128,
+        lm: str = "scratch",
+        lm_path: str | None = None,
+        lm_config: dict | None = None,
+        lm_tokenizer: str | None = "minilm-l6",
+        lm_embeddings: str | None = "minilm-l6",
+        lm_train: str = "full",
+        lora_r: int = 16,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.05,
+        lora_target_modules: list[str] | None = None,
+        projector: str = "mlp2x_gelu",
+        memory: str = "uninavid",
+        use_context_token: bool | None = None,
+        current_pool: int = 8,
+        history_pool: int = 2,
+        uninavid_window: int = 64,
+        merge_threshold: float = 0.95,
+        navila_frames: int = 8,
+        navila_pool: int | None = None,
+        num_actions: int = 4,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        self.preset = preset
+        self.vision_tower = vision_tower
+        self.vision_path = vision_path
+        self.vision_config = vision_config
+        self.vision_image_size = vision_image_size
+        self.vision_feature = vision_feature
+        self.vision_feature_layer = vision_feature_layer
+        self.text_encoder = text_encoder
+        self.text_path = text_path
+        self.text_config = text_config
+        self.max_instruction_tokens = max_instruction_tokens
+        self.lm = lm
+        self.lm_path = lm_path
+        self.lm_config = lm_config
+        self.lm_tokenizer = lm_tokenizer
+        self.lm_embeddings = lm_embeddings
+        self.lm_train = lm_train
+        self.lora_r = lora_r
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.lora_target_modules = list(lora_target_modules or DEFAULT_LORA_TARGETS)
+        self.projector = projector
+        self.memory = memory
+        self.use_context_token = use_context_token
+        self.current_pool = current_pool
+        self.history_pool = history_pool
+        self.uninavid_window = uninavid_window
+        self.merge_threshold = merge_threshold
+        self.navila_frames = navila_frames
+        self.navila_pool = navila_pool
+        self.num_actions = num_actions
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)
+
+
+def _register_auto_config() -> None:
+    """Let AutoConfig read vidnav config.json files (a convenience; never blocks importing vidnav)."""
+    try:
+        from transformers import AutoConfig
+
+        AutoConfig.register("vidnav", VidNavConfig, exist_ok=True)
+    except Exception:
+        pass
+
+
+_register_auto_config()

