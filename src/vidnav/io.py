@@ -63,3 +63,57 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise VidNavError(f"{what} {path} is truncated or not gzip: {e}; rebuild or re-download it") from e
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise VidNavError(f"{what} {path} is not valid JSON ({e}); rebuild or re-download it") from e
+
+
+def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records file") -> list[dict]:
+    """Records of an append-only JSONL file written by ``JsonlAppender``; each must hold ``key``.
+
+    A torn last line (the writer was killed mid-line) is dropped and the file rewritten without it, so
+    appending resumes cleanly; a bad line anywhere else is an error naming the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    good, torn = [], False
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or key not in rec:
+                raise ValueError
+        except ValueError:
+            if i == last and not path.read_bytes().endswith(b"\n"):
+                torn = True
+                continue
+            raise VidNavError(f"{path}: line {i + 1} is not a valid {what} line (needs a JSON object with {key!r}); "
+                              "delete the file to start over") from None
+        good.append(rec)
+    if torn:
+        atomic_write_bytes(path, b"".join(json.dumps(r).encode() + b"\n" for r in good))
+    return good
+
+
+class JsonlAppender:
+    """Appends one JSON object per line, flushed and fsynced per record (crash-safe with the reader above)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "ab")
+
+    def write(self, rec: dict) -> None:
+        self._f.write(json.dumps(rec).encode() + b"\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -24,6 +24,8 @@ from vidnav.sim.house import House
 
 # Discrete actions, numbered as VLN-CE's (habitat) action space.
 STOP, FORWARD, LEFT, RIGHT = 0, 1, 2, 3
+ACTION_WORDS = {STOP: "stop", FORWARD: "forward", LEFT: "left", RIGHT: "right"}  # the model's action words
+WORD_ACTIONS = {w: a for a, w in ACTION_WORDS.items()}
 ACTION_NAMES = {STOP: "STOP", FORWARD: "MOVE_FORWARD", LEFT: "TURN_LEFT", RIGHT: "TURN_RIGHT"}
 
 
