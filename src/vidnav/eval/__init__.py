@@ -1,0 +1,1 @@
+"""Evaluation: VLN-CE measures (metrics.py), and later the runner and reports."""
