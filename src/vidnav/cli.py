@@ -28,9 +28,11 @@ def version() -> None:
 
 def _register() -> None:
     """Attach each area's commands (modules import heavy libraries lazily inside their commands)."""
+    from vidnav.eval.cli import register as register_eval
     from vidnav.model.cli import model_app
 
     app.add_typer(model_app, name="model")
+    register_eval(app)
 
 
 _register()

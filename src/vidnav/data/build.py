@@ -1,0 +1,146 @@
+"""`vidnav data build`: the embedded benchmark in VLN-CE's R2R format.
+
+    DIR/houses/train_0000.json ...          the houses (scene_id of each episode, relative to DIR)
+    DIR/{split}/{split}.json.gz              {"episodes": [...], "instruction_vocab": {...}, "vidnav": {...}}
+    DIR/{split}/{split}_gt.json.gz           {"<episode_id>": {"locations", "actions", "forward_steps"}}
+    DIR/benchmark.json                       version, build arguments, counts, seconds
+
+Splits: ``train`` and ``val_seen`` (other paths in the train houses) and ``val_unseen`` (houses never in
+train). Each path gets three instructions, i.e. three episodes sharing a ``trajectory_id``, as in R2R.
+Houses are built in parallel processes; every house's content depends only on its own seed, so the
+output is the same for any number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vidnav.errors import VidNavError
+from vidnav.io import write_json
+
+BENCHMARK_VERSION = "vidnav-minihouse-r2r-v1"
+INSTRUCTIONS_PER_PATH = 3
+
+
+@dataclass
+class BuildConfig:
+    train_houses: int = 300
+    unseen_houses: int = 50
+    episodes_per_house: int = 36  # train episodes per train house (paths × 3 instructions)
+    val_seen_per_house: int = 3  # val_seen episodes per train house
+    unseen_per_house: int = 21  # val_unseen episodes per unseen house
+    seed: int = 0
+
+    def check(self) -> None:
+        for k in ("train_houses", "unseen_houses", "episodes_per_house", "val_seen_per_house", "unseen_per_house"):
+            if getattr(self, k) < 0:
+                raise VidNavError(f"--{k.replace('_', '-')} must be >= 0, got {getattr(self, k)}")
+
+
+def house_seed(seed: int, split: str, i: int) -> int:
+    """Disjoint seed ranges for train and unseen houses."""
+    return seed * 1_000_003 + (500_000 if split == "unseen" else 0) + i
+
+
+def _house_job(job: tuple[str, str, int, dict[str, int], str]) -> dict:
+    """Generate one house and its paths; return plain records (picklable, for worker processes)."""
+    from vidnav.data.instructions import write_instructions
+    from vidnav.data.paths import sample_paths
+    from vidnav.geometry import quaternion_from_heading
+    from vidnav.sim.house import generate_house
+    from vidnav.sim.navmap import FORWARD, NavMap
+
+    name, kind, hseed, want, out = job
+    house = generate_house(hseed)
+    house.save(Path(out) / "houses" / f"{name}.json")
+    nav = NavMap(house)
+    rng = np.random.default_rng([hseed, 0xB0B])
+    n_paths = {split: math.ceil(n / INSTRUCTIONS_PER_PATH) for split, n in want.items()}
+    paths = sample_paths(house, sum(n_paths.values()), rng, nav=nav)
+    records, i = [], 0
+    for split, n in n_paths.items():
+        for p in paths[i : i + n]:
+            texts = write_instructions(p.semantics, rng, n=INSTRUCTIONS_PER_PATH)
+            sx, sz, h = p.start
+            records.append({
+                "split": split,
+                "scene_id": f"houses/{name}.json",
+                "start_position": [sx, 0.0, sz],
+                "start_rotation": [float(v) for v in quaternion_from_heading(h)],
+                "goal": [p.goal[0], 0.0, p.goal[1]],
+                "geodesic_distance": float(p.distance),
+                "reference_path": [[x, 0.0, z] for x, z in p.reference],
+                "texts": texts,
+                "gt_locations": [[x, 0.0, z] for x, z, _ in p.rollout.poses],
+                "gt_actions": list(p.rollout.actions),
+                "forward_steps": sum(1 for a in p.rollout.actions if a == FORWARD),
+            })
+        i += n
+    return {"name": name, "records": records, "short": sum(n_paths.values()) - len(paths)}
+
+
+def build_benchmark(out: str | Path, cfg: BuildConfig | None = None, workers: int = 1, progress: bool = True) -> dict:
+    """Build all splits into ``out``; returns the benchmark.json record."""
+    from vidnav.data.episodes import Episode, Goal, GtPath, Instruction, InstructionVocab, write_split
+
+    cfg = cfg or BuildConfig()
+    cfg.check()
+    out = Path(out)
+    (out / "houses").mkdir(parents=True, exist_ok=True)
+    jobs = [(f"train_{i:04d}", "train", house_seed(cfg.seed, "train", i),
+             {"train": cfg.episodes_per_house, "val_seen": cfg.val_seen_per_house}, str(out))
+            for i in range(cfg.train_houses)]
+    jobs += [(f"unseen_{i:04d}", "unseen", house_seed(cfg.seed, "unseen", i), {"val_unseen": cfg.unseen_per_house},
+              str(out)) for i in range(cfg.unseen_houses)]
+    t0 = time.perf_counter()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    houses: dict[str, dict] = {}
+    with Progress(TextColumn("building houses and paths"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=not progress) as bar:
+        task = bar.add_task("build", total=len(jobs))
+        if workers > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(workers) as pool:
+                for res in pool.imap_unordered(_house_job, jobs, chunksize=2):
+                    houses[res["name"]] = res
+                    bar.advance(task)
+        else:
+            for job in jobs:
+                res = _house_job(job)
+                houses[res["name"]] = res
+                bar.advance(task)
+
+    by_split: dict[str, list[dict]] = {"train": [], "val_seen": [], "val_unseen": []}
+    for name, _kind, *_ in jobs:  # job order, not completion order: same output for any worker count
+        for rec in houses[name]["records"]:
+            by_split[rec["split"]].append(rec)
+    vocab = InstructionVocab.build([t for r in by_split["train"] or by_split["val_unseen"] for t in r["texts"]])
+    counts = {}
+    for split, recs in by_split.items():
+        episodes, gt, ep_id = [], {}, 0
+        for traj, r in enumerate(recs):
+            for text in r["texts"]:
+                ep_id += 1
+                episodes.append(Episode(
+                    episode_id=ep_id, trajectory_id=traj + 1, scene_id=r["scene_id"],
+                    start_position=r["start_position"], start_rotation=r["start_rotation"],
+                    info={"geodesic_distance": r["geodesic_distance"]},
+                    goals=[Goal(position=r["goal"], radius=3.0)], reference_path=r["reference_path"],
+                    instruction=Instruction(instruction_text=text, instruction_tokens=vocab.tokenize(text))))
+                gt[str(ep_id)] = GtPath(locations=r["gt_locations"], actions=r["gt_actions"],
+                                        forward_steps=r["forward_steps"])
+        write_split(out, split, episodes, vocab, gt, extra={"vidnav": {"version": BENCHMARK_VERSION, "seed": cfg.seed}})
+        counts[split] = {"episodes": len(episodes), "paths": len(recs),
+                         "houses": len({r["scene_id"] for r in recs})}
+    seconds = time.perf_counter() - t0
+    meta = {"version": BENCHMARK_VERSION, "config": vars(cfg), "workers": workers, "splits": counts,
+            "short_paths": sum(h["short"] for h in houses.values()), "seconds": round(seconds, 1)}
+    write_json(out / "benchmark.json", meta)
+    return meta

@@ -1,0 +1,144 @@
+"""Rollouts for training: expert and DAgger trajectories with frozen vision features cached on disk.
+
+    collect_rollouts("data/vidnav", "train", "data/rollouts/expert")                  # the expert
+    collect_rollouts("data/vidnav", "train", "data/rollouts/dagger-1",
+                     policy="runs/tiny/final", beta=0.5, source="dagger-1")          # DAgger round 1
+
+A rollout folder holds ``features/`` (a FeatureStore: tower features [T, N, C] per trajectory key) and
+``trajectories.jsonl``, one line per episode: ``{"key", "instruction", "targets", "source", "episode_id",
+"scene_id"}`` where ``targets[t]`` are the expert's next k action words from the state at frame t, as NaVid
+and Uni-NaVid train (frames so far, instruction → next actions).
+
+Expert rollouts render each trajectory once: R2R's three instructions per path share the frames, so the
+three episodes point at one feature key. DAgger runs the current policy, mixed with the expert by β (at each
+step the expert's action is executed with probability β), and labels every visited state with the expert's
+next actions. Interrupted collection resumes: finished episodes are skipped, nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from vidnav.errors import VidNavError
+from vidnav.io import JsonlAppender, read_jsonl_records
+from vidnav.sim.navmap import ACTION_WORDS, STOP, WORD_ACTIONS
+
+
+def expert_targets(nav, pose: tuple[float, float, float], goal: tuple[float, float], k: int) -> list[str]:
+    """The follower's next ``k`` actions from ``pose`` (simulated on the map, no rendering); after a
+    ``stop`` the rest is ``stop``."""
+    x, z, h = pose
+    out = []
+    for _ in range(k):
+        a = STOP if out and out[-1] == "stop" else nav.expert_action(x, z, h, *goal)
+        out.append(ACTION_WORDS[a])
+        if a != STOP:
+            x, z, h, _ = nav.step(x, z, h, a)
+    return out
+
+
+class _Encoder:
+    """The frozen vision tower of a preset (only the tower is used; features are what the model reads)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.model.encode_frames(frames).to(torch.float16).cpu().numpy()
+
+
+def _policy_and_encoder(policy: str | None, preset: str):
+    from vidnav.model import build_model
+
+    if policy is None:
+        model = build_model(preset)
+        return None, _Encoder(model), model
+    from vidnav.agent import load_agent
+
+    agent = load_agent(policy)
+    return agent, _Encoder(agent.model), agent.model
+
+
+def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, policy: str | None = None,
+                     beta: float = 1.0, episodes: int | None = None, preset: str = "tiny", k: int | None = None,
+                     max_steps: int = 500, seed: int = 0, source: str | None = None, progress: bool = True) -> dict:
+    """Collect expert (``policy=None``) or DAgger rollouts for the first ``episodes`` of ``split``."""
+    from vidnav.data.episodes import load_split
+    from vidnav.data.features import FeatureStore
+    from vidnav.sim.env import VLNEnv
+
+    if not 0.0 <= beta <= 1.0:
+        raise VidNavError(f"--beta must be in [0, 1], got {beta}")
+    if policy is None and beta != 1.0:
+        raise VidNavError("--beta < 1 mixes in a policy: give --policy <checkpoint folder>")
+    source = source or ("expert" if policy is None else f"dagger-b{beta:g}")
+    out = Path(out)
+    eps = load_split(data_dir, split)
+    selected = eps.episodes if episodes is None else eps.episodes[:episodes]
+    agent, encode, model = _policy_and_encoder(policy, preset)
+    k = k or model.config.num_actions
+    env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
+    traj_path = out / "trajectories.jsonl"
+    done = {r["episode_id"] for r in read_jsonl_records(traj_path, "episode_id", "trajectories")}
+    store = None
+    stats = {"episodes": 0, "frames_encoded": 0, "skipped": len(done), "success": 0}
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn(f"rollouts {source} on {split}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with JsonlAppender(traj_path) as lines, Progress(*columns, disable=not progress) as bar:
+        task_id = bar.add_task("collect", total=len(selected), completed=len(done))
+        for ep in selected:
+            eid = str(ep.episode_id)
+            if eid in done:
+                continue
+            task = env.task_from_episode(ep, eps.gt.get(eid) if eps.gt else None)
+            # the expert's frames depend only on the path: one key per trajectory
+            key = f"{split}/traj-{ep.trajectory_id}" if policy is None else f"{split}/{source}/ep-{eid}"
+            obs, info = env.reset(options={"task": task})
+            nav = env.navmap
+            rng = np.random.default_rng([seed, zlib.crc32(f"{source}/{eid}".encode())])
+            frames, targets = [obs["rgb"]], []
+            if agent is not None:
+                agent.reset(task.instruction)
+            queue: list[str] = []
+            feats = []
+            while True:
+                tgt = expert_targets(nav, env.pose, task.goal, k)
+                targets.append(tgt)
+                if agent is not None:  # DAgger: the policy sees the frame whatever gets executed
+                    import torch
+
+                    f = encode(frames[-1][None])
+                    feats.append(f)
+                    agent.observe_features(torch.from_numpy(f).float())
+                    if not queue:
+                        queue = agent.plan()
+                    mine = queue.pop(0)
+                    word = tgt[0] if rng.random() < beta else mine
+                else:
+                    word = tgt[0]
+                obs, _, terminated, truncated, info = env.step(WORD_ACTIONS[word])
+                if terminated or truncated:
+                    break
+                frames.append(obs["rgb"])
+            if store is None:
+                shape = feats[0].shape[1:] if feats else encode(frames[0][None]).shape[1:]
+                store = FeatureStore(out / "features", shape=tuple(shape), encoder=model.config.vision_tower)
+            if key not in store:
+                arr = np.concatenate(feats) if feats else np.concatenate(
+                    [encode(np.stack(frames[i:i + 32])) for i in range(0, len(frames), 32)])
+                store.add(key, arr)
+                stats["frames_encoded"] += len(arr)
+            lines.write({"key": key, "instruction": task.instruction, "targets": targets, "source": source,
+                         "episode_id": eid, "scene_id": ep.scene_id, "success": float(info["success"])})
+            stats["episodes"] += 1
+            stats["success"] += float(info["success"])
+            bar.advance(task_id)
+    env.close()
+    return stats

@@ -1,0 +1,178 @@
+"""The evaluation runner behind `vidnav eval`: episodes in parallel processes, resumable, one JSON line each.
+
+    summary = evaluate("data/vidnav", "val_unseen", "oracle", "runs/oracle", episodes=100, workers=2)
+
+``OUT/results.jsonl`` gets one line per finished episode (appended and flushed as it finishes), so killing
+a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones.
+``OUT/summary.json`` holds the episode means over all selected episodes; ``OUT/videos/`` the MP4s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from vidnav.errors import VidNavError
+from vidnav.eval import metrics
+from vidnav.io import JsonlAppender, read_jsonl_records, write_json
+
+def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) -> dict:
+    """Run one episode to STOP or the step limit; return its result record (positions, actions, metrics)."""
+    from vidnav.eval.video import EpisodeVideo
+
+    task = env.task_from_episode(episode, gt)
+    obs, info = env.reset(options={"task": task})
+    agent.reset(env, obs)
+    y = float(episode.start_position[1])
+    x, z, h = env.pose
+    positions, actions, path_xz = [[x, y, z]], [], [(x, z)]
+    video = EpisodeVideo(task) if video_path else None
+    if video:
+        video.add(obs["rgb"], path_xz, env.pose)
+    done = False
+    while not done:
+        a = int(agent.act(obs, info))
+        obs, _, terminated, truncated, info = env.step(a)
+        done = terminated or truncated
+        x, z, h = env.pose
+        positions.append([x, y, z])
+        path_xz.append((x, z))
+        actions.append(a)
+        if video:
+            video.add(obs["rgb"], path_xz, env.pose)
+    reference = task.gt_locations if task.gt_locations else task.reference
+    success = float(info["success"])
+    nd = metrics.ndtw(path_xz, reference, success_distance=task.goal_radius)
+    result = {
+        "episode_id": str(episode.episode_id),
+        "scene_id": episode.scene_id,
+        "positions": [[round(c, 4) for c in p] for p in positions],
+        "actions": actions,
+        "stopped": bool(env.stopped),
+        "success": success,
+        "spl": float(info["spl"]),
+        "ndtw": nd,
+        "sdtw": success * nd,
+        "oracle_success": float(info["oracle_success"]),
+        "navigation_error": float(info["distance_to_goal"]),
+        "trajectory_length": float(info["trajectory_length"]),
+        "steps": int(info["steps"]),
+        "collisions": int(info["collisions"]),
+        "start_distance": float(env.start_distance),
+    }
+    if video:
+        video.write(video_path)
+    return result
+
+
+def _check_run(out: Path, meta: dict) -> None:
+    run = out / "run.json"
+    if run.exists():
+        old = json.loads(run.read_text())
+        diff = [k for k in ("agent", "data", "split") if old.get(k) != meta[k]]
+        if diff:
+            raise VidNavError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); "
+                              "use a new --out to keep both")
+    else:
+        write_json(run, meta)
+
+
+# -- workers --------------------------------------------------------------------------------------
+_W: dict = {}
+
+
+def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw: dict) -> None:
+    import torch
+
+    from vidnav.eval.agents import make_agent
+    from vidnav.sim.env import VLNEnv
+
+    torch.set_num_threads(max(1, threads))
+    _W["env"] = VLNEnv(data_dir=data_dir, **env_kw)
+    _W["agent"] = make_agent(agent_name, seed=seed)
+
+
+def _worker_run(job):
+    episode, gt, video_path = job
+    return run_episode(_W["env"], _W["agent"], episode, gt, video_path)
+
+
+def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, episodes: int | None = None,
+             workers: int = 1, video: bool | int = False, seed: int = 0, progress: bool = True,
+             env_kw: dict | None = None) -> dict:
+    """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
+
+    ``video``: True for an MP4 per episode, an int n for the first n episodes only.
+    """
+    from vidnav.data.episodes import load_split
+
+    data_dir, out = Path(data_dir), Path(out)
+    if workers < 1:
+        raise VidNavError(f"--workers must be >= 1, got {workers}")
+    eps = load_split(data_dir, split)
+    selected = eps.episodes if episodes is None else eps.episodes[:episodes]
+    if episodes is not None and episodes < 1:
+        raise VidNavError(f"--episodes must be >= 1, got {episodes}")
+    out.mkdir(parents=True, exist_ok=True)
+    _check_run(out, {"agent": agent, "data": str(data_dir.resolve()), "split": split})
+    results_path = out / "results.jsonl"
+    done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
+    n_video = len(selected) if video is True else int(video or 0)
+    jobs = []
+    for i, ep in enumerate(selected):
+        if str(ep.episode_id) in done:
+            continue
+        vpath = out / "videos" / f"{ep.episode_id}.mp4" if i < n_video else None
+        jobs.append((ep, eps.gt.get(str(ep.episode_id)) if eps.gt else None, vpath))
+
+    env_kw = env_kw or {}
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn(f"eval {agent} on {split}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("SR {task.fields[sr]:.2f}")]
+    finished = [done[str(e.episode_id)] for e in selected if str(e.episode_id) in done]
+    with JsonlAppender(results_path) as f, Progress(*columns, disable=not progress, transient=False) as bar:
+        task_id = bar.add_task("eval", total=len(selected), completed=len(finished),
+                               sr=metrics.summarize(finished)["success"] if finished else 0.0)
+
+        def record(rec: dict) -> None:
+            f.write(rec)
+            finished.append(rec)
+            bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
+
+        if jobs and workers == 1:
+            _worker_init(str(data_dir), agent, seed, threads, env_kw)
+            try:
+                for job in jobs:
+                    record(_worker_run(job))
+            finally:
+                _W.pop("env").close()
+        elif jobs:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context
+            with ctx.Pool(workers, initializer=_worker_init,
+                          initargs=(str(data_dir), agent, seed, threads, env_kw)) as pool:
+                for rec in pool.imap_unordered(_worker_run, jobs):
+                    record(rec)
+    order = {str(e.episode_id): i for i, e in enumerate(selected)}
+    finished = sorted((r for r in finished if r["episode_id"] in order), key=lambda r: order[r["episode_id"]])
+    summary = metrics.summarize(finished)
+    write_json(out / "summary.json", {**summary, "agent": agent, "split": split, "data": str(data_dir)})
+    return summary
+
+
+def format_table(rows: dict[str, dict]) -> str:
+    """A plain-text metric table, one row per agent (used by the CLI, the demo and the README)."""
+    cols = ("episodes", "success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error",
+            "trajectory_length", "steps", "collisions")
+    heads = ("agent", "eps", "SR", "SPL", "nDTW", "sDTW", "OSR", "NE (m)", "TL (m)", "steps", "coll")
+    lines = [" | ".join(heads)]
+    for name, s in rows.items():
+        vals = [name, str(s["episodes"])] + [f"{s[c]:.2f}" if c in ("success", "spl", "ndtw", "sdtw", "oracle_success",
+                                                                   "navigation_error", "trajectory_length")
+                                             else f"{s[c]:.1f}" for c in cols[1:]]
+        lines.append(" | ".join(vals))
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""The evaluation runner: result records, summary, resume after a kill, parallel workers, videos, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vidnav.errors import VidNavError
+from vidnav.eval.runner import evaluate
+from vidnav.sim.navmap import FORWARD, STOP
+
+KEYS = {"episodes", "success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error", "trajectory_length",
+        "steps", "collisions"}
+
+
+def lines(out):
+    return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def oracle_run(tiny_benchmark, tmp_path_factory):
+    out = tmp_path_factory.mktemp("oracle")
+    return out, evaluate(tiny_benchmark, "val_unseen", "oracle", out, episodes=6, video=1, progress=False)
+
+
+def test_oracle_records_and_summary(oracle_run):
+    out, summary = oracle_run
+    assert set(summary) == KEYS and summary["episodes"] == 6
+    assert summary["success"] == 1.0 and summary["spl"] > 0.95 and summary["ndtw"] > 0.95
+    recs = lines(out)
+    assert [r["episode_id"] for r in recs] == [str(i) for i in range(1, 7)]
+    for r in recs:
+        assert len(r["positions"]) == len(r["actions"]) + 1 and r["stopped"] and r["actions"][-1] == STOP
+        assert all(len(p) == 3 for p in r["positions"]) and KEYS - {"episodes"} <= set(r)
+        assert r["steps"] == len(r["actions"])
+    saved = json.loads((out / "summary.json").read_text())
+    assert {k: saved[k] for k in KEYS} == summary
+
+
+def test_video_has_one_frame_per_step_plus_the_start(oracle_run):
+    import imageio.v3 as iio
+
+    out, _ = oracle_run
+    video = iio.imread(out / "videos" / "1.mp4", index=None)
+    assert video.shape[0] == lines(out)[0]["steps"] + 1
+    assert video.shape[1] == 224 and video.shape[2] > 224 + 100  # ego view + top-down map side by side
+    assert not (out / "videos" / "2.mp4").exists()
+
+
+def test_baselines_are_far_below_the_oracle(tiny_benchmark, tmp_path):
+    fwd = evaluate(tiny_benchmark, "val_unseen", "forward", tmp_path / "f", episodes=6, progress=False)
+    rnd = evaluate(tiny_benchmark, "val_unseen", "random", tmp_path / "r", episodes=6, progress=False)
+    assert fwd["success"] < 0.7 and rnd["success"] < 0.7
+    for r in lines(tmp_path / "f"):  # forward walks until blocked, then stops (or runs out of steps)
+        assert set(r["actions"][:-1]) <= {FORWARD}
+    again = evaluate(tiny_benchmark, "val_unseen", "random", tmp_path / "r2", episodes=6, progress=False)
+    assert again == rnd  # seeded per episode
+
+
+def test_resume_after_a_kill_loses_and_duplicates_nothing(tiny_benchmark, tmp_path, oracle_run):
+    out = tmp_path / "resume"
+    evaluate(tiny_benchmark, "val_unseen", "oracle", out, episodes=3, progress=False)
+    text = (out / "results.jsonl").read_text()
+    (out / "results.jsonl").write_text(text + text.splitlines()[0][:40])  # a torn line, as after SIGKILL
+    summary = evaluate(tiny_benchmark, "val_unseen", "oracle", out, episodes=6, progress=False)
+    recs = lines(out)
+    assert [r["episode_id"] for r in recs] == [str(i) for i in range(1, 7)]
+    assert summary == oracle_run[1]
+    assert recs == lines(oracle_run[0])
+
+
+def test_two_workers_give_the_same_results(tiny_benchmark, tmp_path, oracle_run):
+    summary = evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "w2", episodes=6, workers=2, progress=False)
+    assert summary == oracle_run[1]
+    by_id = {r["episode_id"]: r for r in lines(tmp_path / "w2")}
+    assert [by_id[r["episode_id"]] for r in lines(oracle_run[0])] == lines(oracle_run[0])
+
+
+def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
+    with pytest.raises(VidNavError, match="val_unseen"):
+        evaluate(tiny_benchmark, "test", "oracle", tmp_path / "x", progress=False)
+    with pytest.raises(VidNavError, match="unknown agent"):
+        evaluate(tiny_benchmark, "val_unseen", "bogus", tmp_path / "y", episodes=1, progress=False)
+    with pytest.raises(VidNavError, match="another run"):
+        evaluate(tiny_benchmark, "val_unseen", "random", oracle_run[0], episodes=1, progress=False)
+    with pytest.raises(VidNavError, match="workers"):
+        evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "z", workers=0, progress=False)
+
+
+def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
+    from vidnav.cli import main
+
+    main(["eval", "--agent", "forward", "--data", str(tiny_benchmark), "--episodes", "2", "--out", str(tmp_path / "c")])
+    out = capsys.readouterr().out
+    assert "forward | 2 |" in out and "SR" in out
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--agent", "oracle", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "d")])
+    assert e.value.code == 2
