@@ -238,8 +238,11 @@ def test_duplicate_ids(tmp_path):
 
 
 def test_bad_gt(tmp_path):
-    write_split(tmp_path, "train", [make_episode(1)], None, {"1": {"locations": [[0, 0, 0]], "actions": [9],
-                                                                    "forward_steps": 0}})
+    bad = {"1": {"locations": [[0, 0, 0]], "actions": [9], "forward_steps": 0}}
+    with pytest.raises(VidNavError, match="episode_id '1'.*'actions'"):
+        write_split(tmp_path, "train", [make_episode(1)], None, bad)
+    _, gt_path = write_split(tmp_path, "train", [make_episode(1)], None, {"1": GtPath([[0, 0, 0]], [0], 0)})
+    gt_path.write_bytes(gzip.compress(json.dumps(bad).encode()))
     with pytest.raises(VidNavError, match="episode_id '1'.*'actions'"):
         load_split(tmp_path, "train")
 
