@@ -28,9 +28,11 @@ def version() -> None:
 
 def _register() -> None:
     """Attach each area's commands (modules import heavy libraries lazily inside their commands)."""
+    from vidnav.data.cli import register as register_data
     from vidnav.eval.cli import register as register_eval
     from vidnav.model.cli import model_app
 
+    register_data(app)
     app.add_typer(model_app, name="model")
     register_eval(app)
 
@@ -41,7 +43,10 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one clear line and exit 2, without a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode click *returns* the code of a typer.Exit raised in a command
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except VidNavError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)

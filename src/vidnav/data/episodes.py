@@ -429,7 +429,8 @@ def write_split(data_dir: str | Path, split: str, episodes: Sequence[Episode], v
         doc[k] = v
     gt_doc = None
     if gt is not None:
-        gt_doc = {str(k): (v.to_dict() if isinstance(v, GtPath) else v) for k, v in gt.items()}
+        gt_doc = {str(k): (v if isinstance(v, GtPath) else GtPath.from_dict(v, gt_path, k)).to_dict()
+                  for k, v in gt.items()}
     write_json(ep_path, doc, indent=None)
     if gt_doc is not None:
         write_json(gt_path, gt_doc, indent=None)
