@@ -231,7 +231,7 @@ T_PASS = {
 }
 T_GOAL = {
     "lm": ["stop next to the {N}", "stop beside the {N}", "wait by the {N}", "stop near the {N}",
-           "stop when you reach the {N}", "stop right by the {N}", "stop next to the {N} in the {R}",
+           "stop when you reach the {N}", "stop close to the {N}", "stop next to the {N} in the {R}",
            "wait beside the {N} in the {R}", "stop in the {R} next to the {N}", "wait near the {N}",
            "come to a stop by the {N}"],
     "lm_lr": ["stop with the {N} on your {g}", "stop when the {N} is on your {g}", "stop once the {N} is to your {g}",
