@@ -134,6 +134,9 @@ def test_instructions_are_true_of_their_paths(written):
                 n_text = len(re.findall(r"\b" + w + r"\b", low))
                 n_clauses = sum(len(re.findall(r"\b" + w + r"\b", c)) for c, _ in plan)
                 assert n_text == n_clauses, (w, text)
+            # a subordinate clause ("once you are in the kitchen") is always followed by a main clause
+            assert not plan[-1][1]["lead"]
+            assert not any(f1["lead"] and f2["lead"] for (_, f1), (_, f2) in zip(plan, plan[1:])), text
             # the stop comes last
             last_text, last = plan[-1]
             assert last["kind"] == "goal"
