@@ -223,7 +223,8 @@ T_THROUGH = {
     "hall_to": ["{MOVE} down the {R} to the {R2}", "follow the {R} to the {R2}"],
 }
 T_PASS = {
-    "side": ["{MOVE} past the {L} on your {s}", "pass the {L} on your {s}", "{MOVE} past the {L}, keeping it on your {s}",
+    "side": ["{MOVE} past the {L} on your {s}", "pass the {L} on your {s}",
+             "{MOVE} past the {L}, keeping it on your {s}",
              "keep the {L} on your {s}", "pass by the {L} on your {s}", "{MOVE} by the {L} on your {s}",
              "{MOVE} forward with the {L} on your {s}", "pass {aL} on your {s}", "you will pass {aL} on your {s}",
              "{MOVE} past {aL} on your {s}"],
@@ -243,16 +244,21 @@ T_GOAL = {
                "stop once you reach the middle of the {R}", "wait in the middle of the {R}",
                "come to a stop in the middle of the {R}", "stop when you are in the middle of the {R}",
                "stop in the middle of the room", "wait in the center of the room"],
-    "door": ["stop in the doorway to the {D}", "wait in the doorway leading to the {D}", "stop in the doorway of the {D}",
+    "door": ["stop in the doorway to the {D}", "wait in the doorway leading to the {D}",
+             "stop in the doorway of the {D}",
              "stop at the entrance to the {D}", "stop when you reach the doorway to the {D}",
              "wait at the threshold of the {D}", "stop in the doorway into the {D}"],
-    "door_between": ["stop in the doorway between the {Rg} and the {D}", "wait in the doorway from the {Rg} to the {D}"],
+    "door_between": ["stop in the doorway between the {Rg} and the {D}",
+                     "wait in the doorway from the {Rg} to the {D}"],
 }
 
 
 # ---------------------------------------------------------------------------------------------
 # Realisation
 # ---------------------------------------------------------------------------------------------
+
+_TURN_GROUP = {"left": "turn_lr", "right": "turn_lr", "straight": "turn_straight", "around": "turn_around"}
+
 
 class _Writer:
     def __init__(self, sem: PathSemantics, rng: np.random.Generator, detail: float):
@@ -394,7 +400,7 @@ class _Writer:
         use_bearing = not use_turn and bearing is not None and _chance(rng, 0.7)
         if mode == 0:  # one clause for the doorway: leaving k into k2
             if use_turn:
-                group = {"left": "turn_lr", "right": "turn_lr", "straight": "turn_straight", "around": "turn_around"}[turn]
+                group = _TURN_GROUP[turn]
                 self.emit("transition", _pick(rng, T_TRANSITION[group]), k=k, k2=k2, turn=(k, turn))
             elif use_bearing and bearing in ("left", "right", "ahead"):
                 group = "bear_ahead" if bearing == "ahead" else "bear_lr"
@@ -404,7 +410,7 @@ class _Writer:
             return
         # Separate exit (and maybe enter) clauses.
         if use_turn:
-            group = {"left": "turn_lr", "right": "turn_lr", "straight": "turn_straight", "around": "turn_around"}[turn]
+            group = _TURN_GROUP[turn]
             self.emit("exit", _pick(rng, T_EXIT[group]), k=k, turn=(k, turn))
         elif use_bearing:
             group = {"left": "bear_lr", "right": "bear_lr", "ahead": "bear_ahead", "behind": "bear_behind"}[bearing]
