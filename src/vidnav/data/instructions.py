@@ -178,7 +178,7 @@ T_EXIT = {
     "bear_lr": ["{EXITV} the {R} through the doorway on your {b}", "take the doorway on your {b} out of the {R}",
                 "{EXITV} the {R} using the door to your {b}", "{MOVE} to the doorway on your {b}",
                 "go through the door on your {b}", "{EXITV} the {R} on your {b}",
-                "{EXITV} through the doorway on your {b}"],
+                "{MOVE} out through the doorway on your {b}"],
     "bear_ahead": ["{MOVE} through the doorway in front of you", "{EXITV} the {R} through the doorway ahead",
                    "{MOVE} toward the doorway ahead of you and {EXITV} the {R}"],
     "bear_behind": ["{EXITV} the {R} through the doorway behind you", "{MOVE} to the doorway behind you"],
@@ -223,7 +223,8 @@ T_THROUGH = {
     "hall_to": ["{MOVE} down the {R} to the {R2}", "follow the {R} to the {R2}"],
 }
 T_PASS = {
-    "side": ["{MOVE} past the {L} on your {s}", "pass the {L} on your {s}", "{MOVE} past the {L}, keeping it on your {s}",
+    "side": ["{MOVE} past the {L} on your {s}", "pass the {L} on your {s}",
+             "{MOVE} past the {L}, keeping it on your {s}",
              "keep the {L} on your {s}", "pass by the {L} on your {s}", "{MOVE} by the {L} on your {s}",
              "{MOVE} forward with the {L} on your {s}", "pass {aL} on your {s}", "you will pass {aL} on your {s}",
              "{MOVE} past {aL} on your {s}"],
@@ -231,7 +232,7 @@ T_PASS = {
 }
 T_GOAL = {
     "lm": ["stop next to the {N}", "stop beside the {N}", "wait by the {N}", "stop near the {N}",
-           "stop when you reach the {N}", "stop right by the {N}", "stop next to the {N} in the {R}",
+           "stop when you reach the {N}", "stop close to the {N}", "stop next to the {N} in the {R}",
            "wait beside the {N} in the {R}", "stop in the {R} next to the {N}", "wait near the {N}",
            "come to a stop by the {N}"],
     "lm_lr": ["stop with the {N} on your {g}", "stop when the {N} is on your {g}", "stop once the {N} is to your {g}",
@@ -243,16 +244,21 @@ T_GOAL = {
                "stop once you reach the middle of the {R}", "wait in the middle of the {R}",
                "come to a stop in the middle of the {R}", "stop when you are in the middle of the {R}",
                "stop in the middle of the room", "wait in the center of the room"],
-    "door": ["stop in the doorway to the {D}", "wait in the doorway leading to the {D}", "stop in the doorway of the {D}",
+    "door": ["stop in the doorway to the {D}", "wait in the doorway leading to the {D}",
+             "stop in the doorway of the {D}",
              "stop at the entrance to the {D}", "stop when you reach the doorway to the {D}",
              "wait at the threshold of the {D}", "stop in the doorway into the {D}"],
-    "door_between": ["stop in the doorway between the {Rg} and the {D}", "wait in the doorway from the {Rg} to the {D}"],
+    "door_between": ["stop in the doorway between the {Rg} and the {D}",
+                     "wait in the doorway from the {Rg} to the {D}"],
 }
 
 
 # ---------------------------------------------------------------------------------------------
 # Realisation
 # ---------------------------------------------------------------------------------------------
+
+_TURN_GROUP = {"left": "turn_lr", "right": "turn_lr", "straight": "turn_straight", "around": "turn_around"}
+
 
 class _Writer:
     def __init__(self, sem: PathSemantics, rng: np.random.Generator, detail: float):
@@ -373,7 +379,7 @@ class _Writer:
     def passes(self, k: int) -> None:
         v = self.sem.visits[k]
         for j, p in enumerate(v.passed):
-            if not _chance(self.rng, 0.35 + 0.5 * self.detail):
+            if not _chance(self.rng, 0.2 + 0.65 * self.detail):
                 continue
             name = _pick(self.rng, landmark_names(p.name, p.kind)) if _chance(self.rng, 0.3) else p.name
             if _chance(self.rng, 0.85):
@@ -394,7 +400,7 @@ class _Writer:
         use_bearing = not use_turn and bearing is not None and _chance(rng, 0.7)
         if mode == 0:  # one clause for the doorway: leaving k into k2
             if use_turn:
-                group = {"left": "turn_lr", "right": "turn_lr", "straight": "turn_straight", "around": "turn_around"}[turn]
+                group = _TURN_GROUP[turn]
                 self.emit("transition", _pick(rng, T_TRANSITION[group]), k=k, k2=k2, turn=(k, turn))
             elif use_bearing and bearing in ("left", "right", "ahead"):
                 group = "bear_ahead" if bearing == "ahead" else "bear_lr"
@@ -404,12 +410,12 @@ class _Writer:
             return
         # Separate exit (and maybe enter) clauses.
         if use_turn:
-            group = {"left": "turn_lr", "right": "turn_lr", "straight": "turn_straight", "around": "turn_around"}[turn]
+            group = _TURN_GROUP[turn]
             self.emit("exit", _pick(rng, T_EXIT[group]), k=k, turn=(k, turn))
         elif use_bearing:
             group = {"left": "bear_lr", "right": "bear_lr", "ahead": "bear_ahead", "behind": "bear_behind"}[bearing]
             self.emit("exit", _pick(rng, T_EXIT[group]), k=k, bearing=(k, bearing))
-        elif _chance(rng, 0.5):
+        elif (not self.clauses or not self.clauses[-1].lead) and _chance(rng, 0.7 - 0.3 * self.detail):
             self.must_enter = True  # "walk into the kitchen" says enough
         else:
             self.emit("exit", _pick(rng, T_EXIT["none"]), k=k)
@@ -437,8 +443,9 @@ class _Writer:
                 followed = bool(v.passed) or (not is_last)
                 if is_last and not must and _chance(rng, 0.35):
                     pass  # the stop clause names the room
-                elif not is_last and hall and not v.passed and not must and _chance(rng, 0.25):
-                    k += 1  # skip the hallway: the clauses before and after name the rooms around it
+                elif (not is_last and not v.passed and not must
+                      and _chance(rng, (0.4 if hall else 0.1) + 0.4 * (1 - self.detail))):
+                    k += 1  # skip the room (mostly hallways): the clauses before and after name the rooms around it
                     self.must_enter = True
                     continue
                 elif not is_last and not v.passed and _chance(rng, 0.4):
@@ -555,11 +562,11 @@ def _join(clauses: list[Clause], rng: np.random.Generator) -> str:
 def compose_instruction(sem: PathSemantics, rng: np.random.Generator, detail: float | None = None
                         ) -> tuple[str, list[Clause]]:
     """One instruction and its clauses (each with the fact it states). Deterministic given rng."""
-    budget = int(rng.integers(18, 50))  # most R2R instructions are 15-50 words
+    budget = int(rng.integers(14, 44))  # R2R: about 29 words on average, most 15-50
     for attempt in range(24):
         d = float(rng.uniform(0.0, 1.0)) if detail is None else detail
-        if attempt >= 12:  # long paths: say less, and allow up to MAX_WORDS
-            d = min(d, max(0.0, 1.0 - 0.1 * (attempt - 11)))
+        if attempt >= 6:  # long paths: say less (and from attempt 12 on, allow up to MAX_WORDS)
+            d = min(d, 0.1)
         clauses = _Writer(sem, rng, d).write()
         text = _join(clauses, rng)
         words = len(text.split())
