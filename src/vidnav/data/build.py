@@ -76,7 +76,9 @@ def _house_job(job: tuple[str, str, int, dict[str, int], str]) -> dict:
                 "geodesic_distance": float(p.distance),
                 "reference_path": [[x, 0.0, z] for x, z in p.reference],
                 "texts": texts,
-                "gt_locations": [[x, 0.0, z] for x, z, _ in p.rollout.poses],
+                # as VLN-CE records the follower: the start, then one location per forward step
+                "gt_locations": [[x, 0.0, z] for (x, z, _), a in zip(p.rollout.poses, [FORWARD, *p.rollout.actions])
+                                 if a == FORWARD],
                 "gt_actions": list(p.rollout.actions),
                 "forward_steps": sum(1 for a in p.rollout.actions if a == FORWARD),
             })

@@ -1,13 +1,16 @@
-"""`vidnav data ...`: look into and (later) build VLN-CE episode files."""
+"""`vidnav data ...`: build the benchmark, inspect VLN-CE episode files, collect training rollouts."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 from vidnav.errors import VidNavError
 
 app = typer.Typer(
-    help="VLN-CE (R2R-CE) episode data: inspect episode files.\n\n"
+    help="VLN-CE (R2R-CE) episode data: build the benchmark, inspect episode files, collect rollouts.\n\n"
     "Example: vidnav data inspect data/vidnav/train/train.json.gz",
     no_args_is_help=True,
     add_completion=False,
@@ -71,3 +74,52 @@ def inspect(
         if key in info:
             table.add_row(label, _fmt(info[key]))
     Console().print(table)
+
+
+@app.command("build")
+def build(
+    out: Path = typer.Option(..., help="benchmark folder to write (houses/, train/, val_seen/, val_unseen/)"),
+    train_houses: int = typer.Option(300, help="houses for train and val_seen"),
+    unseen_houses: int = typer.Option(50, help="houses for val_unseen (never in train)"),
+    episodes_per_house: int = typer.Option(36, help="train episodes per train house (3 instructions per path)"),
+    val_seen_per_house: int = typer.Option(3, help="val_seen episodes per train house"),
+    unseen_per_house: int = typer.Option(21, help="val_unseen episodes per unseen house"),
+    seed: int = typer.Option(0, help="benchmark seed (house seeds derive from it)"),
+    workers: int = typer.Option(2, help="parallel processes"),
+) -> None:
+    """Build the embedded benchmark in VLN-CE's R2R format (defaults: 10,800 train, 900 val_seen and 1,050
+    val_unseen episodes).
+
+    Example: vidnav data build --out data/vidnav --train-houses 300 --unseen-houses 50
+    """
+    from vidnav.data.build import BuildConfig, build_benchmark
+
+    cfg = BuildConfig(train_houses=train_houses, unseen_houses=unseen_houses, episodes_per_house=episodes_per_house,
+                      val_seen_per_house=val_seen_per_house, unseen_per_house=unseen_per_house, seed=seed)
+    meta = build_benchmark(out, cfg, workers=workers)
+    for split, c in meta["splits"].items():
+        typer.echo(f"{split:10s} {c['episodes']:6d} episodes  {c['paths']:5d} paths  {c['houses']:4d} houses")
+    typer.echo(f"{meta['version']}: built in {meta['seconds']:.0f} s -> {out}")
+
+
+@app.command("rollouts")
+def rollouts(
+    data: Path = typer.Option(..., help="benchmark folder"),
+    out: Path = typer.Option(..., help="rollout folder (features/ + trajectories.jsonl); rerun to resume"),
+    split: str = typer.Option("train", help="split to roll out"),
+    episodes: Optional[int] = typer.Option(None, help="first N episodes of the split (default: all)"),
+    policy: Optional[str] = typer.Option(None, help="checkpoint folder: DAgger with this policy (default: expert)"),
+    beta: float = typer.Option(1.0, help="DAgger: probability of executing the expert's action at each step"),
+    preset: str = typer.Option("tiny", help="preset whose frozen vision tower encodes expert frames"),
+    source: Optional[str] = typer.Option(None, help="name recorded per trajectory (default expert / dagger-b<beta>)"),
+    seed: int = typer.Option(0, help="seed of the beta mixing"),
+) -> None:
+    """Render expert (or DAgger) trajectories and cache their frozen vision features for training.
+
+    Example: vidnav data rollouts --data data/vidnav --out data/rollouts/expert --episodes 3000
+    """
+    from vidnav.data.rollouts import collect_rollouts
+
+    stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes, preset=preset,
+                             source=source, seed=seed)
+    typer.echo(" ".join(f"{k}={v}" for k, v in stats.items()))

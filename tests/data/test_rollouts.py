@@ -1,0 +1,74 @@
+"""Expert and DAgger rollouts: features per frame, expert labels per visited state, resume."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vidnav.data.episodes import load_split
+from vidnav.data.features import FeatureStore
+from vidnav.data.rollouts import collect_rollouts, expert_targets
+from vidnav.sim.house import House
+from vidnav.sim.navmap import ACTION_WORDS, NavMap
+
+
+def read(out):
+    return [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
+
+
+def test_expert_rollouts_cache_features_once_per_path_and_label_every_frame(tiny_benchmark, tmp_path):
+    out = tmp_path / "expert"
+    stats = collect_rollouts(tiny_benchmark, "train", out, episodes=4, progress=False)
+    eps = load_split(tiny_benchmark, "train")
+    recs = read(out)
+    assert [r["episode_id"] for r in recs] == ["1", "2", "3", "4"] and stats["success"] == 4
+    store = FeatureStore(out / "features")
+    assert store.shape == (64, 320)
+    assert recs[0]["key"] == recs[1]["key"] == recs[2]["key"] != recs[3]["key"]  # 3 instructions share a path
+    assert stats["frames_encoded"] == sum(len(store.get(k)) for k in {r["key"] for r in recs})
+    for r in recs:
+        ep = next(e for e in eps.episodes if str(e.episode_id) == r["episode_id"])
+        gt = eps.gt_for(ep)
+        assert r["instruction"] == ep.instruction.instruction_text
+        assert len(r["targets"]) == len(store.get(r["key"])) == len(gt.actions)
+        assert [t[0] for t in r["targets"]] == [ACTION_WORDS[a] for a in gt.actions]
+        for t in range(len(gt.actions) - 3):  # the next k expert actions
+            assert r["targets"][t] == [ACTION_WORDS[a] for a in gt.actions[t:t + 4]]
+        assert r["targets"][-1] == ["stop"] * 4
+    assert np.isfinite(store.get(recs[0]["key"]).astype(np.float32)).all()
+
+    again = collect_rollouts(tiny_benchmark, "train", out, episodes=5, progress=False)  # resume: only the new one
+    assert again["skipped"] == 4 and again["episodes"] == 1 and len(read(out)) == 5
+
+
+def test_dagger_labels_visited_states_with_the_expert(tiny_benchmark, tmp_path):
+    from vidnav.model import build_model
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    ckpt = tmp_path / "policy"
+    build_model("tiny").save_pretrained(ckpt)
+    out = tmp_path / "dagger"
+    collect_rollouts(tiny_benchmark, "train", out, episodes=1, policy=str(ckpt), beta=0.5, max_steps=12,
+                     source="dagger-1", progress=False)
+    (r,) = read(out)
+    assert r["source"] == "dagger-1" and r["key"].startswith("train/dagger-1/")
+    feats = FeatureStore(out / "features").get(r["key"])
+    assert len(feats) == len(r["targets"]) <= 12
+    ep = load_split(tiny_benchmark, "train").episodes[0]
+    nav = NavMap(House.load(tiny_benchmark / ep.scene_id))
+    # the first state is the episode start: its label is the expert's plan from there
+    from vidnav.geometry import heading_from_quaternion
+
+    start = (ep.start_position[0], ep.start_position[2], heading_from_quaternion(ep.start_rotation))
+    goal = (ep.goals[0].position[0], ep.goals[0].position[2])
+    assert r["targets"][0] == expert_targets(nav, start, goal, 4)
+
+
+def test_bad_arguments(tiny_benchmark, tmp_path):
+    from vidnav.errors import VidNavError
+
+    with pytest.raises(VidNavError, match="beta"):
+        collect_rollouts(tiny_benchmark, "train", tmp_path / "x", beta=1.5, progress=False)
+    with pytest.raises(VidNavError, match="--policy"):
+        collect_rollouts(tiny_benchmark, "train", tmp_path / "x", beta=0.5, progress=False)
