@@ -29,6 +29,8 @@ demo: setup
 
 bench: setup
 	$(PY) bench/sim_steps.py
+	$(PY) bench/eval_workers.py --episodes 24
+	$(PY) bench/agent_step.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -70,8 +70,12 @@ def _make_world_class():
             self.turn_deg = turn_deg
             self.agent_radius = agent_radius
             params = make_params(cam_height, vertical_fov(hfov_deg, width, height), agent_radius, forward_step, turn_deg)
-            super().__init__(max_episode_steps=10**9, obs_width=width, obs_height=height,
-                             window_width=64, window_height=64, params=params)
+            import contextlib
+            import io
+
+            with contextlib.redirect_stdout(io.StringIO()):  # Miniworld prints its multisampling fallbacks
+                super().__init__(max_episode_steps=10**9, obs_width=width, obs_height=height,
+                                 window_width=64, window_height=64, params=params)
             # Miniworld's frame buffers are 8x multisampled float RGBA; an 8-bit one renders
             # about 2.5x faster in software and looks the same at 224x224.
             self.obs_fb = _Framebuffer(width, height, msaa)
