@@ -31,6 +31,9 @@ def _register() -> None:
     from vidnav.model.cli import model_app
 
     app.add_typer(model_app, name="model")
+    from vidnav.train.cli import register as register_train
+
+    register_train(app)
 
 
 _register()
