@@ -218,8 +218,8 @@ def _training_args(cfg: TrainConfig, out: Path, *, epochs: float, max_steps: int
         remove_unused_columns=False,  # items are dicts the collator reads, not model inputs
         dataloader_num_workers=cfg.dataloader_workers,
         bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         disable_tqdm=not cfg.progress,
         deepspeed=cfg.deepspeed,
     )
