@@ -222,8 +222,19 @@ def _training_args(cfg: TrainConfig, out: Path, *, epochs: float, max_steps: int
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         disable_tqdm=not cfg.progress,
         deepspeed=cfg.deepspeed,
+        # without a GPU, torchrun / accelerate ranks must be told to run DDP on CPU (gloo), else each
+        # rank silently trains alone on the whole data set
+        use_cpu=not _has_accelerator(),
     )
     return TrainingArguments(**kwargs)
+
+
+def _has_accelerator() -> bool:
+    if torch.cuda.is_available():
+        return True
+    xpu = getattr(torch, "xpu", None)
+    mps = getattr(torch.backends, "mps", None)
+    return bool((xpu is not None and xpu.is_available()) or (mps is not None and mps.is_available()))
 
 
 def _check_same_run(cfg: TrainConfig, out: Path, is_main: bool) -> None:
@@ -324,7 +335,10 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run the experiment ``cfg`` (all its stages); rerunning after an interruption continues it."""
+    from vidnav.data.dataset import NavSamples
+
     cfg.validate()
+    NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride)  # bad data fails before anything heavy
     out = Path(cfg.out)
     stages = resolve_stages(cfg)
     summary: dict[str, Any] = {}
