@@ -47,6 +47,9 @@ def train_command(
     epochs: Optional[float] = typer.Option(None, help="passes over the data (ignored when --max-steps > 0)"),
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps (overrides --epochs)"),
     lr: Optional[float] = typer.Option(None, help="peak learning rate"),
+    align_max_steps: Optional[int] = typer.Option(None, help="stage-1 (align) steps when --stage auto runs two stages"),
+    align_epochs: Optional[float] = typer.Option(None, help="stage-1 (align) epochs when --align-max-steps is unset"),
+    align_lr: Optional[float] = typer.Option(None, help="stage-1 (align) learning rate"),
     batch_size: Optional[int] = typer.Option(None, help="samples per device per step"),
     grad_accum: Optional[int] = typer.Option(None, help="gradient accumulation steps"),
     warmup_steps: Optional[int] = typer.Option(None, help="linear warm-up steps"),
@@ -70,7 +73,8 @@ def train_command(
 
     cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
     given = dict(preset=preset, memory=memory, out=out, stage=stage, init_from=init_from, epochs=epochs,
-                 max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
+                 max_steps=max_steps, lr=lr, align_max_steps=align_max_steps, align_epochs=align_epochs,
+                 align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
                  weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
                  max_history=max_history, stride=stride, bf16=bf16, gradient_checkpointing=gradient_checkpointing,
                  dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples)
