@@ -1,0 +1,269 @@
+"""Training samples from rollout folders: (instruction, features of frames 0..t, the expert's next k actions).
+
+A rollout folder ``R/`` (written by the rollout collector, or by :func:`write_rollout`) holds
+
+    R/features/           a FeatureStore: frozen tower features [T, N, C] (fp16) per trajectory key
+    R/trajectories.jsonl  one JSON object per line and trajectory:
+                          {"key", "instruction", "targets": [[word, ...] for each frame t], "source",
+                           "episode_id", "scene_id"}
+
+``targets[t]`` holds the expert's next k action words (forward / left / right / stop) from the state seen at
+frame t, so a trajectory of T frames yields T samples. Several folders can be combined (DAgger aggregation):
+samples are ordered by folder (as given), then by line, then by frame, so the same folders always give the
+same sample indices; shuffling is the sampler's job (seeded by the trainer).
+
+Features stay on disk (memory-mapped) until the collator builds a batch, so datasets much larger than RAM
+are fine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vidnav.data.features import FeatureStore
+from vidnav.errors import VidNavError
+from vidnav.io import atomic_write_text
+
+ACTION_WORDS = ("forward", "left", "right", "stop")
+TRAJECTORIES = "trajectories.jsonl"
+FEATURES = "features"
+REQUIRED = {"key": str, "instruction": str, "targets": list}
+
+
+@dataclass
+class Trajectory:
+    """One trajectory line of a rollout folder (features stay in the store)."""
+
+    key: str
+    instruction: str
+    targets: list[list[str]]
+    rollout: int  # index of its folder in NavSamples.rollout_dirs
+    source: str = "expert"
+    episode_id: str = ""
+    scene_id: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return len(self.targets)
+
+
+def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[Trajectory]:
+    """Parse ``R/trajectories.jsonl``; any malformed line raises VidNavError naming the file and line."""
+    path = Path(rollout_dir) / TRAJECTORIES
+    if not Path(rollout_dir).is_dir():
+        raise VidNavError(f"rollout folder not found: {rollout_dir}; collect rollouts first (or check --data)")
+    if not path.is_file():
+        raise VidNavError(f"{path} not found: a rollout folder needs trajectories.jsonl and features/; "
+                          "is this the folder the rollout collector wrote?")
+    out: list[Trajectory] = []
+    seen: dict[str, int] = {}
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise VidNavError(f"{where}: not valid JSON ({e}); fix or remove the line "
+                                  "(a line cut by a crash can be deleted)") from None
+            if not isinstance(obj, dict):
+                raise VidNavError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            for name, kind in REQUIRED.items():
+                if name not in obj:
+                    raise VidNavError(f"{where}: missing field {name!r} (needs {', '.join(REQUIRED)})")
+                if not isinstance(obj[name], kind):
+                    raise VidNavError(f"{where}: field {name!r} must be a {kind.__name__}, "
+                                      f"got {type(obj[name]).__name__}")
+            if not obj["instruction"].strip():
+                raise VidNavError(f"{where}: empty instruction for trajectory {obj['key']!r}")
+            if not obj["targets"]:
+                raise VidNavError(f"{where}: trajectory {obj['key']!r} has no targets (needs one list per frame)")
+            targets = []
+            for t, words in enumerate(obj["targets"]):
+                if isinstance(words, str):
+                    words = words.split()
+                if not isinstance(words, list) or not words or any(w not in ACTION_WORDS for w in words):
+                    raise VidNavError(f"{where}: targets[{t}] = {words!r} of {obj['key']!r} must be a non-empty "
+                                      f"list of words from {', '.join(ACTION_WORDS)}")
+                targets.append(list(words))
+            if obj["key"] in seen:
+                raise VidNavError(f"{where}: trajectory key {obj['key']!r} repeats line {seen[obj['key']]}; "
+                                  "keys must be unique within a rollout folder")
+            seen[obj["key"]] = lineno
+            known = {"key", "instruction", "targets", "source", "episode_id", "scene_id"}
+            out.append(Trajectory(key=obj["key"], instruction=obj["instruction"], targets=targets, rollout=rollout,
+                                  source=str(obj.get("source", "expert")), episode_id=str(obj.get("episode_id", "")),
+                                  scene_id=str(obj.get("scene_id", "")),
+                                  extra={k: v for k, v in obj.items() if k not in known}))
+    return out
+
+
+class NavSamples(Dataset):
+    """(trajectory, frame t) pairs from one or more rollout folders, in a fixed order.
+
+    ``max_history``: keep at most this many frames (the current one included) per sample; None = all.
+    ``stride``: use every ``stride``-th frame of each trajectory as a sample (the last frame, where the
+    expert says ``stop``, is always kept). Items are small dicts; :class:`NavCollator` loads the features.
+    """
+
+    def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
+                 stride: int = 1):
+        if isinstance(rollout_dirs, (str, os.PathLike)):
+            rollout_dirs = [rollout_dirs]
+        if not rollout_dirs:
+            raise VidNavError("no rollout folders given; pass at least one --data folder")
+        if max_history is not None and int(max_history) < 1:
+            raise VidNavError(f"max_history must be >= 1 (or None for all frames), got {max_history}")
+        if int(stride) < 1:
+            raise VidNavError(f"stride must be >= 1, got {stride}")
+        self.rollout_dirs = [Path(d) for d in rollout_dirs]
+        self.max_history = None if max_history is None else int(max_history)
+        self.stride = int(stride)
+        self.stores: list[FeatureStore] = []
+        self.trajectories: list[Trajectory] = []
+        for r, root in enumerate(self.rollout_dirs):
+            trajs = read_trajectories(root, rollout=r)
+            if not (root / FEATURES / "meta.json").is_file():
+                raise VidNavError(f"{root / FEATURES} is not a feature store (missing meta.json); "
+                                  "a rollout folder needs features/ next to trajectories.jsonl")
+            store = FeatureStore(root / FEATURES)
+            if self.stores and store.shape != self.stores[0].shape:
+                raise VidNavError(f"{root / FEATURES} holds features of shape {store.shape} but "
+                                  f"{self.rollout_dirs[0] / FEATURES} holds {self.stores[0].shape}; "
+                                  "combine rollouts made with the same vision tower")
+            for traj in trajs:
+                if traj.key not in store:
+                    raise VidNavError(f"{root / FEATURES} has no features for trajectory {traj.key!r} "
+                                      f"(listed in {root / TRAJECTORIES}); re-collect that rollout")
+                n = store.index[traj.key][2]
+                if n != traj.length:
+                    raise VidNavError(f"trajectory {traj.key!r} in {root / TRAJECTORIES} has {traj.length} target "
+                                      f"lists but {n} feature frames in {root / FEATURES}; they must match "
+                                      "(one target list per frame)")
+            self.stores.append(store)
+            self.trajectories.extend(trajs)
+        self.samples: list[tuple[int, int]] = []
+        for j, traj in enumerate(self.trajectories):
+            ts = list(range(0, traj.length, self.stride))
+            if ts[-1] != traj.length - 1:
+                ts.append(traj.length - 1)
+            self.samples.extend((j, t) for t in ts)
+        if not self.samples:
+            raise VidNavError(f"no training samples in {', '.join(map(str, self.rollout_dirs))} (no trajectories)")
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        return tuple(self.stores[0].shape)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j, t = self.samples[i]
+        traj = self.trajectories[j]
+        return {"index": int(i), "trajectory": j, "t": t, "instruction": traj.instruction, "targets": traj.targets[t]}
+
+    def features(self, trajectory: int, t: int) -> torch.Tensor:
+        """float32 features [≤ max_history, N, C] of frames 0..t of a trajectory (the last row is frame t)."""
+        traj = self.trajectories[trajectory]
+        rows = self.stores[traj.rollout].get(traj.key, stop=t + 1)
+        if self.max_history is not None:
+            rows = rows[max(0, t + 1 - self.max_history):]
+        return torch.from_numpy(np.asarray(rows, dtype=np.float32))
+
+    def summary(self) -> dict[str, Any]:
+        sources: dict[str, int] = {}
+        for traj in self.trajectories:
+            sources[traj.source] = sources.get(traj.source, 0) + 1
+        return {"rollouts": [str(d) for d in self.rollout_dirs], "trajectories": len(self.trajectories),
+                "samples": len(self.samples), "sources": sources}
+
+
+class NavCollator:
+    """Turns a list of NavSamples items into ``model.prepare_batch(...)`` output (+ ``sample_index``).
+
+    Holds the model only for its ``prepare_batch`` (tokenizers, label encoding); features are read from the
+    dataset's stores here, so DataLoader workers do the disk reads. ``sample_index`` ([B] long) lets a
+    trainer record which samples a rank saw; the trainer drops it before calling the model.
+    """
+
+    def __init__(self, model_or_prepare: Any, samples: NavSamples, with_index: bool = True):
+        self.prepare: Callable = getattr(model_or_prepare, "prepare_batch", model_or_prepare)
+        self.samples = samples
+        self.with_index = with_index
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        feats = [self.samples.features(it["trajectory"], it["t"]) for it in items]
+        batch = self.prepare([it["instruction"] for it in items], feats, [it["targets"] for it in items])
+        if self.with_index:
+            batch["sample_index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
+        return batch
+
+
+# -- writing (the collector's format; used by tests and synthetic data) --------------------------------------
+def write_rollout(root: str | os.PathLike, trajectories: Iterable[dict], features: dict[str, np.ndarray],
+                  shape: tuple[int, int] | None = None, encoder: str | None = None) -> Path:
+    """Write (or append to) a rollout folder: features into ``root/features``, lines into trajectories.jsonl.
+
+    ``trajectories``: dicts with key, instruction, targets (+ source, episode_id, scene_id);
+    ``features[key]``: [T, N, C] arrays (stored as fp16). Features are written before the line that names
+    them, so a crash never leaves a line without features.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    trajectories = list(trajectories)
+    if shape is None:
+        shape = tuple(np.asarray(features[trajectories[0]["key"]]).shape[1:]) if trajectories else (64, 320)
+    store = FeatureStore(root / FEATURES, shape=shape, encoder=encoder)
+    path = root / TRAJECTORIES
+    lines = path.read_text() if path.exists() else ""
+    for traj in trajectories:
+        store.add(traj["key"], np.asarray(features[traj["key"]]))
+        line = {"key": traj["key"], "instruction": traj["instruction"], "targets": traj["targets"],
+                "source": traj.get("source", "expert"), "episode_id": str(traj.get("episode_id", traj["key"])),
+                "scene_id": str(traj.get("scene_id", "synthetic"))}
+        lines += json.dumps(line) + "\n"
+    atomic_write_text(path, lines)
+    return root
+
+
+SYNTHETIC_INSTRUCTIONS = (
+    "walk past the sofa and stop at the kitchen door",
+    "turn left at the table then go to the bedroom",
+    "go straight down the hallway and stop by the stairs",
+    "turn right and walk into the bathroom",
+    "leave the office and wait next to the plant",
+    "cross the living room and stop at the window",
+)
+
+
+def synthetic_rollout(root: str | os.PathLike, n_trajectories: int = 6, n_frames: int = 8,
+                      shape: tuple[int, int] = (64, 320), k: int = 4, seed: int = 0, source: str = "expert",
+                      key_prefix: str = "traj") -> Path:
+    """A small random rollout folder: random fp16 features, random expert action sequences ending in stop.
+
+    ``targets[t]`` = the next k words of the trajectory's action sequence from t (padded with stop), as an
+    expert follower would give; frame features are random but fixed per (trajectory, t), so a model can
+    memorise the mapping. For tests and smoke runs only.
+    """
+    rng = np.random.default_rng(seed)
+    trajs, feats = [], {}
+    for i in range(n_trajectories):
+        key = f"{key_prefix}-{i:04d}"
+        moves = list(rng.choice(["forward", "forward", "left", "right"], size=n_frames - 1)) + ["stop"]
+        targets = [(moves[t:t + k] + ["stop"] * k)[:k] for t in range(n_frames)]
+        feats[key] = rng.standard_normal((n_frames, *shape)).astype(np.float16)
+        trajs.append({"key": key, "instruction": SYNTHETIC_INSTRUCTIONS[i % len(SYNTHETIC_INSTRUCTIONS)],
+                      "targets": [[str(w) for w in t] for t in targets], "source": source,
+                      "episode_id": str(i), "scene_id": f"scene-{i % 3}"})
+    return write_rollout(root, trajs, feats, shape=shape, encoder="synthetic")

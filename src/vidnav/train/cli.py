@@ -1,0 +1,96 @@
+"""`vidnav train`: train on rollout folders from a YAML experiment file and/or options.
+
+Options given on the command line override the YAML file's values; both default to TrainConfig's.
+Heavy imports (torch, transformers) stay inside the command.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from vidnav.errors import VidNavError
+
+HELP = """Train the model on rollout folders (cached vision features + expert actions) with HF Trainer.
+
+Rerun the same command after an interruption: it continues from the last checkpoint in OUT/checkpoints.
+Multi-GPU / multi-node: accelerate launch --config_file configs/accelerate/<cfg>.yaml -m vidnav.cli train ...
+
+Example: vidnav train --preset tiny --memory uninavid --data rollouts/expert --data rollouts/dagger-1 --out runs/tiny --max-steps 2000 --lr 2e-4 --batch-size 8
+
+Example: vidnav train --config configs/train/tiny.yaml --out runs/exp1
+"""
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise VidNavError(f"--set expects NAME=VALUE (a model setting), got {item!r}")
+        name, value = item.split("=", 1)
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def train_command(
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML experiment file (TrainConfig fields)"),
+    preset: Optional[str] = typer.Option(None, help="tiny, small, navid-7b, uninavid-7b or navila-8b"),
+    memory: Optional[str] = typer.Option(None, help="navid, uninavid, navila or llamavid (default: the preset's)"),
+    data: Optional[List[str]] = typer.Option(None, "--data", "-d",
+                                             help="rollout folder (repeat to aggregate DAgger rounds)"),
+    out: Optional[str] = typer.Option(None, help="run folder: checkpoints/, tb/, final/, train_summary.json"),
+    stage: Optional[str] = typer.Option(None, help="align, full or auto (align then full for a pretrained LM)"),
+    init_from: Optional[str] = typer.Option(None, help="checkpoint folder to start from (e.g. runs/round1/final)"),
+    epochs: Optional[float] = typer.Option(None, help="passes over the data (ignored when --max-steps > 0)"),
+    max_steps: Optional[int] = typer.Option(None, help="optimizer steps (overrides --epochs)"),
+    lr: Optional[float] = typer.Option(None, help="peak learning rate"),
+    align_max_steps: Optional[int] = typer.Option(None, help="stage-1 (align) steps when --stage auto runs two stages"),
+    align_epochs: Optional[float] = typer.Option(None, help="stage-1 (align) epochs when --align-max-steps is unset"),
+    align_lr: Optional[float] = typer.Option(None, help="stage-1 (align) learning rate"),
+    batch_size: Optional[int] = typer.Option(None, help="samples per device per step"),
+    grad_accum: Optional[int] = typer.Option(None, help="gradient accumulation steps"),
+    warmup_steps: Optional[int] = typer.Option(None, help="linear warm-up steps"),
+    weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay"),
+    seed: Optional[int] = typer.Option(None, help="seed of the weights and of the data order"),
+    save_steps: Optional[int] = typer.Option(None, help="checkpoint every N steps"),
+    logging_steps: Optional[int] = typer.Option(None, help="log loss / lr every N steps (TensorBoard: OUT/tb)"),
+    max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
+    stride: Optional[int] = typer.Option(None, help="use every N-th frame of a trajectory as a sample"),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision (GPUs)"),
+    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
+                                                          help="recompute LM activations in backward"),
+    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes"),
+    deepspeed: Optional[str] = typer.Option(None, help="DeepSpeed JSON config (e.g. configs/accelerate/ds_zero2.json)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="model setting NAME=VALUE, e.g. use_context_token=true"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="show progress bars"),
+    record_samples: Optional[bool] = typer.Option(None, "--record-samples/--no-record-samples",
+                                                  help="write OUT/seen_samples-rank<r>.json (debugging data sharding)"),
+) -> None:
+    from vidnav.train.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+    given = dict(preset=preset, memory=memory, out=out, stage=stage, init_from=init_from, epochs=epochs,
+                 max_steps=max_steps, lr=lr, align_max_steps=align_max_steps, align_epochs=align_epochs,
+                 align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
+                 weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
+                 max_history=max_history, stride=stride, bf16=bf16, gradient_checkpointing=gradient_checkpointing,
+                 dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples)
+    changes = {k: v for k, v in given.items() if v is not None}
+    if data:
+        changes["data"] = list(data)
+    if set_:
+        changes["overrides"] = {**cfg.overrides, **_parse_overrides(set_)}
+    cfg = cfg.replace(**changes)
+
+    from vidnav.train.trainer import train
+
+    summary = train(cfg)
+    typer.echo(f"done: {summary['steps']} steps, final loss {summary['final_loss']:.4f} → {cfg.out}/final")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `vidnav train` to the top-level app."""
+    app.command("train", help=HELP, no_args_is_help=True)(train_command)

@@ -1,0 +1,127 @@
+"""TrainConfig: one experiment, as a dataclass with YAML in/out (``vidnav train --config exp.yaml``).
+
+Every field has a default that works for a smoke run of the ``tiny`` preset; a YAML file names only what it
+changes. Unknown keys are errors (a typo must not silently train the default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidnav.errors import VidNavError
+
+STAGES = ("auto", "align", "full")
+
+
+@dataclass
+class TrainConfig:
+    # model
+    preset: str = "tiny"
+    memory: str | None = None  # None: the preset's strategy
+    overrides: dict = field(default_factory=dict)  # VidNavConfig fields, e.g. {use_context_token: true}
+    init_from: str | None = None  # a checkpoint folder (save_pretrained) to start from, e.g. the last DAgger round
+    # data
+    data: list[str] = field(default_factory=list)  # rollout folders (DAgger: several)
+    max_history: int | None = None  # frames per sample, the current one included; None = all
+    stride: int = 1  # every stride-th frame of a trajectory is a sample (the last one always)
+    # run
+    out: str = "runs/train"
+    stage: str = "auto"  # align | full | auto (align then full for a pretrained LM, full otherwise)
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    lr: float = 2e-4
+    batch_size: int = 4  # per device
+    grad_accum: int = 1
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    save_steps: int = 500
+    save_total_limit: int | None = 3
+    logging_steps: int = 10
+    # stage 1 (align) when stage is auto and the LM is pretrained
+    align_epochs: float = 1.0
+    align_max_steps: int = -1
+    align_lr: float = 1e-3
+    # hardware
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    dataloader_workers: int = 0
+    deepspeed: str | None = None  # a DeepSpeed JSON config (ZeRO); normally given via accelerate launch
+    progress: bool = True
+    record_samples: bool = False  # write OUT/seen_samples-rank{r}.json (which samples each rank trained on)
+
+    # -- validation ----------------------------------------------------------------------------------------
+    def validate(self) -> "TrainConfig":
+        if self.stage not in STAGES:
+            raise VidNavError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if not self.data:
+            raise VidNavError("no training data: give at least one rollout folder (--data R or data: [R] in YAML)")
+        if isinstance(self.data, (str, os.PathLike)):
+            self.data = [str(self.data)]
+        self.data = [str(d) for d in self.data]
+        if not isinstance(self.overrides, dict):
+            raise VidNavError(f"overrides must be a mapping of model settings, got {type(self.overrides).__name__}")
+        for name in ("batch_size", "grad_accum", "save_steps", "logging_steps", "stride"):
+            if int(getattr(self, name)) < 1:
+                raise VidNavError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise VidNavError("set epochs > 0 or max_steps > 0")
+        if self.lr <= 0:
+            raise VidNavError(f"lr must be > 0, got {self.lr}")
+        if self.init_from is not None and not (Path(self.init_from) / "config.json").is_file():
+            raise VidNavError(f"init_from {self.init_from} is not a vidnav checkpoint folder (no config.json); "
+                              "pass e.g. runs/round1/final")
+        return self
+
+    # -- YAML ----------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise VidNavError(f"{where} must be a mapping of settings, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise VidNavError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        d = dict(d)
+        if isinstance(d.get("data"), str):
+            d["data"] = [d["data"]]
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise VidNavError(f"experiment file not found: {path}")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise VidNavError(f"{path} is not valid YAML: {e}") from None
+        return cls.from_dict(d, where=str(path))
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save_yaml(self, path: str | os.PathLike) -> None:
+        from vidnav.io import atomic_write_text
+
+        atomic_write_text(path, self.to_yaml())
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# Settings that may differ when a run is resumed (they do not change the numbers it computes).
+RESUME_FREE = ("dataloader_workers", "progress", "logging_steps", "save_total_limit", "record_samples", "out")

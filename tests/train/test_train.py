@@ -1,0 +1,267 @@
+"""Training pipeline on synthetic rollouts: learning, SIGKILL + resume, DDP on two CPU processes, bad input.
+
+Models are the tiny preset made cheaper (1 LM layer, 4 tokens for the current frame) through the same
+``overrides`` an experiment file uses; features keep the tiny tower's shape (64 patches x 320 channels),
+because prepare_batch checks them against the (frozen, real) EfficientNet-Lite0 tower.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidnav.data.dataset import NavCollator, NavSamples, synthetic_rollout, write_rollout
+from vidnav.errors import VidNavError
+from vidnav.train.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = {"current_pool": 2, "lm_config": {"num_hidden_layers": 1}}
+FAST_ARGS = ["--set", "current_pool=2", "--set", "lm_config={num_hidden_layers: 1}"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The test machines share 2 cores with other work: one torch thread is ~10x faster than spinning two."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"  # as in this process (one_thread), so runs here and there compute alike
+    return env
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def rollout(tmp_path_factory) -> Path:
+    return synthetic_rollout(tmp_path_factory.mktemp("rollout") / "R", n_trajectories=6, n_frames=8, seed=0)
+
+
+# -- data ------------------------------------------------------------------------------------------------------
+def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
+    ds = NavSamples([rollout])
+    assert len(ds) == 48 and ds.samples[:3] == [(0, 0), (0, 1), (0, 2)]
+    item = ds[9]
+    assert (item["trajectory"], item["t"]) == (1, 1)
+    f = ds.features(1, 1)
+    assert f.dtype == torch.float32 and tuple(f.shape) == (2, 64, 320)
+    assert NavSamples([rollout], max_history=3).features(0, 6).shape[0] == 3
+    strided = NavSamples([rollout], stride=3)
+    assert [t for j, t in strided.samples if j == 0] == [0, 3, 6, 7]  # the last (stop) frame always kept
+    dagger = synthetic_rollout(tmp_path / "D1", n_trajectories=2, n_frames=5, seed=3, source="dagger-1")
+    both = NavSamples([rollout, dagger])
+    assert len(both) == 48 + 10 and both.summary()["sources"] == {"expert": 6, "dagger-1": 2}
+    assert both.trajectories[-1].rollout == 1
+
+
+# -- bad input -------------------------------------------------------------------------------------------------
+def test_bad_rollouts_raise_clear_errors(tmp_path, rollout):
+    with pytest.raises(VidNavError, match="trajectories.jsonl not found"):
+        (tmp_path / "empty").mkdir()
+        NavSamples([tmp_path / "empty"])
+    with pytest.raises(VidNavError, match="rollout folder not found"):
+        NavSamples([tmp_path / "nope"])
+
+    bad = synthetic_rollout(tmp_path / "bad", n_trajectories=3, n_frames=4)
+    lines = (bad / "trajectories.jsonl").read_text().splitlines()
+    (bad / "trajectories.jsonl").write_text("\n".join([lines[0], lines[1][:20], lines[2]]) + "\n")
+    with pytest.raises(VidNavError, match=r"trajectories.jsonl:2: not valid JSON"):
+        NavSamples([bad])
+    obj = json.loads(lines[1])
+    obj["targets"][1] = ["jump"]
+    (bad / "trajectories.jsonl").write_text("\n".join([lines[0], json.dumps(obj)]) + "\n")
+    with pytest.raises(VidNavError, match=r":2: targets\[1\]"):
+        NavSamples([bad])
+    del obj["instruction"]
+    (bad / "trajectories.jsonl").write_text(json.dumps(obj) + "\n")
+    with pytest.raises(VidNavError, match=r":1: missing field 'instruction'"):
+        NavSamples([bad])
+
+    ghost = json.loads(lines[0])
+    ghost["key"] = "not-collected"
+    (bad / "trajectories.jsonl").write_text(json.dumps(ghost) + "\n")
+    with pytest.raises(VidNavError, match="no features for trajectory 'not-collected'"):
+        NavSamples([bad])
+    short = json.loads(lines[0])
+    short["targets"] = short["targets"][:-1]
+    (bad / "trajectories.jsonl").write_text(json.dumps(short) + "\n")
+    with pytest.raises(VidNavError, match="3 target lists but 4 feature frames"):
+        NavSamples([bad])
+
+    with pytest.raises(VidNavError, match="unknown setting"):
+        TrainConfig.from_dict({"prest": "tiny"})
+    with pytest.raises(VidNavError, match="stage must be"):
+        TrainConfig(data=[str(rollout)], stage="warmup").validate()
+    with pytest.raises(VidNavError, match="no training data"):
+        TrainConfig().validate()
+
+
+def test_cli_user_errors_exit_2(tmp_path, capsys):
+    from vidnav.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "rollout folder not found" in err and "Traceback" not in err
+    (tmp_path / "exp.yaml").write_text("preset: tiny\nepochz: 3\n")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--config", str(tmp_path / "exp.yaml")])
+    assert e.value.code == 2 and "epochz" in capsys.readouterr().err
+
+
+def test_config_yaml_round_trip_and_rerun_guard(tmp_path, rollout):
+    from vidnav.train.trainer import _check_same_run, resolve_stages
+
+    cfg = TrainConfig.from_yaml(REPO / "configs" / "train" / "tiny.yaml").replace(data=[str(rollout)])
+    cfg.save_yaml(tmp_path / "x.yaml")
+    assert TrainConfig.from_yaml(tmp_path / "x.yaml") == cfg
+    assert TrainConfig.from_yaml(REPO / "configs" / "train" / "small_two_stage.yaml").preset == "small"
+    assert resolve_stages(cfg) == ["full"]  # tiny's LM is trained from scratch: nothing to align to
+    assert resolve_stages(cfg.replace(preset="small")) == ["align", "full"]
+    _check_same_run(cfg, tmp_path / "run", is_main=True)
+    _check_same_run(cfg.replace(dataloader_workers=0), tmp_path / "run", is_main=True)  # harmless change
+    with pytest.raises(VidNavError, match="different settings \\(lr\\)"):
+        _check_same_run(cfg.replace(lr=1.0), tmp_path / "run", is_main=True)
+
+
+def test_lora_checkpoint_round_trip_and_align_stage():
+    """Trainer checkpoints go through save_pretrained; resume must bring the LoRA adapter back too."""
+    from vidnav.model import build_model
+    from vidnav.train.trainer import load_checkpoint_weights, set_stage
+
+    small = dict(pretrained=False, lm_config={"num_hidden_layers": 1})
+    torch.manual_seed(0)
+    a = build_model("small", **small)
+    with torch.no_grad():
+        for name, p in a.named_parameters():
+            if "lora_B" in name or name.startswith("projector"):
+                p.normal_()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        a.save_pretrained(d)
+        assert (Path(d) / "adapter" / "adapter_model.safetensors").is_file()
+        torch.manual_seed(1)
+        b = build_model("small", **small)
+        load_checkpoint_weights(b, d)
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    for name, p in pa.items():
+        if p.requires_grad:
+            assert torch.equal(p, pb[name]), name
+    trainable = set_stage(b, "align")
+    assert trainable == ["markers", "projector"]  # the pretrained LM (and its LoRA) waits for stage 2
+    assert not any(p.requires_grad for n, p in b.named_parameters() if "lora_" in n)
+
+
+# -- learning --------------------------------------------------------------------------------------------------
+def test_learns_two_trajectories(tmp_path):
+    from vidnav.model import VidNavForCausalLM
+    from vidnav.train import train
+
+    data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
+    cfg = TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"), max_steps=50,
+                      batch_size=8, lr=2e-3, lr_scheduler="constant", logging_steps=5, save_steps=1000,
+                      progress=False)
+    summary = train(cfg)
+    assert summary["steps"] == 50 and summary["samples"] == 8
+    assert summary["final_loss"] < summary["first_loss"] / 4
+    assert (tmp_path / "run" / "tb").is_dir() and any((tmp_path / "run" / "tb").iterdir())
+    saved = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert saved["steps"] == 50 and saved["wall_seconds"] > 0
+
+    model = VidNavForCausalLM.from_pretrained(tmp_path / "run" / "final")
+    ds = NavSamples([data])
+    items = [ds[i] for i in range(len(ds))]
+    plans = model.plan(NavCollator(model, ds, with_index=False)(items))
+    right = sum(p == q for plan, it in zip(plans, items) for p, q in zip(plan, it["targets"]))
+    assert right / (4 * len(items)) >= 0.9, (plans, [it["targets"] for it in items])
+
+    again = train(cfg)  # a finished run is not retrained
+    assert again["steps"] == 50 and again["wall_seconds"] == summary["wall_seconds"]
+
+
+# -- resume ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_to_same_weights(tmp_path, rollout):
+    from vidnav.train import train
+
+    out = tmp_path / "killed"
+    opts = dict(max_steps=30, save_steps=5, batch_size=2, lr=1e-3, logging_steps=5, seed=3)
+    cmd = [sys.executable, "-m", "vidnav.cli", "train", "--preset", "tiny", "--data", str(rollout), "--out", str(out),
+           *[x for k, v in opts.items() for x in (f"--{k.replace('_', '-')}", str(v))], "--no-progress", *FAST_ARGS]
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    first = out / "checkpoints" / "checkpoint-5" / "trainer_state.json"
+    deadline = time.time() + 120
+    while not first.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    log.close()
+    assert first.is_file(), (tmp_path / "first.log").read_text()[-3000:]
+    assert not (out / "final").exists(), "the first run finished before the kill; the test proves nothing"
+
+    rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "resuming from" in rerun.stdout
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["start_step"] >= 5 and summary["start_step"] % 5 == 0 and summary["resumed_from"]
+    assert summary["steps"] == 30
+    state = json.loads((out / "checkpoints" / "checkpoint-30" / "trainer_state.json").read_text())
+    assert state["global_step"] == 30
+
+    # the same experiment without interruption (in this process) ends with the same weights
+    ref = train(TrainConfig(preset="tiny", overrides=FAST, data=[str(rollout)], out=str(tmp_path / "straight"),
+                            progress=False, **opts))
+    assert ref["steps"] == 30 and ref["start_step"] == 0
+    wa, wb = _weights(out / "final"), _weights(tmp_path / "straight" / "final")
+    assert wa.keys() == wb.keys()
+    worst = max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa)
+    assert worst < 1e-5, worst
+    assert abs(summary["final_loss"] - ref["final_loss"]) < 1e-4
+
+
+# -- DDP -------------------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path, rollout):
+    """torchrun --nproc_per_node 2 (gloo): the Trainer shards the data; each rank trains on other samples."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           "-m", "vidnav.cli", "train", "--preset", "tiny", "--data", str(rollout), "--out", str(out),
+           "--max-steps", "3", "--batch-size", "2", "--save-steps", "2", "--record-samples", "--no-progress",
+           "--gradient-checkpointing", *FAST_ARGS]
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    seen = [json.loads((out / f"seen_samples-rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(s["world_size"] == 2 for s in seen)
+    a, b = seen[0]["samples"], seen[1]["samples"]
+    assert len(a) == len(b) == 3 * 2
+    assert not set(a) & set(b)  # one epoch not yet over: the shards are disjoint
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 3
+    assert (out / "final" / "model.safetensors").is_file()
