@@ -108,6 +108,7 @@ def rollouts(
     out: Path = typer.Option(..., help="rollout folder (features/ + trajectories.jsonl); rerun to resume"),
     split: str = typer.Option("train", help="split to roll out"),
     episodes: Optional[int] = typer.Option(None, help="first N episodes of the split (default: all)"),
+    paths_per_house: Optional[int] = typer.Option(None, help="only the first K paths (3K episodes) of every house"),
     policy: Optional[str] = typer.Option(None, help="checkpoint folder: DAgger with this policy (default: expert)"),
     beta: float = typer.Option(1.0, help="DAgger: probability of executing the expert's action at each step"),
     preset: str = typer.Option("tiny", help="preset whose frozen vision tower encodes expert frames"),
@@ -120,6 +121,7 @@ def rollouts(
     """
     from vidnav.data.rollouts import collect_rollouts
 
-    stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes, preset=preset,
+    stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes, paths_per_house=paths_per_house,
+                             preset=preset,
                              source=source, seed=seed)
     typer.echo(" ".join(f"{k}={v}" for k, v in stats.items()))

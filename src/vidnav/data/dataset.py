@@ -65,7 +65,7 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
         raise VidNavError(f"{path} not found: a rollout folder needs trajectories.jsonl and features/; "
                           "is this the folder the rollout collector wrote?")
     out: list[Trajectory] = []
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
@@ -96,10 +96,12 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
                     raise VidNavError(f"{where}: targets[{t}] = {words!r} of {obj['key']!r} must be a non-empty "
                                       f"list of words from {', '.join(ACTION_WORDS)}")
                 targets.append(list(words))
-            if obj["key"] in seen:
-                raise VidNavError(f"{where}: trajectory key {obj['key']!r} repeats line {seen[obj['key']]}; "
-                                  "keys must be unique within a rollout folder")
-            seen[obj["key"]] = lineno
+            # R2R gives a path three instructions: their episodes share the path's frames (one feature key)
+            ident = (obj["key"], obj["instruction"])
+            if ident in seen:
+                raise VidNavError(f"{where}: trajectory key {obj['key']!r} with the same instruction repeats line "
+                                  f"{seen[ident]}; remove the duplicate line")
+            seen[ident] = lineno
             known = {"key", "instruction", "targets", "source", "episode_id", "scene_id"}
             out.append(Trajectory(key=obj["key"], instruction=obj["instruction"], targets=targets, rollout=rollout,
                                   source=str(obj.get("source", "expert")), episode_id=str(obj.get("episode_id", "")),

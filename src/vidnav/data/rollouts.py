@@ -66,9 +66,10 @@ def _policy_and_encoder(policy: str | None, preset: str):
 
 
 def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, policy: str | None = None,
-                     beta: float = 1.0, episodes: int | None = None, preset: str = "tiny", k: int | None = None,
+                     beta: float = 1.0, episodes: int | None = None, paths_per_house: int | None = None, preset: str = "tiny", k: int | None = None,
                      max_steps: int = 500, seed: int = 0, source: str | None = None, progress: bool = True) -> dict:
-    """Collect expert (``policy=None``) or DAgger rollouts for the first ``episodes`` of ``split``."""
+    """Collect expert (``policy=None``) or DAgger rollouts for the first ``episodes`` of ``split`` (with
+    ``paths_per_house``: of the episodes on the first K paths of every house)."""
     from vidnav.data.episodes import load_split
     from vidnav.data.features import FeatureStore
     from vidnav.sim.env import VLNEnv
@@ -80,7 +81,15 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
     source = source or ("expert" if policy is None else f"dagger-b{beta:g}")
     out = Path(out)
     eps = load_split(data_dir, split)
-    selected = eps.episodes if episodes is None else eps.episodes[:episodes]
+    selected = eps.episodes
+    if paths_per_house is not None:  # spread a budget over many houses: the first K paths of each
+        firsts: dict[str, list] = {}
+        for e in selected:
+            trajs = firsts.setdefault(e.scene_id, [])
+            if e.trajectory_id not in trajs and len(trajs) < paths_per_house:
+                trajs.append(e.trajectory_id)
+        selected = [e for e in selected if e.trajectory_id in firsts[e.scene_id]]
+    selected = selected if episodes is None else selected[:episodes]
     agent, encode, model = _policy_and_encoder(policy, preset)
     k = k or model.config.num_actions
     env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
@@ -108,8 +117,12 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                 agent.reset(task.instruction)
             queue: list[str] = []
             feats = []
+            executed: list[str] = []
             while True:
-                tgt = expert_targets(nav, env.pose, task.goal, k)
+                # the expert's next k actions: simulated from this state under DAgger; for the expert itself
+                # they are the actions it goes on to take (filled in below), so one follower call per step
+                tgt = expert_targets(nav, env.pose, task.goal, k) if agent is not None else \
+                    [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal)]]
                 targets.append(tgt)
                 if agent is not None:  # DAgger: the policy sees the frame whatever gets executed
                     import torch
@@ -123,10 +136,14 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                     word = tgt[0] if rng.random() < beta else mine
                 else:
                     word = tgt[0]
+                executed.append(word)
                 obs, _, terminated, truncated, info = env.step(WORD_ACTIONS[word])
                 if terminated or truncated:
                     break
                 frames.append(obs["rgb"])
+            if agent is None:
+                padded = executed + ["stop"] * k
+                targets = [padded[t:t + k] for t in range(len(executed))]
             if store is None:
                 shape = feats[0].shape[1:] if feats else encode(frames[0][None]).shape[1:]
                 store = FeatureStore(out / "features", shape=tuple(shape), encoder=model.config.vision_tower)
