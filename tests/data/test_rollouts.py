@@ -72,3 +72,13 @@ def test_bad_arguments(tiny_benchmark, tmp_path):
         collect_rollouts(tiny_benchmark, "train", tmp_path / "x", beta=1.5, progress=False)
     with pytest.raises(VidNavError, match="--policy"):
         collect_rollouts(tiny_benchmark, "train", tmp_path / "x", beta=0.5, progress=False)
+    for bad in ("2/2", "1", "a/b", "0/0"):
+        with pytest.raises(VidNavError, match="--shard"):
+            collect_rollouts(tiny_benchmark, "train", tmp_path / "x", shard=bad, progress=False)
+
+
+def test_shards_split_the_episodes_between_processes(tiny_benchmark, tmp_path):
+    for i in (0, 1):
+        collect_rollouts(tiny_benchmark, "train", tmp_path / f"s{i}", episodes=5, shard=f"{i}/2", progress=False)
+    assert [r["episode_id"] for r in read(tmp_path / "s0")] == ["1", "3", "5"]
+    assert [r["episode_id"] for r in read(tmp_path / "s1")] == ["2", "4"]

@@ -114,14 +114,17 @@ def rollouts(
     preset: str = typer.Option("tiny", help="preset whose frozen vision tower encodes expert frames"),
     source: Optional[str] = typer.Option(None, help="name recorded per trajectory (default expert / dagger-b<beta>)"),
     seed: int = typer.Option(0, help="seed of the beta mixing"),
+    shard: Optional[str] = typer.Option(None, help="I/N: every N-th selected episode from the I-th; run N processes "
+                                        "into N --out folders and train on all of them"),
 ) -> None:
     """Render expert (or DAgger) trajectories and cache their frozen vision features for training.
 
     Example: vidnav data rollouts --data data/vidnav --out data/rollouts/expert --episodes 3000
+    DAgger in two processes: vidnav data rollouts --data data/vidnav --policy runs/tiny/final --beta 0.5
+    --paths-per-house 1 --shard 0/2 --out data/rollouts/dagger-1a  (and --shard 1/2 --out .../dagger-1b)
     """
     from vidnav.data.rollouts import collect_rollouts
 
     stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes, paths_per_house=paths_per_house,
-                             preset=preset,
-                             source=source, seed=seed)
+                             preset=preset, source=source, seed=seed, shard=shard)
     typer.echo(" ".join(f"{k}={v}" for k, v in stats.items()))

@@ -65,11 +65,24 @@ def _policy_and_encoder(policy: str | None, preset: str):
     return agent, _Encoder(agent.model), agent.model
 
 
+def parse_shard(shard: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 0 <= I < N."""
+    try:
+        index, count = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise VidNavError(f"--shard must look like I/N (e.g. 0/2), got {shard!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise VidNavError(f"--shard {shard}: need N >= 1 and 0 <= I < N")
+    return index, count
+
+
 def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, policy: str | None = None,
                      beta: float = 1.0, episodes: int | None = None, paths_per_house: int | None = None, preset: str = "tiny", k: int | None = None,
-                     max_steps: int = 500, seed: int = 0, source: str | None = None, progress: bool = True) -> dict:
+                     max_steps: int = 500, seed: int = 0, source: str | None = None, shard: str | None = None,
+                     progress: bool = True) -> dict:
     """Collect expert (``policy=None``) or DAgger rollouts for the first ``episodes`` of ``split`` (with
-    ``paths_per_house``: of the episodes on the first K paths of every house)."""
+    ``paths_per_house``: of the episodes on the first K paths of every house). ``shard="I/N"`` keeps every
+    N-th of those episodes starting at the I-th, so N processes can collect into N folders at once."""
     from vidnav.data.episodes import load_split
     from vidnav.data.features import FeatureStore
     from vidnav.sim.env import VLNEnv
@@ -90,6 +103,9 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                 trajs.append(e.trajectory_id)
         selected = [e for e in selected if e.trajectory_id in firsts[e.scene_id]]
     selected = selected if episodes is None else selected[:episodes]
+    if shard is not None:
+        index, count = parse_shard(shard)
+        selected = selected[index::count]
     agent, encode, model = _policy_and_encoder(policy, preset)
     k = k or model.config.num_actions
     env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
