@@ -95,14 +95,33 @@ def test_bad_instructions_and_order_of_calls(agent, frames):
         fresh.act(frames[0])
 
 
-def test_load_agent_without_a_shipped_checkpoint_says_so():
+def test_load_agent_without_a_default_checkpoint_says_so(monkeypatch, tmp_path):
+    import vidnav.agent
+
     assert DEFAULT_AGENT_DIR.name == "default_agent" and DEFAULT_AGENT_DIR.parent.name == "assets"
-    if (DEFAULT_AGENT_DIR / "config.json").exists():
-        pytest.skip("a default checkpoint is shipped")
-    with pytest.raises(VidNavError, match="no default checkpoint is shipped yet"):
+    monkeypatch.setattr(vidnav.agent, "DEFAULT_AGENT_DIR", tmp_path / "missing")
+    with pytest.raises(VidNavError, match="no default checkpoint is shipped"):
         vidnav.load_agent()
     with pytest.raises(VidNavError, match="either checkpoint"):
         load_agent("x", preset="tiny")
+
+
+def test_the_shipped_agent_loads_and_acts_on_real_frames(frames):
+    assert (DEFAULT_AGENT_DIR / "model.safetensors").stat().st_size < 50 * 2**20  # the budget
+    shipped = vidnav.load_agent()
+    assert shipped.model.config.preset == "tiny" and shipped.model.config.memory == "uninavid"
+    shipped.reset("walk past the bicycles and stop next to the tree")
+    plans = [shipped.act(f) for f in frames[:6]]
+    assert all(len(p) == 4 and set(p) <= set(ACTIONS) for p in plans)
+    # every tensor in the shipped file lands in the model (a renamed module would leave fresh weights behind)
+    from safetensors.torch import load_file
+
+    saved = load_file(DEFAULT_AGENT_DIR / "model.safetensors")
+    params = dict(shipped.model.state_dict())
+    trainable = {n for n, p in shipped.model.named_parameters() if p.requires_grad}
+    assert trainable and trainable <= set(saved)
+    for name, tensor in saved.items():
+        assert torch.equal(params[name].to(tensor.dtype), tensor), name
 
 
 def test_load_agent_from_a_checkpoint(agent, frames, tmp_path):

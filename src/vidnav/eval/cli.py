@@ -34,14 +34,14 @@ def eval_command(
 def demo_command(
     out: Path = typer.Option(Path("runs/demo"), help="where results and videos go"),
     data: Path = typer.Option(Path("data/demo"), help="the small val_unseen benchmark (built on first use)"),
-    episodes: int = typer.Option(50, help="episodes per agent"),
+    episodes: int = typer.Option(30, help="episodes per agent"),
     videos: int = typer.Option(3, help="MP4s of the first N episodes per agent"),
     workers: int = typer.Option(2, help="parallel worker processes"),
 ) -> None:
     """The main job: build (or reuse) a small val_unseen set of unseen houses, evaluate the shipped agent and
     the oracle / random / forward baselines on the same episodes, print the metric table, write MP4s.
 
-    Example: vidnav demo --episodes 50 --out runs/demo
+    Example: vidnav demo --episodes 30 --out runs/demo
     """
     from vidnav.agent import DEFAULT_AGENT_DIR
     from vidnav.data.build import BuildConfig, build_benchmark
