@@ -31,6 +31,7 @@ bench: setup
 	$(PY) bench/sim_steps.py
 	$(PY) bench/eval_workers.py --episodes 24
 	$(PY) bench/agent_step.py
+	$(PY) bench/feature_cache.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
