@@ -44,8 +44,7 @@ def replay_frames(data: Path, rollout_dir: Path) -> dict[str, np.ndarray]:
     for traj in read_trajectories(rollout_dir):
         if traj.key in frames:
             continue
-        ep = by_id[traj.episode_id]
-        obs, _ = env.reset(options={"task": env.task_from_episode(ep, eps.gt.get(traj.episode_id))})
+        obs, _ = env.reset(options={"episode": by_id[traj.episode_id], "gt": (eps.gt or {}).get(traj.episode_id)})
         seen = [obs["rgb"]]
         for words in traj.targets[:-1]:
             obs, *_ = env.step(WORD_ACTIONS[words[0]])
@@ -92,13 +91,15 @@ def main() -> None:
             model.zero_grad(set_to_none=True)
             model(**batch).loss.backward()
 
-        def encoded(items: list[dict]) -> dict:
-            with torch.no_grad():
-                feats = [model.encode_frames(frames[samples.trajectories[it["trajectory"]].key][: it["t"] + 1])
-                         for it in items]
-            feats = [f.to(torch.float16).float() for f in feats]
-            return model.prepare_batch([it["instruction"] for it in items], feats, [it["targets"] for it in items])
+        class Reencoded:
+            """The dataset's ``features(trajectory, t)`` with the tower run on the frames instead of the store."""
 
+            def features(self, trajectory: int, t: int) -> torch.Tensor:
+                with torch.no_grad():
+                    feats = model.encode_frames(frames[samples.trajectories[trajectory].key][: t + 1])
+                return feats.to(torch.float16).float()  # the precision the store keeps
+
+        encoded = NavCollator(model, Reencoded(), with_index=False)
         step(collate(batches[0]))  # warm-up (allocations, tokenizer caches)
         per_sample = {}
         for name, make in (("cached", collate), ("re-encoded", encoded)):
@@ -125,6 +126,7 @@ def main() -> None:
               f"torch threads {torch.get_num_threads()}")
         print(f"speed-up of the cache: {per_sample['re-encoded'] / per_sample['cached']:.1f}x over re-encoding each "
               f"sample's frames; {once / per_sample['cached']:.2f}x over encoding each distinct frame once per epoch")
+
 
 if __name__ == "__main__":
     main()
