@@ -77,8 +77,29 @@ def test_bad_arguments(tiny_benchmark, tmp_path):
             collect_rollouts(tiny_benchmark, "train", tmp_path / "x", shard=bad, progress=False)
 
 
-def test_shards_split_the_episodes_between_processes(tiny_benchmark, tmp_path):
+def test_shards_split_whole_paths_between_processes(tiny_benchmark, tmp_path):
+    from vidnav.data.episodes import load_split
+
+    path_of = {str(e.episode_id): e.trajectory_id for e in load_split(tiny_benchmark, "train").episodes}
     for i in (0, 1):
-        collect_rollouts(tiny_benchmark, "train", tmp_path / f"s{i}", episodes=5, shard=f"{i}/2", progress=False)
-    assert [r["episode_id"] for r in read(tmp_path / "s0")] == ["1", "3", "5"]
-    assert [r["episode_id"] for r in read(tmp_path / "s1")] == ["2", "4"]
+        collect_rollouts(tiny_benchmark, "train", tmp_path / f"s{i}", episodes=6, shard=f"{i}/2", progress=False)
+    s0, s1 = ([r["episode_id"] for r in read(tmp_path / f"s{i}")] for i in (0, 1))
+    assert sorted(s0 + s1, key=int) == [str(i) for i in range(1, 7)]  # every episode once
+    paths0, paths1 = {path_of[e] for e in s0}, {path_of[e] for e in s1}
+    assert paths0 and paths1 and not paths0 & paths1  # a path's episodes stay in one shard
+    for i, paths in ((0, paths0), (1, paths1)):  # one feature key per path
+        assert len({r["key"] for r in read(tmp_path / f"s{i}")}) == len(paths)
+
+
+def test_instructions_per_path(tiny_benchmark, tmp_path):
+    from vidnav.data.episodes import load_split
+    from vidnav.errors import VidNavError
+
+    eps = load_split(tiny_benchmark, "train").episodes
+    firsts = {}
+    for e in eps:
+        firsts.setdefault(e.trajectory_id, str(e.episode_id))
+    collect_rollouts(tiny_benchmark, "train", tmp_path / "one", episodes=2, instructions_per_path=1, progress=False)
+    assert [r["episode_id"] for r in read(tmp_path / "one")] == list(firsts.values())[:2]
+    with pytest.raises(VidNavError, match="--instructions-per-path"):
+        collect_rollouts(tiny_benchmark, "train", tmp_path / "x", instructions_per_path=0, progress=False)

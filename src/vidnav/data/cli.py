@@ -109,22 +109,25 @@ def rollouts(
     split: str = typer.Option("train", help="split to roll out"),
     episodes: Optional[int] = typer.Option(None, help="first N episodes of the split (default: all)"),
     paths_per_house: Optional[int] = typer.Option(None, help="only the first K paths (3K episodes) of every house"),
+    instructions_per_path: Optional[int] = typer.Option(None, help="only the first J instructions of every path "
+                                                        "(DAgger: more paths for the same time)"),
     policy: Optional[str] = typer.Option(None, help="checkpoint folder: DAgger with this policy (default: expert)"),
     beta: float = typer.Option(1.0, help="DAgger: probability of executing the expert's action at each step"),
     preset: str = typer.Option("tiny", help="preset whose frozen vision tower encodes expert frames"),
     source: Optional[str] = typer.Option(None, help="name recorded per trajectory (default expert / dagger-b<beta>)"),
     seed: int = typer.Option(0, help="seed of the beta mixing"),
-    shard: Optional[str] = typer.Option(None, help="I/N: every N-th selected episode from the I-th; run N processes "
-                                        "into N --out folders and train on all of them"),
+    shard: Optional[str] = typer.Option(None, help="I/N: every N-th selected path (all its episodes) from the I-th; run "
+                                        "N processes into N --out folders and train on all of them"),
 ) -> None:
     """Render expert (or DAgger) trajectories and cache their frozen vision features for training.
 
     Example: vidnav data rollouts --data data/vidnav --out data/rollouts/expert --episodes 3000
     DAgger in two processes: vidnav data rollouts --data data/vidnav --policy runs/tiny/final --beta 0.5
-    --paths-per-house 1 --shard 0/2 --out data/rollouts/dagger-1a  (and --shard 1/2 --out .../dagger-1b)
+    --paths-per-house 1 --instructions-per-path 1 --shard 0/2 --out data/rollouts/dagger-1a  (and --shard 1/2
+    --out .../dagger-1b)
     """
     from vidnav.data.rollouts import collect_rollouts
 
     stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes, paths_per_house=paths_per_house,
-                             preset=preset, source=source, seed=seed, shard=shard)
+                             instructions_per_path=instructions_per_path, preset=preset, source=source, seed=seed, shard=shard)
     typer.echo(" ".join(f"{k}={v}" for k, v in stats.items()))

@@ -77,12 +77,15 @@ def parse_shard(shard: str) -> tuple[int, int]:
 
 
 def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, policy: str | None = None,
-                     beta: float = 1.0, episodes: int | None = None, paths_per_house: int | None = None, preset: str = "tiny", k: int | None = None,
+                     beta: float = 1.0, episodes: int | None = None, paths_per_house: int | None = None,
+                     instructions_per_path: int | None = None, preset: str = "tiny", k: int | None = None,
                      max_steps: int = 500, seed: int = 0, source: str | None = None, shard: str | None = None,
                      progress: bool = True) -> dict:
     """Collect expert (``policy=None``) or DAgger rollouts for the first ``episodes`` of ``split`` (with
-    ``paths_per_house``: of the episodes on the first K paths of every house). ``shard="I/N"`` keeps every
-    N-th of those episodes starting at the I-th, so N processes can collect into N folders at once."""
+    ``paths_per_house``: of the episodes on the first K paths of every house; with ``instructions_per_path``:
+    only the first J of each path's instructions). ``shard="I/N"`` keeps every N-th of the selected *paths*
+    starting at the I-th, with all their episodes, so N processes can collect into N folders at once and
+    each path is rendered and encoded by one process only."""
     from vidnav.data.episodes import load_split
     from vidnav.data.features import FeatureStore
     from vidnav.sim.env import VLNEnv
@@ -102,10 +105,21 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
             if e.trajectory_id not in trajs and len(trajs) < paths_per_house:
                 trajs.append(e.trajectory_id)
         selected = [e for e in selected if e.trajectory_id in firsts[e.scene_id]]
+    if instructions_per_path is not None:  # DAgger: more paths for the same budget
+        if instructions_per_path < 1:
+            raise VidNavError(f"--instructions-per-path must be >= 1, got {instructions_per_path}")
+        taken: dict[int, int] = {}
+        keep = []
+        for e in selected:
+            taken[e.trajectory_id] = taken.get(e.trajectory_id, 0) + 1
+            if taken[e.trajectory_id] <= instructions_per_path:
+                keep.append(e)
+        selected = keep
     selected = selected if episodes is None else selected[:episodes]
-    if shard is not None:
+    if shard is not None:  # whole paths per shard: a path's frames are rendered and encoded once
         index, count = parse_shard(shard)
-        selected = selected[index::count]
+        order = {t: i for i, t in enumerate(dict.fromkeys(e.trajectory_id for e in selected))}
+        selected = [e for e in selected if order[e.trajectory_id] % count == index]
     agent, encode, model = _policy_and_encoder(policy, preset)
     k = k or model.config.num_actions
     env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
