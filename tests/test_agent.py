@@ -140,3 +140,37 @@ def test_history_cache_does_not_change_actions(frames):
         a.reset("follow the road")
     assert [cached.act(f) for f in frames[:8]] == [plain.act(f) for f in frames[:8]]
     assert cached._stable == cached._mem.stable_tokens() > 0 and plain._stable == 0
+
+
+def test_ban_first_changes_only_the_first_word_choice(agent, frames):
+    agent.reset("walk past the bicycles and stop next to the tree")
+    agent.observe(frames[0])
+    free = agent.plan()
+    for word in ACTIONS:
+        banned = agent.plan(ban_first=word)
+        assert banned[0] != word and len(banned) == 4
+        if free[0] != word:  # banning another word leaves the greedy plan as it was
+            assert banned == free
+    assert agent.plan() == free  # banning leaves no trace in the cache
+    with pytest.raises(ValueError, match="unknown action word"):
+        agent.plan(ban_first="jump")
+
+
+def test_model_agent_replans_without_forward_after_a_blocked_step(frames, monkeypatch):
+    from vidnav.eval.agents import ModelAgent, blocked_step
+    from vidnav.sim.navmap import FORWARD
+
+    assert blocked_step(frames[0], frames[0].copy()) and not blocked_step(frames[0], frames[1])
+    ma = ModelAgent(None, replan_when_blocked=True)  # the shipped weights
+    calls = []
+    monkeypatch.setattr(ma.agent, "act", lambda rgb: calls.append("act") or ["forward"] * 4)
+    real_plan = ma.agent.plan
+    monkeypatch.setattr(ma.agent, "plan", lambda ban_first=None: calls.append(ban_first) or real_plan(ban_first))
+    obs = {"instruction": "go to the kitchen", "rgb": frames[0]}
+    ma.agent.reset(obs["instruction"])
+    ma.reset(None, obs)
+    assert ma.act(obs, {}) == FORWARD  # plans forward x4
+    moved = {**obs, "rgb": frames[1]}
+    assert ma.act(moved, {}) == FORWARD and calls == ["act"]  # it moved: the plan goes on
+    stuck = ma.act({**obs, "rgb": frames[1].copy()}, {})  # same image after a forward: blocked
+    assert stuck != FORWARD and calls == ["act", "forward"]

@@ -97,8 +97,10 @@ class Agent:
         return self.plan()
 
     @torch.no_grad()
-    def plan(self) -> list[str]:
+    def plan(self, ban_first: str | None = None) -> list[str]:
         """Plan k actions from the current memory (the last frame given is the current observation).
+
+        ``ban_first``: an action word the plan may not start with (e.g. ``"forward"`` after a blocked step).
 
         The KV cache holds the instruction prefix plus the memory's *stable* history tokens (those that can no
         longer change: all of NaVid's / LLaMA-VID's history, Uni-NaVid's long-term tokens but the last); a call
@@ -127,7 +129,7 @@ class Agent:
         try:
             # batch of one without padding: no attention mask needed (causal attention over the cache)
             out = decoder(inputs_embeds=suffix, position_ids=pos, past_key_values=self._cache, use_cache=True)
-            words = m.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, None, pos[:, -1])[0]
+            words = m.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, None, pos[:, -1], ban_first)[0]
         finally:  # keep only the prefix and the stable history in the cache
             extra = self._cache.get_seq_length() - cached
             if extra > 0:

@@ -73,30 +73,54 @@ class ModelAgent(NavAgent):
 
     Frames seen while executing a plan go into the agent's memory (``observe``), as in NaVid's and
     Uni-NaVid's evaluation.
+
+    ``replan_when_blocked``: when a ``forward`` leaves the camera image unchanged (the agent did not move: a
+    wall), drop the rest of the plan and re-plan with ``forward`` excluded as the first action. It reads only
+    the agent's own camera (no simulator state), as a robot could.
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, name: str | None = None, **overrides):
+    def __init__(self, checkpoint: str | Path | None = None, name: str | None = None,
+                 replan_when_blocked: bool = False, **overrides):
         from vidnav.agent import load_agent
 
         self.agent = load_agent(checkpoint, **overrides)
         self.name = name or (Path(checkpoint).name if checkpoint else "default")
+        self.replan_when_blocked = replan_when_blocked
         self.queue: deque[int] = deque()
+        self._last: tuple[int, np.ndarray] | None = None
 
     def reset(self, env, obs):
         self.agent.reset(obs["instruction"])
         self.queue.clear()
+        self._last = None
 
     def act(self, obs, info):
-        if self.queue:
-            self.agent.observe(obs["rgb"])
+        rgb = np.asarray(obs["rgb"])
+        blocked = (self.replan_when_blocked and self._last is not None and self._last[0] == FORWARD
+                   and blocked_step(self._last[1], rgb))
+        if blocked:
+            self.queue.clear()
+            self.agent.observe(rgb)
+            self.queue.extend(WORD_ACTIONS[w] for w in self.agent.plan(ban_first="forward"))
+        elif self.queue:
+            self.agent.observe(rgb)
         else:
-            self.queue.extend(WORD_ACTIONS[w] for w in self.agent.act(obs["rgb"]))
-        return self.queue.popleft()
+            self.queue.extend(WORD_ACTIONS[w] for w in self.agent.act(rgb))
+        action = self.queue.popleft()
+        self._last = (action, rgb) if self.replan_when_blocked else None
+        return action
 
 
-def make_agent(name: str, seed: int = 0, **overrides) -> NavAgent:
+def blocked_step(before: np.ndarray, after: np.ndarray, tol: float = 0.5) -> bool:
+    """True when two consecutive camera images are the same up to ``tol`` (mean absolute difference in
+    0..255 units): a forward step that did not move the camera."""
+    return before.shape == after.shape and float(np.abs(before.astype(np.int16) - after).mean()) <= tol
+
+
+def make_agent(name: str, seed: int = 0, replan_when_blocked: bool = False, **overrides) -> NavAgent:
     """An agent by name: a built-in (`oracle`, `random`, `forward`, `default` = the shipped checkpoint)
-    or the path of a checkpoint folder (config.json + model.safetensors)."""
+    or the path of a checkpoint folder (config.json + model.safetensors). ``replan_when_blocked`` applies to
+    model agents only (see :class:`ModelAgent`)."""
     if name == "oracle":
         return OracleAgent()
     if name == "random":
@@ -104,11 +128,11 @@ def make_agent(name: str, seed: int = 0, **overrides) -> NavAgent:
     if name == "forward":
         return ForwardAgent()
     if name == "default":
-        return ModelAgent(None, name="default", **overrides)
+        return ModelAgent(None, name="default", replan_when_blocked=replan_when_blocked, **overrides)
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").exists():
             raise VidNavError(f"--agent {name}: folder has no config.json; name a checkpoint folder "
                               f"(written by `vidnav train`) or one of {', '.join(BUILTIN)}")
-        return ModelAgent(path, **overrides)
+        return ModelAgent(path, replan_when_blocked=replan_when_blocked, **overrides)
     raise VidNavError(f"unknown agent {name!r}: use one of {', '.join(BUILTIN)} or a checkpoint folder")

@@ -18,6 +18,9 @@ def eval_command(
     video: bool = typer.Option(False, "--video", help="write an MP4 per episode (ego view + top-down map)"),
     video_episodes: Optional[int] = typer.Option(None, help="with --video: only the first N episodes"),
     seed: int = typer.Option(0, help="seed of the random agent"),
+    replan_when_blocked: bool = typer.Option(False, "--replan-when-blocked",
+                                             help="model agents: after a forward that left the camera image "
+                                                  "unchanged (a wall), re-plan with forward excluded"),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
@@ -26,7 +29,8 @@ def eval_command(
     from vidnav.eval.runner import evaluate, format_table
 
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
-    summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed)
+    summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
+                       replan_when_blocked=replan_when_blocked)
     typer.echo(format_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
 

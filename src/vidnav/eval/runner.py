@@ -70,7 +70,7 @@ def _check_run(out: Path, meta: dict) -> None:
     run = out / "run.json"
     if run.exists():
         old = json.loads(run.read_text())
-        diff = [k for k in ("agent", "data", "split") if old.get(k) != meta[k]]
+        diff = [k for k in ("agent", "data", "split", "replan_when_blocked") if old.get(k, False) != meta[k]]
         if diff:
             raise VidNavError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); "
                               "use a new --out to keep both")
@@ -82,7 +82,8 @@ def _check_run(out: Path, meta: dict) -> None:
 _W: dict = {}
 
 
-def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw: dict) -> None:
+def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw: dict,
+                 agent_kw: dict | None = None) -> None:
     import torch
 
     from vidnav.eval.agents import make_agent
@@ -90,7 +91,7 @@ def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw
 
     torch.set_num_threads(max(1, threads))
     _W["env"] = VLNEnv(data_dir=data_dir, **env_kw)
-    _W["agent"] = make_agent(agent_name, seed=seed)
+    _W["agent"] = make_agent(agent_name, seed=seed, **(agent_kw or {}))
 
 
 def _worker_run(job):
@@ -100,10 +101,11 @@ def _worker_run(job):
 
 def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, episodes: int | None = None,
              workers: int = 1, video: bool | int = False, seed: int = 0, progress: bool = True,
-             env_kw: dict | None = None) -> dict:
+             env_kw: dict | None = None, replan_when_blocked: bool = False) -> dict:
     """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
 
     ``video``: True for an MP4 per episode, an int n for the first n episodes only.
+    ``replan_when_blocked``: model agents re-plan without ``forward`` after a blocked step (see ModelAgent).
     """
     from vidnav.data.episodes import load_split
 
@@ -115,7 +117,8 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     if episodes is not None and episodes < 1:
         raise VidNavError(f"--episodes must be >= 1, got {episodes}")
     out.mkdir(parents=True, exist_ok=True)
-    _check_run(out, {"agent": agent, "data": str(data_dir.resolve()), "split": split})
+    _check_run(out, {"agent": agent, "data": str(data_dir.resolve()), "split": split,
+                     "replan_when_blocked": bool(replan_when_blocked)})
     results_path = out / "results.jsonl"
     done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
     n_video = len(selected) if video is True else int(video or 0)
@@ -127,6 +130,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         jobs.append((ep, eps.gt.get(str(ep.episode_id)) if eps.gt else None, vpath))
 
     env_kw = env_kw or {}
+    agent_kw = {"replan_when_blocked": True} if replan_when_blocked else {}
     threads = max(1, (os.cpu_count() or 1) // workers)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -143,7 +147,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
             bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
 
         if jobs and workers == 1:
-            _worker_init(str(data_dir), agent, seed, threads, env_kw)
+            _worker_init(str(data_dir), agent, seed, threads, env_kw, agent_kw)
             try:
                 for job in jobs:
                     record(_worker_run(job))
@@ -154,7 +158,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
 
             ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context
             with ctx.Pool(workers, initializer=_worker_init,
-                          initargs=(str(data_dir), agent, seed, threads, env_kw)) as pool:
+                          initargs=(str(data_dir), agent, seed, threads, env_kw, agent_kw)) as pool:
                 for rec in pool.imap_unordered(_worker_run, jobs):
                     record(rec)
     order = {str(e.episode_id): i for i, e in enumerate(selected)}

@@ -155,6 +155,16 @@ class ActionCodec:
         self.word_at = torch.tensor(word_at, dtype=torch.long)
         self.single_token = all(len(s) == 1 for s in self.seqs.values())
 
+    def first_token_column(self, word: str) -> int:
+        """Column (in ``token_ids``) of ``word``'s first token; masking it at the root bans exactly that word."""
+        if word not in self.seqs:
+            raise ValueError(f"unknown action word {word!r}; use one of {', '.join(self.words)}")
+        first = self.seqs[word][0]
+        shared = [w for w in self.words if w != word and self.seqs[w][0] == first]
+        if shared:
+            raise ValueError(f"{word!r} shares its first token with {shared}: it cannot be banned alone")
+        return self.token_ids.index(first)
+
     def encode(self, actions: Sequence[str]) -> list[int]:
         return [t for a in actions for t in self.seqs[a]]
 

@@ -360,8 +360,11 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         return self.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, mask, pos[:, -1])
 
     @torch.no_grad()
-    def decode_actions(self, last_hidden, cache, mask, last_pos) -> list[list[str]]:
-        """Continue from a filled KV cache, choosing only tokens that spell action words (trie-masked argmax)."""
+    def decode_actions(self, last_hidden, cache, mask, last_pos, ban_first: str | None = None) -> list[list[str]]:
+        """Continue from a filled KV cache, choosing only tokens that spell action words (trie-masked argmax).
+
+        ``ban_first``: an action word the first planned action may not be (the next best word is taken).
+        """
         codec = self.codec
         base = self._base_lm()
         dev = last_hidden.device
@@ -373,10 +376,16 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         b, k = last_hidden.shape[0], self.config.num_actions
         node = torch.zeros(b, dtype=torch.long, device=dev)
         words: list[list[str]] = [[] for _ in range(b)]
+        banned = None
+        if ban_first is not None:
+            banned = codec.first_token_column(ban_first)
         h = last_hidden
         for step in range(k * codec.max_answer_tokens_per_word):
             logits = F.linear(h.to(w.dtype), w, bias).float()
             allowed = next_node[node] >= 0
+            if banned is not None:
+                first = torch.tensor([not x for x in words], device=dev) & (node == 0)
+                allowed[:, banned] &= ~first
             choice = logits.masked_fill(~allowed, float("-inf")).argmax(dim=-1)
             node = next_node[node, choice]
             finished = word_at[node]
