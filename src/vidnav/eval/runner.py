@@ -83,7 +83,7 @@ _W: dict = {}
 
 
 def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw: dict,
-                 agent_kw: dict | None = None) -> None:
+                 replan_when_blocked: bool = False) -> None:
     import torch
 
     from vidnav.eval.agents import make_agent
@@ -91,7 +91,7 @@ def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw
 
     torch.set_num_threads(max(1, threads))
     _W["env"] = VLNEnv(data_dir=data_dir, **env_kw)
-    _W["agent"] = make_agent(agent_name, seed=seed, **(agent_kw or {}))
+    _W["agent"] = make_agent(agent_name, seed=seed, replan_when_blocked=replan_when_blocked)
 
 
 def _worker_run(job):
@@ -130,7 +130,6 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         jobs.append((ep, eps.gt.get(str(ep.episode_id)) if eps.gt else None, vpath))
 
     env_kw = env_kw or {}
-    agent_kw = {"replan_when_blocked": True} if replan_when_blocked else {}
     threads = max(1, (os.cpu_count() or 1) // workers)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -147,7 +146,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
             bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
 
         if jobs and workers == 1:
-            _worker_init(str(data_dir), agent, seed, threads, env_kw, agent_kw)
+            _worker_init(str(data_dir), agent, seed, threads, env_kw, replan_when_blocked)
             try:
                 for job in jobs:
                     record(_worker_run(job))
@@ -158,7 +157,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
 
             ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context
             with ctx.Pool(workers, initializer=_worker_init,
-                          initargs=(str(data_dir), agent, seed, threads, env_kw, agent_kw)) as pool:
+                          initargs=(str(data_dir), agent, seed, threads, env_kw, replan_when_blocked)) as pool:
                 for rec in pool.imap_unordered(_worker_run, jobs):
                     record(rec)
     order = {str(e.episode_id): i for i, e in enumerate(selected)}
