@@ -57,13 +57,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors arrive as ClickException subclasses
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # usage errors: click's ClickException, or typer's own copy of it (typer >= 0.22)
+        if _is_usage_error(e):
             e.show()
             sys.exit(e.exit_code)
         raise
+
+
+def _is_usage_error(e: Exception) -> bool:
+    import click
+
+    return isinstance(e, (click.ClickException, typer.TyperException)) and hasattr(e, "show") \
+        and isinstance(getattr(e, "exit_code", None), int)
 
 
 if __name__ == "__main__":
