@@ -180,7 +180,7 @@ def test_learns_two_trajectories(tmp_path):
     data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
     cfg = TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"), max_steps=50,
                       batch_size=8, lr=2e-3, lr_scheduler="constant", logging_steps=5, save_steps=1000,
-                      progress=False)
+                      eval_data=[str(data)], eval_steps=20, progress=False)
     summary = train(cfg)
     assert summary["steps"] == 50 and summary["samples"] == 8
     assert summary["final_loss"] < summary["first_loss"] / 4
@@ -194,6 +194,13 @@ def test_learns_two_trajectories(tmp_path):
     plans = model.plan(NavCollator(model, ds, with_index=False)(items))
     right = sum(p == q for plan, it in zip(plans, items) for p, q in zip(plan, it["targets"]))
     assert right / (4 * len(items)) >= 0.9, (plans, [it["targets"] for it in items])
+    # validation ran at steps 20 and 40 and after the last step, on the final weights: the same plans as above
+    assert [h["step"] for h in saved["eval_history"]] == [20, 40, 50]
+    assert summary["eval"]["samples"] == 8 and summary["eval"]["data"] == [str(data)]
+    assert summary["eval"]["word_acc"] == pytest.approx(
+        [sum(plan[j] == it["targets"][j] for plan, it in zip(plans, items)) / 8 for j in range(4)])
+    assert summary["eval"]["first_action_acc"] >= 0.9 and summary["eval"]["loss"] < summary["first_loss"] / 4
+    assert saved["eval_history"][-1]["eval_first_action_acc"] == summary["eval"]["first_action_acc"]
 
     again = train(cfg)  # a finished run is not retrained
     assert again["steps"] == 50 and again["wall_seconds"] == summary["wall_seconds"]

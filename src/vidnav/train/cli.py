@@ -41,6 +41,11 @@ def train_command(
     memory: Optional[str] = typer.Option(None, help="navid, uninavid, navila or llamavid (default: the preset's)"),
     data: Optional[List[str]] = typer.Option(None, "--data", "-d",
                                              help="rollout folder (repeat to aggregate DAgger rounds)"),
+    eval_data: Optional[List[str]] = typer.Option(None, "--eval-data",
+                                                  help="held-out rollout folder (repeatable): action accuracy "
+                                                       "every --eval-steps and at the end"),
+    eval_steps: Optional[int] = typer.Option(None, help="validate every N steps (default: every --save-steps)"),
+    eval_samples: Optional[int] = typer.Option(None, help="held-out samples per validation (a fixed seeded subset)"),
     out: Optional[str] = typer.Option(None, help="run folder: checkpoints/, tb/, final/, train_summary.json"),
     stage: Optional[str] = typer.Option(None, help="align, full or auto (align then full for a pretrained LM)"),
     init_from: Optional[str] = typer.Option(None, help="checkpoint folder to start from (e.g. runs/round1/final)"),
@@ -77,10 +82,13 @@ def train_command(
                  align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
                  weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
                  max_history=max_history, stride=stride, bf16=bf16, gradient_checkpointing=gradient_checkpointing,
-                 dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples)
+                 dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples,
+                 eval_steps=eval_steps, eval_samples=eval_samples)
     changes = {k: v for k, v in given.items() if v is not None}
     if data:
         changes["data"] = list(data)
+    if eval_data:
+        changes["eval_data"] = list(eval_data)
     if set_:
         changes["overrides"] = {**cfg.overrides, **_parse_overrides(set_)}
     cfg = cfg.replace(**changes)
@@ -89,8 +97,46 @@ def train_command(
 
     summary = train(cfg)
     typer.echo(f"done: {summary['steps']} steps, final loss {summary['final_loss']:.4f} → {cfg.out}/final")
+    if "eval" in summary:
+        from vidnav.train.validate import format_report
+
+        typer.echo("held-out " + format_report(summary["eval"]))
+
+
+VALIDATE_HELP = """Offline action accuracy of a checkpoint on held-out rollout folders (no simulator).
+
+Reports teacher-forced loss, the first planned action's accuracy, whole-plan accuracy, per-word recall and the
+confusion of first actions, on a fixed seeded subset of the samples (the same subset for every checkpoint).
+
+Example: vidnav validate --agent default --data data/rollouts/val-unseen-expert --samples 1000 --out runs/val.json
+"""
+
+
+def validate_command(
+    agent: str = typer.Option("default", help="checkpoint folder, or 'default' (the shipped agent)"),
+    data: List[str] = typer.Option(..., "--data", "-d", help="rollout folder (repeatable), e.g. val_unseen expert"),
+    samples: int = typer.Option(1000, help="samples to score (a seeded subset; 0 = all)"),
+    seed: int = typer.Option(0, help="seed of the subset"),
+    batch_size: int = typer.Option(16, help="samples per forward pass"),
+    max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
+    out: Optional[str] = typer.Option(None, help="write the metrics as JSON here"),
+) -> None:
+    from vidnav.agent import load_agent
+    from vidnav.data.dataset import NavSamples
+    from vidnav.io import write_json
+    from vidnav.train.validate import action_accuracy, format_report
+
+    held_out = NavSamples(list(data), max_history=max_history)
+    model = load_agent(None if agent == "default" else agent).model
+    metrics = action_accuracy(model, held_out, max_samples=samples or None, seed=seed, batch_size=batch_size)
+    metrics = {"agent": agent, "data": list(data), "seed": seed, **metrics}
+    typer.echo(format_report(metrics))
+    if out:
+        write_json(out, metrics)
+        typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Attach `vidnav train` to the top-level app."""
     app.command("train", help=HELP, no_args_is_help=True)(train_command)
+    app.command("validate", help=VALIDATE_HELP, no_args_is_help=True)(validate_command)

@@ -28,6 +28,9 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)  # rollout folders (DAgger: several)
     max_history: int | None = None  # frames per sample, the current one included; None = all
     stride: int = 1  # every stride-th frame of a trajectory is a sample (the last one always)
+    eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
+    eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
+    eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (None: all)
     # run
     out: str = "runs/train"
     stage: str = "auto"  # align | full | auto (align then full for a pretrained LM, full otherwise)
@@ -65,6 +68,13 @@ class TrainConfig:
         if isinstance(self.data, (str, os.PathLike)):
             self.data = [str(self.data)]
         self.data = [str(d) for d in self.data]
+        if isinstance(self.eval_data, (str, os.PathLike)):
+            self.eval_data = [str(self.eval_data)]
+        self.eval_data = [str(d) for d in (self.eval_data or [])]
+        if self.eval_steps is not None and int(self.eval_steps) < 1:
+            raise VidNavError(f"eval_steps must be >= 1 (or unset: every save_steps), got {self.eval_steps}")
+        if self.eval_samples is not None and int(self.eval_samples) < 1:
+            raise VidNavError(f"eval_samples must be >= 1 (or unset: all held-out samples), got {self.eval_samples}")
         if not isinstance(self.overrides, dict):
             raise VidNavError(f"overrides must be a mapping of model settings, got {type(self.overrides).__name__}")
         for name in ("batch_size", "grad_accum", "save_steps", "logging_steps", "stride"):
@@ -92,8 +102,9 @@ class TrainConfig:
         if unknown:
             raise VidNavError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
         d = dict(d)
-        if isinstance(d.get("data"), str):
-            d["data"] = [d["data"]]
+        for name in ("data", "eval_data"):
+            if isinstance(d.get(name), str):
+                d[name] = [d[name]]
         return cls(**d)
 
     @classmethod
@@ -124,4 +135,5 @@ class TrainConfig:
 
 
 # Settings that may differ when a run is resumed (they do not change the numbers it computes).
-RESUME_FREE = ("dataloader_workers", "progress", "logging_steps", "save_total_limit", "record_samples", "out")
+RESUME_FREE = ("dataloader_workers", "progress", "logging_steps", "save_total_limit", "record_samples", "out",
+               "eval_data", "eval_steps", "eval_samples")

@@ -166,8 +166,11 @@ def _trainer_class():
     class VidNavTrainer(Trainer):
         """Trainer + vidnav checkpoints (trainable weights only, LoRA adapter beside) + sample bookkeeping."""
 
-        def __init__(self, *args, record_samples: bool = False, **kwargs):
+        def __init__(self, *args, record_samples: bool = False, eval_samples: int | None = 512, **kwargs):
             super().__init__(*args, **kwargs)
+            self.eval_samples = eval_samples
+            self.last_eval: dict[str, Any] | None = None
+            self.last_eval_step = -1
             # forward() returns a mean loss and ignores num_items_in_batch: let the Trainer scale for
             # gradient accumulation itself
             self.model_accepts_loss_kwargs = False
@@ -185,11 +188,38 @@ def _trainer_class():
             self.last_loss = float(loss.detach())
             return out
 
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+            """Held-out action accuracy (:mod:`vidnav.train.validate`) instead of the Trainer's logits gathering;
+            rank 0 computes and logs it (TensorBoard: eval/*), other ranks wait."""
+            from vidnav.train.validate import action_accuracy
+
+            data = eval_dataset if eval_dataset is not None else self.eval_dataset
+            if eval_dataset is None and self.last_eval is not None and self.last_eval_step == self.state.global_step:
+                return flat_eval_metrics(self.last_eval, metric_key_prefix)  # a step that ends an epoch asks twice
+            self.last_eval_step = self.state.global_step
+            metrics: dict[str, float] = {}
+            if self.args.process_index == 0:
+                self.last_eval = action_accuracy(self.accelerator.unwrap_model(self.model), data,
+                                                 max_samples=self.eval_samples,
+                                                 batch_size=self.args.per_device_eval_batch_size)
+                metrics = flat_eval_metrics(self.last_eval, metric_key_prefix)
+                self.log(metrics)
+            if self.args.world_size > 1:
+                torch.distributed.barrier()
+            return metrics
+
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             # the default loader would miss the LoRA adapter (our checkpoints keep it in adapter/)
             load_checkpoint_weights(self.accelerator.unwrap_model(model or self.model), resume_from_checkpoint)
 
     return VidNavTrainer
+
+
+def flat_eval_metrics(m: dict[str, Any], prefix: str = "eval") -> dict[str, float]:
+    """The scalar part of :func:`vidnav.train.validate.action_accuracy` output, for logs and TensorBoard."""
+    out = {f"{prefix}_{name}": float(m[name]) for name in ("loss", "first_action_acc", "plan_acc")}
+    out.update({f"{prefix}_recall_{w}": float(v) for w, v in m["recall"].items() if v is not None})
+    return out
 
 
 def _training_args(cfg: TrainConfig, out: Path, *, epochs: float, max_steps: int, lr: float):
@@ -214,6 +244,9 @@ def _training_args(cfg: TrainConfig, out: Path, *, epochs: float, max_steps: int
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
+        eval_strategy="steps" if cfg.eval_data else "no",
+        eval_steps=cfg.eval_steps or cfg.save_steps,
+        per_device_eval_batch_size=cfg.batch_size,
         report_to=["tensorboard"],
         remove_unused_columns=False,  # items are dicts the collator reads, not model inputs
         dataloader_num_workers=cfg.dataloader_workers,
@@ -267,6 +300,7 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
     is_main = args.process_index == 0
     _check_same_run(cfg, out, is_main)
     data = NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride)  # validates before the model
+    held_out = NavSamples(cfg.eval_data, max_history=cfg.max_history) if cfg.eval_data else None
     model = build_train_model(cfg, init_from)
     if tuple(data.feature_shape) != (model.num_patches, model.vision.hidden_size):
         raise VidNavError(f"rollout features have shape {tuple(data.feature_shape)} per frame but preset "
@@ -287,14 +321,20 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
         print(f"stage {stage}: {what}; {len(data)} samples from {len(data.trajectories)} trajectories; "
               f"trainable {n_train:,} of {total:,} parameters ({', '.join(trainable)})")
 
-    trainer = _trainer_class()(model=model, args=args, train_dataset=data, data_collator=NavCollator(model, data),
-                               record_samples=cfg.record_samples)
+    if held_out is not None and tuple(held_out.feature_shape) != tuple(data.feature_shape):
+        raise VidNavError(f"--eval-data features have shape {tuple(held_out.feature_shape)} per frame but the "
+                          f"training data's are {tuple(data.feature_shape)}; use rollouts of the same vision tower")
+    trainer = _trainer_class()(model=model, args=args, train_dataset=data, eval_dataset=held_out,
+                               data_collator=NavCollator(model, data), record_samples=cfg.record_samples,
+                               eval_samples=cfg.eval_samples)
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, TensorBoardCallback) and cb.tb_writer is None:
             cb.logging_dir = str(out / "tb")
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.time() - t0
+    if held_out is not None:
+        trainer.evaluate()  # the final weights are always validated (a no-op when the last step just was)
 
     rank = args.process_index
     if cfg.record_samples:
@@ -323,6 +363,9 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
         "data": [str(d) for d in cfg.data],
         "init_from": str(init_from) if init_from else None,
     }
+    if trainer.last_eval is not None:
+        summary["eval"] = {"data": [str(d) for d in cfg.eval_data], **trainer.last_eval}
+        summary["eval_history"] = [h for h in trainer.state.log_history if "eval_first_action_acc" in h]
     if is_main:
         _atomic_save(trainer.accelerator.unwrap_model(trainer.model), out / FINAL)
         write_json(out / SUMMARY, summary)

@@ -1,0 +1,106 @@
+"""Held-out action accuracy: how well a model predicts the expert's next actions on rollouts it did not train on.
+
+Closed-loop evaluation (``vidnav eval``) is the measure that matters, but it is slow on a CPU and mixes many
+failure causes. This is the cheap, offline one: for a fixed subset of samples of some rollout folders (e.g.
+expert rollouts on val_unseen), it reports
+
+- ``loss``: teacher-forced cross-entropy per answer token (what training minimises);
+- ``first_action_acc``: the greedy constrained plan's first word equals the expert's (the action executed);
+- ``plan_acc``: all k planned words equal the expert's; ``word_acc``: per-position agreement;
+- ``recall``: first-action accuracy per expert word (forward / left / right / stop) and ``label_share``,
+  the expert's first-word distribution, so a model that only says ``forward`` is visible at once;
+- ``confusion``: counts of (expert first word → planned first word).
+
+The subset is the same for every model given the same folders, ``max_samples`` and ``seed``, so checkpoints
+and memory strategies compare on identical samples.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from vidnav.data.dataset import ACTION_WORDS, NavCollator, NavSamples
+from vidnav.errors import VidNavError
+
+
+def sample_subset(n: int, max_samples: int | None, seed: int = 0) -> list[int]:
+    """Sorted indices of a seeded random subset of ``range(n)`` (all of them when ``max_samples`` is None or ≥ n)."""
+    if max_samples is None or max_samples >= n:
+        return list(range(n))
+    if max_samples < 1:
+        raise VidNavError(f"max_samples must be >= 1, got {max_samples}")
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(n, size=max_samples, replace=False))
+
+
+@torch.no_grad()
+def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512, batch_size: int = 16,
+                    seed: int = 0) -> dict[str, Any]:
+    """Offline metrics of ``model`` on (a seeded subset of) ``samples``; see the module docstring."""
+    if batch_size < 1:
+        raise VidNavError(f"batch_size must be >= 1, got {batch_size}")
+    shape = (model.num_patches, model.vision.hidden_size)
+    if tuple(samples.feature_shape) != shape:
+        raise VidNavError(f"validation features have shape {tuple(samples.feature_shape)} per frame but the model "
+                          f"expects {shape}; collect them with this model's vision tower")
+    was_training = model.training
+    model.eval()
+    collate = NavCollator(model, samples, with_index=False)
+    index = sample_subset(len(samples), max_samples, seed)
+    k = model.config.num_actions
+    words = list(ACTION_WORDS)
+    confusion = np.zeros((len(words), len(words)), dtype=np.int64)
+    loss_sum, tokens, plans_right, words_right = 0.0, 0, 0, np.zeros(k, dtype=np.int64)
+    try:
+        for start in range(0, len(index), batch_size):
+            items = [samples[i] for i in index[start:start + batch_size]]
+            batch = collate(items)
+            labels = batch["labels"]
+            out = model(**batch)
+            n_tok = int((labels != -100).sum())
+            loss_sum += float(out.loss) * n_tok
+            tokens += n_tok
+            plans = model.plan(batch)
+            for item, plan in zip(items, plans):
+                target = _canonical(item["targets"], k)
+                confusion[words.index(target[0]), words.index(plan[0])] += 1
+                plans_right += int(plan == target)
+                words_right += np.array([p == t for p, t in zip(plan, target)], dtype=np.int64)
+    finally:
+        model.train(was_training)
+    n = len(index)
+    per_label = confusion.sum(axis=1)
+    return {
+        "samples": n,
+        "loss": loss_sum / max(tokens, 1),
+        "first_action_acc": float(np.trace(confusion)) / n,
+        "plan_acc": plans_right / n,
+        "word_acc": [float(x) / n for x in words_right],
+        "recall": {w: (float(confusion[i, i]) / per_label[i] if per_label[i] else None) for i, w in enumerate(words)},
+        "label_share": {w: float(per_label[i]) / n for i, w in enumerate(words)},
+        "planned_share": {w: float(confusion[:, i].sum()) / n for i, w in enumerate(words)},
+        "confusion": {w: {v: int(confusion[i, j]) for j, v in enumerate(words)} for i, w in enumerate(words)},
+    }
+
+
+def _canonical(target: Sequence[str], k: int) -> list[str]:
+    from vidnav.model.actions import canonical_actions
+
+    return canonical_actions(list(target), k)
+
+
+def format_report(metrics: dict[str, Any]) -> str:
+    """A few human-readable lines of :func:`action_accuracy` output."""
+    recall = ", ".join(f"{w} {v:.2f}" if v is not None else f"{w} -" for w, v in metrics["recall"].items())
+    share = ", ".join(f"{w} {v:.2f}" for w, v in metrics["label_share"].items())
+    planned = ", ".join(f"{w} {v:.2f}" for w, v in metrics["planned_share"].items())
+    return "\n".join([
+        f"{metrics['samples']} samples: loss {metrics['loss']:.4f}, first action {metrics['first_action_acc']:.3f}, "
+        f"whole plan {metrics['plan_acc']:.3f}, per position {' '.join(f'{x:.2f}' for x in metrics['word_acc'])}",
+        f"first-action recall: {recall}",
+        f"expert first words: {share}",
+        f"planned first words: {planned}",
+    ])
