@@ -99,15 +99,15 @@ def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
 
 
 def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
-    """`vidnav demo` at a small size: one unseen house, 2 episodes, the shipped agent re-planning when blocked."""
+    """`vidnav demo` at a small size: one unseen house, 1 episode, the shipped agent re-planning when blocked."""
     import json
 
     from vidnav.cli import main
 
-    main(["demo", "--episodes", "2", "--videos", "1", "--workers", "1", "--data", str(tmp_path / "data"),
+    main(["demo", "--episodes", "1", "--videos", "1", "--workers", "1", "--data", str(tmp_path / "data"),
           "--out", str(tmp_path / "demo")])
     out = capsys.readouterr().out
-    for row in ("default+replan | 2 |", "oracle | 2 | 1.00 | ", "forward | 2 |", "random | 2 |"):
+    for row in ("default+replan | 1 |", "oracle | 1 | 1.00 | ", "forward | 1 |", "random | 1 |"):
         assert row in out
     run = json.loads((tmp_path / "demo" / "default" / "run.json").read_text())
     assert run["replan_when_blocked"] is True and run["split"] == "val_unseen"

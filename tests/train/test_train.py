@@ -139,6 +139,9 @@ def test_config_yaml_round_trip_and_rerun_guard(tmp_path, rollout):
     assert resolve_stages(cfg.replace(preset="small")) == ["align", "full"]
     _check_same_run(cfg, tmp_path / "run", is_main=True)
     _check_same_run(cfg.replace(dataloader_workers=0), tmp_path / "run", is_main=True)  # harmless change
+    _check_same_run(cfg.replace(eval_data=["held-out"], eval_steps=7), tmp_path / "run", is_main=True)  # also
+    with pytest.raises(VidNavError, match="eval_steps"):
+        cfg.replace(eval_steps=0).validate()
     with pytest.raises(VidNavError, match="different settings \\(lr\\)"):
         _check_same_run(cfg.replace(lr=1.0), tmp_path / "run", is_main=True)
 
