@@ -32,6 +32,7 @@ bench: setup
 	$(PY) bench/eval_workers.py --episodes 24
 	$(PY) bench/agent_step.py
 	$(PY) bench/feature_cache.py
+	$(PY) bench/context_token.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
