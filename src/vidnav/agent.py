@@ -91,10 +91,11 @@ class Agent:
         self.steps += 1
 
     @torch.no_grad()
-    def act(self, rgb: Any) -> list[str]:
-        """Add the frame and plan the next k actions (constrained greedy decoding)."""
+    def act(self, rgb: Any, ban_first: str | None = None) -> list[str]:
+        """Add the frame and plan the next k actions (constrained greedy decoding; ``ban_first`` as in
+        :meth:`plan`)."""
         self.observe(rgb)
-        return self.plan()
+        return self.plan(ban_first=ban_first)
 
     @torch.no_grad()
     def plan(self, ban_first: str | None = None) -> list[str]:

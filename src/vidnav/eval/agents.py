@@ -98,14 +98,12 @@ class ModelAgent(NavAgent):
         rgb = np.asarray(obs["rgb"])
         blocked = (self.replan_when_blocked and self._last is not None and self._last[0] == FORWARD
                    and blocked_step(self._last[1], rgb))
-        if blocked:
+        if blocked:  # drop the rest of the plan and re-plan now, starting with anything but forward
             self.queue.clear()
-            self.agent.observe(rgb)
-            self.queue.extend(WORD_ACTIONS[w] for w in self.agent.plan(ban_first="forward"))
-        elif self.queue:
+        if self.queue:
             self.agent.observe(rgb)
         else:
-            self.queue.extend(WORD_ACTIONS[w] for w in self.agent.act(rgb))
+            self.queue.extend(WORD_ACTIONS[w] for w in self.agent.act(rgb, ban_first="forward" if blocked else None))
         action = self.queue.popleft()
         self._last = (action, rgb) if self.replan_when_blocked else None
         return action

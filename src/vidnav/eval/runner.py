@@ -72,7 +72,7 @@ def _check_run(out: Path, meta: dict) -> None:
         old = json.loads(run.read_text())
         diff = [k for k in ("agent", "data", "split", "replan_when_blocked") if old.get(k, False) != meta[k]]
         if diff:
-            raise VidNavError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); "
+            raise VidNavError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k, False)!r}' for k in diff)}); "
                               "use a new --out to keep both")
     else:
         write_json(run, meta)
