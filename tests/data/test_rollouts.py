@@ -82,7 +82,9 @@ def test_shards_split_whole_paths_between_processes(tiny_benchmark, tmp_path):
 
     path_of = {str(e.episode_id): e.trajectory_id for e in load_split(tiny_benchmark, "train").episodes}
     for i in (0, 1):
-        collect_rollouts(tiny_benchmark, "train", tmp_path / f"s{i}", episodes=6, shard=f"{i}/2", progress=False)
+        # max_steps=4: which shard gets which path does not need whole paths rendered
+        collect_rollouts(tiny_benchmark, "train", tmp_path / f"s{i}", episodes=6, shard=f"{i}/2", max_steps=4,
+                         progress=False)
     s0, s1 = ([r["episode_id"] for r in read(tmp_path / f"s{i}")] for i in (0, 1))
     assert sorted(s0 + s1, key=int) == [str(i) for i in range(1, 7)]  # every episode once
     paths0, paths1 = {path_of[e] for e in s0}, {path_of[e] for e in s1}
@@ -99,7 +101,8 @@ def test_instructions_per_path(tiny_benchmark, tmp_path):
     firsts = {}
     for e in eps:
         firsts.setdefault(e.trajectory_id, str(e.episode_id))
-    collect_rollouts(tiny_benchmark, "train", tmp_path / "one", episodes=2, instructions_per_path=1, progress=False)
+    collect_rollouts(tiny_benchmark, "train", tmp_path / "one", episodes=2, instructions_per_path=1, max_steps=4,
+                     progress=False)
     assert [r["episode_id"] for r in read(tmp_path / "one")] == list(firsts.values())[:2]
     with pytest.raises(VidNavError, match="--instructions-per-path"):
         collect_rollouts(tiny_benchmark, "train", tmp_path / "x", instructions_per_path=0, progress=False)
