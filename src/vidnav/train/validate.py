@@ -17,13 +17,14 @@ and memory strategies compare on identical samples.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from vidnav.data.dataset import ACTION_WORDS, NavCollator, NavSamples
 from vidnav.errors import VidNavError
+from vidnav.model.actions import canonical_actions
 
 
 def sample_subset(n: int, max_samples: int | None, seed: int = 0) -> list[int]:
@@ -65,7 +66,7 @@ def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512
             tokens += n_tok
             plans = model.plan(batch)
             for item, plan in zip(items, plans):
-                target = _canonical(item["targets"], k)
+                target = canonical_actions(list(item["targets"]), k)
                 confusion[words.index(target[0]), words.index(plan[0])] += 1
                 plans_right += int(plan == target)
                 words_right += np.array([p == t for p, t in zip(plan, target)], dtype=np.int64)
@@ -84,12 +85,6 @@ def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512
         "planned_share": {w: float(confusion[:, i].sum()) / n for i, w in enumerate(words)},
         "confusion": {w: {v: int(confusion[i, j]) for j, v in enumerate(words)} for i, w in enumerate(words)},
     }
-
-
-def _canonical(target: Sequence[str], k: int) -> list[str]:
-    from vidnav.model.actions import canonical_actions
-
-    return canonical_actions(list(target), k)
 
 
 def format_report(metrics: dict[str, Any]) -> str:
