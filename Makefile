@@ -33,6 +33,7 @@ bench: setup
 	$(PY) bench/agent_step.py
 	$(PY) bench/feature_cache.py
 	$(PY) bench/context_token.py
+	$(PY) bench/validate_prefill.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -88,6 +88,22 @@ def test_batched_planning_equals_one_by_one(tiny_model, feats):
     torch.testing.assert_close(out_b[1:], out_1, rtol=1e-4, atol=1e-4)
 
 
+def test_score_and_plan_equals_forward_loss_and_plan(tiny_model, feats):
+    """One prefill for both: the loss of model(**batch) and the plans of model.plan, padding included."""
+    b = tiny_model.prepare_batch(["walk past the bikes and stop at the door", "turn left"], [feats[:7], feats[7:10]],
+                                 [["forward", "left", "right"], ["stop"]])
+    loss, plans = tiny_model.score_and_plan(b)
+    with torch.no_grad():
+        torch.testing.assert_close(loss, tiny_model(**b).loss, rtol=1e-4, atol=1e-5)
+    assert plans == tiny_model.plan(b)
+    # the labels, not the plan, are scored: other labels give another loss and the same plans
+    other = dict(b, labels=tiny_model.prepare_batch(["x", "y"], [feats[:1], feats[:1]], [["right"] * 4, ["left"]])["labels"])
+    loss2, plans2 = tiny_model.score_and_plan(other)
+    assert plans2 == plans and abs(float(loss2) - float(loss)) > 1e-3
+    with torch.no_grad():
+        torch.testing.assert_close(loss2, tiny_model(**other).loss, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("memory", MEMORY_STRATEGIES)
 def test_every_memory_strategy_trains_and_plans(feats, memory):
     torch.manual_seed(0)

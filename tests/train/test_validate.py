@@ -9,7 +9,7 @@ import torch
 
 from vidnav.data.dataset import NavSamples, synthetic_rollout
 from vidnav.errors import VidNavError
-from vidnav.train.validate import action_accuracy, format_report, sample_subset
+from vidnav.train.validate import action_accuracy, format_report, sample_subset, swap_instructions
 
 FAST = {"current_pool": 2, "lm_config": {"num_hidden_layers": 1}}
 
@@ -47,7 +47,7 @@ def test_scores_plans_against_expert_targets(model, samples, monkeypatch):
         out, pending[:n] = pending[:n], []
         return out
 
-    monkeypatch.setattr(model, "plan", perfect)
+    monkeypatch.setattr(model, "score_and_plan", lambda batch: (model(**batch).loss, perfect(batch)))
     m = action_accuracy(model, samples, max_samples=None, batch_size=5)
     assert m["samples"] == len(items) == 24
     assert m["first_action_acc"] == m["plan_acc"] == 1.0 and m["word_acc"] == [1.0] * 4
@@ -56,7 +56,8 @@ def test_scores_plans_against_expert_targets(model, samples, monkeypatch):
     assert m["recall"]["stop"] == 1.0 and m["loss"] > 0
 
     # a model that always says forward: recall 1 for forward, 0 for the rest, accuracy = forward's share
-    monkeypatch.setattr(model, "plan", lambda batch: [["forward"] * 4 for _ in batch["num_frames"]])
+    monkeypatch.setattr(model, "score_and_plan",
+                        lambda batch: (model(**batch).loss, [["forward"] * 4 for _ in batch["num_frames"]]))
     m = action_accuracy(model, samples, max_samples=None, batch_size=7)
     assert m["first_action_acc"] == pytest.approx(share["forward"])
     assert m["recall"]["forward"] == 1.0 and m["recall"]["stop"] == 0.0
@@ -85,6 +86,40 @@ def test_validate_cli_writes_json(tmp_path, model, samples):
           "--out", str(out)])
     m = json.loads(out.read_text())
     assert m["samples"] == 6 and m["agent"] == str(tmp_path / "ckpt") and 0 <= m["first_action_acc"] <= 1
+    assert "swapped_instructions" not in m
+    main(["validate", "--agent", str(tmp_path / "ckpt"), "--data", str(samples.rollout_dirs[0]), "--samples", "6",
+          "--swap-instructions", "--out", str(out)])
+    m = json.loads(out.read_text())
+    assert m["swapped_instructions"]["samples"] == 6 and m["swapped_instructions"]["loss"] != m["loss"]
+
+
+def test_swap_instructions_gives_each_path_another_paths_instructions(tmp_path):
+    import numpy as np
+
+    from vidnav.data.dataset import write_rollout
+
+    # 4 paths with 3 instructions each (as R2R), one feature key per path
+    trajs, feats = [], {}
+    for p in range(4):
+        feats[f"path-{p}"] = np.zeros((3, 4, 8), dtype=np.float16)
+        trajs += [{"key": f"path-{p}", "instruction": f"instruction {i} of path {p}",
+                   "targets": [["forward"], ["left"], ["stop"]]} for i in range(3)]
+    samples = NavSamples(write_rollout(tmp_path / "R", trajs, feats))
+    swapped = swap_instructions(samples, seed=0)
+    assert swapped.samples == samples.samples and len(swapped) == len(samples)
+    owner = {t.instruction: t.key for t in samples.trajectories}
+    for before, after in zip(samples.trajectories, swapped.trajectories):
+        assert after.key == before.key and after.targets == before.targets
+        assert owner[after.instruction] != before.key  # always another path's words
+    assert sorted(t.instruction for t in swapped.trajectories) == sorted(owner)  # each used once
+    assert [t.instruction for t in samples.trajectories] == [f"instruction {i} of path {p}" for p in range(4)
+                                                              for i in range(3)]  # the original is untouched
+    assert swapped[0]["instruction"] == swapped.trajectories[0].instruction
+    again = swap_instructions(samples, seed=0)
+    assert [t.instruction for t in again.trajectories] == [t.instruction for t in swapped.trajectories]
+    one_path = NavSamples(write_rollout(tmp_path / "one", trajs[:3], {"path-0": feats["path-0"]}))
+    with pytest.raises(VidNavError, match="at least two paths"):
+        swap_instructions(one_path)
 
 
 def test_validate_cli_rejects_missing_data(tmp_path):

@@ -218,8 +218,9 @@ def write_rollout(root: str | os.PathLike, trajectories: Iterable[dict], feature
     """Write (or append to) a rollout folder: features into ``root/features``, lines into trajectories.jsonl.
 
     ``trajectories``: dicts with key, instruction, targets (+ source, episode_id, scene_id);
-    ``features[key]``: [T, N, C] arrays (stored as fp16). Features are written before the line that names
-    them, so a crash never leaves a line without features.
+    ``features[key]``: [T, N, C] arrays (stored as fp16). Trajectories may share a key (the instructions of
+    one path share its frames); a key's features are stored once. Features are written before the line that
+    names them, so a crash never leaves a line without features.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -230,7 +231,8 @@ def write_rollout(root: str | os.PathLike, trajectories: Iterable[dict], feature
     path = root / TRAJECTORIES
     lines = path.read_text() if path.exists() else ""
     for traj in trajectories:
-        store.add(traj["key"], np.asarray(features[traj["key"]]))
+        if traj["key"] not in store:
+            store.add(traj["key"], np.asarray(features[traj["key"]]))
         line = {"key": traj["key"], "instruction": traj["instruction"], "targets": traj["targets"],
                 "source": traj.get("source", "expert"), "episode_id": str(traj.get("episode_id", traj["key"])),
                 "scene_id": str(traj.get("scene_id", "synthetic"))}

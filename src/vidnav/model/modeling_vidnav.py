@@ -360,6 +360,32 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         return self.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, mask, pos[:, -1])
 
     @torch.no_grad()
+    def score_and_plan(self, batch: dict) -> tuple[torch.Tensor, list[list[str]]]:
+        """The teacher-forced loss on ``batch["labels"]`` and the greedy plan, from one prefill of the context.
+
+        Gives what ``model(**batch).loss`` and ``model.plan(batch)`` give, at about half the cost: the context
+        (instruction and visual tokens, most of the sequence) runs through the LM once; the answer tokens are
+        scored on its KV cache, which is then cut back to the context for decoding.
+        """
+        keys = ("input_ids", "attention_mask", "query_ids", "query_mask", "visual_features", "num_frames")
+        embeds, mask, pos, n_ctx = self._assemble(*(batch[k] for k in keys))
+        base = self._base_lm()
+        out = base.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
+        last = out.last_hidden_state[:, -1]
+        cache = out.past_key_values
+        labels = batch["labels"].to(last.device)
+        full_mask = torch.cat([mask, (labels != -100).long()], dim=1)
+        answer_pos = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, n_ctx:]
+        answer = base.get_input_embeddings()(labels.clamp(min=0)).to(embeds.dtype)
+        scored = base.model(inputs_embeds=answer, attention_mask=full_mask, position_ids=answer_pos,
+                            past_key_values=cache, use_cache=True).last_hidden_state
+        hidden = torch.cat([last[:, None], scored[:, :-1]], dim=1)
+        logits = base.get_output_embeddings()(hidden)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+        cache.crop(-labels.shape[1])  # drop the answer tokens (negative: the count to remove)
+        return loss, self.decode_actions(last, cache, mask, pos[:, -1])
+
+    @torch.no_grad()
     def decode_actions(self, last_hidden, cache, mask, last_pos, ban_first: str | None = None) -> list[list[str]]:
         """Continue from a filled KV cache, choosing only tokens that spell action words (trie-masked argmax).
 

@@ -108,6 +108,9 @@ VALIDATE_HELP = """Offline action accuracy of a checkpoint on held-out rollout f
 Reports teacher-forced loss, the first planned action's accuracy, whole-plan accuracy, per-word recall and the
 confusion of first actions, on a fixed seeded subset of the samples (the same subset for every checkpoint).
 
+With --swap-instructions it scores the same samples a second time with every path given another path's
+instructions: a model that reads the instruction gets worse; one that ignores it does not.
+
 Example: vidnav validate --agent default --data data/rollouts/val-unseen-expert --samples 1000 --out runs/val.json
 """
 
@@ -119,18 +122,28 @@ def validate_command(
     seed: int = typer.Option(0, help="seed of the subset"),
     batch_size: int = typer.Option(16, help="samples per forward pass"),
     max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
+    swapped: bool = typer.Option(False, "--swap-instructions",
+                                 help="also score with each path's instructions swapped for another path's "
+                                      "(does the model read the instruction at all?)"),
     out: Optional[str] = typer.Option(None, help="write the metrics as JSON here"),
 ) -> None:
     from vidnav.agent import load_agent
     from vidnav.data.dataset import NavSamples
     from vidnav.io import write_json
-    from vidnav.train.validate import action_accuracy, format_report
+    from vidnav.train.validate import action_accuracy, format_report, swap_instructions
 
     held_out = NavSamples(list(data), max_history=max_history)
     model = load_agent(None if agent == "default" else agent).model
     metrics = action_accuracy(model, held_out, max_samples=samples or None, seed=seed, batch_size=batch_size)
     metrics = {"agent": agent, "data": list(data), "seed": seed, **metrics}
     typer.echo(format_report(metrics))
+    if swapped:
+        other = action_accuracy(model, swap_instructions(held_out, seed), max_samples=samples or None, seed=seed,
+                                batch_size=batch_size)
+        metrics["swapped_instructions"] = other
+        typer.echo("with instructions of other paths:\n" + format_report(other))
+        typer.echo(f"instruction reliance: loss +{other['loss'] - metrics['loss']:.4f}, first action "
+                   f"{metrics['first_action_acc'] - other['first_action_acc']:+.3f} better with the right instruction")
     if out:
         write_json(out, metrics)
         typer.echo(f"wrote {out}")

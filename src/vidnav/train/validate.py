@@ -13,10 +13,16 @@ expert rollouts on val_unseen), it reports
 
 The subset is the same for every model given the same folders, ``max_samples`` and ``seed``, so checkpoints
 and memory strategies compare on identical samples.
+
+:func:`swap_instructions` gives every trajectory the instruction of another path, so scoring both versions
+shows how much a model relies on the language at all (a model that ignores it scores the same on both, the
+unimodal-baseline check of VLN papers).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -35,6 +41,31 @@ def sample_subset(n: int, max_samples: int | None, seed: int = 0) -> list[int]:
         raise VidNavError(f"max_samples must be >= 1, got {max_samples}")
     rng = np.random.default_rng(seed)
     return sorted(int(i) for i in rng.choice(n, size=max_samples, replace=False))
+
+
+def swap_instructions(samples: NavSamples, seed: int = 0) -> NavSamples:
+    """A copy of ``samples`` in which each trajectory reads an instruction written for a different path.
+
+    Paths (feature keys) are put in a seeded random cycle; the trajectories of a path take the instructions
+    of the next path in the cycle (its i-th trajectory the i-th instruction, wrapping around). Frames,
+    targets and sample order stay as they were.
+    """
+    by_key: dict[tuple[int, str], list[int]] = {}
+    for j, traj in enumerate(samples.trajectories):
+        by_key.setdefault((traj.rollout, traj.key), []).append(j)
+    keys = list(by_key)
+    if len(keys) < 2:
+        raise VidNavError("swapping instructions needs trajectories of at least two paths; "
+                          f"{', '.join(map(str, samples.rollout_dirs))} hold one")
+    order = [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
+    trajectories = list(samples.trajectories)
+    for a, b in zip(order, order[1:] + order[:1]):
+        donors = [samples.trajectories[j].instruction for j in by_key[b]]
+        for i, j in enumerate(by_key[a]):
+            trajectories[j] = dataclasses.replace(trajectories[j], instruction=donors[i % len(donors)])
+    out = copy.copy(samples)
+    out.trajectories = trajectories
+    return out
 
 
 @torch.no_grad()
@@ -60,11 +91,10 @@ def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512
             items = [samples[i] for i in index[start:start + batch_size]]
             batch = collate(items)
             labels = batch["labels"]
-            out = model(**batch)
+            loss, plans = model.score_and_plan(batch)
             n_tok = int((labels != -100).sum())
-            loss_sum += float(out.loss) * n_tok
+            loss_sum += float(loss) * n_tok
             tokens += n_tok
-            plans = model.plan(batch)
             for item, plan in zip(items, plans):
                 target = canonical_actions(list(item["targets"]), k)
                 confusion[words.index(target[0]), words.index(plan[0])] += 1
