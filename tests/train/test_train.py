@@ -66,6 +66,11 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
     assert NavSamples([rollout], max_history=3).features(0, 6).shape[0] == 3
     strided = NavSamples([rollout], stride=3)
     assert [t for j, t in strided.samples if j == 0] == [0, 3, 6, 7]  # the last (stop) frame always kept
+    start = NavSamples([rollout], first_frames=5, stride=2)
+    assert [t for j, t in start.samples if j == 0] == [0, 2, 4] and len(start) == 6 * 3  # t < 5 only
+    assert [t for j, t in NavSamples([rollout], first_frames=20).samples if j == 0] == list(range(8))
+    with pytest.raises(VidNavError, match="first_frames"):
+        NavSamples([rollout], first_frames=0)
     dagger = synthetic_rollout(tmp_path / "D1", n_trajectories=2, n_frames=5, seed=3, source="dagger-1")
     both = NavSamples([rollout, dagger])
     assert len(both) == 48 + 10 and both.summary()["sources"] == {"expert": 6, "dagger-1": 2}
@@ -112,6 +117,8 @@ def test_bad_rollouts_raise_clear_errors(tmp_path, rollout):
         TrainConfig(data=[str(rollout)], stage="warmup").validate()
     with pytest.raises(VidNavError, match="no training data"):
         TrainConfig().validate()
+    with pytest.raises(VidNavError, match="first_frames must be >= 1"):
+        TrainConfig(data=[str(rollout)], first_frames=0).validate()
 
 
 def test_cli_user_errors_exit_2(tmp_path, capsys):

@@ -91,6 +91,9 @@ def test_validate_cli_writes_json(tmp_path, model, samples):
           "--swap-instructions", "--out", str(out)])
     m = json.loads(out.read_text())
     assert m["swapped_instructions"]["samples"] == 6 and m["swapped_instructions"]["loss"] != m["loss"]
+    main(["validate", "--agent", str(tmp_path / "ckpt"), "--data", str(samples.rollout_dirs[0]), "--samples", "0",
+          "--first-frames", "2", "--out", str(out)])
+    assert json.loads(out.read_text())["samples"] == 4 * 2  # 4 trajectories, frames 0 and 1 of each
 
 
 def test_swap_instructions_gives_each_path_another_paths_instructions(tmp_path):

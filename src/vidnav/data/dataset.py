@@ -115,11 +115,13 @@ class NavSamples(Dataset):
 
     ``max_history``: keep at most this many frames (the current one included) per sample; None = all.
     ``stride``: use every ``stride``-th frame of each trajectory as a sample (the last frame, where the
-    expert says ``stop``, is always kept). Items are small dicts; :class:`NavCollator` loads the features.
+    expert says ``stop``, is always kept). ``first_frames``: only frames t < first_frames of each trajectory are
+    samples (the start of every episode, where the instruction says which way to set off); the last frame is
+    then kept only if it lies among them. Items are small dicts; :class:`NavCollator` loads the features.
     """
 
     def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
-                 stride: int = 1):
+                 stride: int = 1, first_frames: int | None = None):
         if isinstance(rollout_dirs, (str, os.PathLike)):
             rollout_dirs = [rollout_dirs]
         if not rollout_dirs:
@@ -128,6 +130,8 @@ class NavSamples(Dataset):
             raise VidNavError(f"max_history must be >= 1 (or None for all frames), got {max_history}")
         if int(stride) < 1:
             raise VidNavError(f"stride must be >= 1, got {stride}")
+        if first_frames is not None and int(first_frames) < 1:
+            raise VidNavError(f"first_frames must be >= 1 (or None for every frame), got {first_frames}")
         self.rollout_dirs = [Path(d) for d in rollout_dirs]
         self.max_history = None if max_history is None else int(max_history)
         self.stride = int(stride)
@@ -155,9 +159,11 @@ class NavSamples(Dataset):
             self.stores.append(store)
             self.trajectories.extend(trajs)
         self.samples: list[tuple[int, int]] = []
+        self.first_frames = None if first_frames is None else int(first_frames)
         for j, traj in enumerate(self.trajectories):
-            ts = list(range(0, traj.length, self.stride))
-            if ts[-1] != traj.length - 1:
+            end = traj.length if self.first_frames is None else min(traj.length, self.first_frames)
+            ts = list(range(0, end, self.stride))
+            if ts[-1] != traj.length - 1 and end == traj.length:
                 ts.append(traj.length - 1)
             self.samples.extend((j, t) for t in ts)
         if not self.samples:

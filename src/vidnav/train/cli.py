@@ -64,6 +64,8 @@ def train_command(
     logging_steps: Optional[int] = typer.Option(None, help="log loss / lr every N steps (TensorBoard: OUT/tb)"),
     max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
     stride: Optional[int] = typer.Option(None, help="use every N-th frame of a trajectory as a sample"),
+    first_frames: Optional[int] = typer.Option(None, help="only the first N frames of each trajectory are samples "
+                                                          "(training and --eval-data)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision (GPUs)"),
     gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                           help="recompute LM activations in backward"),
@@ -81,7 +83,7 @@ def train_command(
                  max_steps=max_steps, lr=lr, align_max_steps=align_max_steps, align_epochs=align_epochs,
                  align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
                  weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
-                 max_history=max_history, stride=stride, bf16=bf16, gradient_checkpointing=gradient_checkpointing,
+                 max_history=max_history, stride=stride, first_frames=first_frames, bf16=bf16, gradient_checkpointing=gradient_checkpointing,
                  dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples,
                  eval_steps=eval_steps, eval_samples=eval_samples)
     changes = {k: v for k, v in given.items() if v is not None}
@@ -122,6 +124,7 @@ def validate_command(
     seed: int = typer.Option(0, help="seed of the subset"),
     batch_size: int = typer.Option(16, help="samples per forward pass"),
     max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
+    first_frames: Optional[int] = typer.Option(None, help="score only the first N frames of each trajectory"),
     swapped: bool = typer.Option(False, "--swap-instructions",
                                  help="also score with each path's instructions swapped for another path's "
                                       "(does the model read the instruction at all?)"),
@@ -132,7 +135,7 @@ def validate_command(
     from vidnav.io import write_json
     from vidnav.train.validate import action_accuracy, format_report, swap_instructions
 
-    held_out = NavSamples(list(data), max_history=max_history)
+    held_out = NavSamples(list(data), max_history=max_history, first_frames=first_frames)
     model = load_agent(None if agent == "default" else agent).model
     metrics = action_accuracy(model, held_out, max_samples=samples or None, seed=seed, batch_size=batch_size)
     metrics = {"agent": agent, "data": list(data), "seed": seed, **metrics}

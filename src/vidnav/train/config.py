@@ -28,6 +28,7 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)  # rollout folders (DAgger: several)
     max_history: int | None = None  # frames per sample, the current one included; None = all
     stride: int = 1  # every stride-th frame of a trajectory is a sample (the last one always)
+    first_frames: int | None = None  # only frames t < N of each trajectory (training and eval data); None = all
     eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
     eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
     eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (None: all)
@@ -80,6 +81,8 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "save_steps", "logging_steps", "stride"):
             if int(getattr(self, name)) < 1:
                 raise VidNavError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.first_frames is not None and int(self.first_frames) < 1:
+            raise VidNavError(f"first_frames must be >= 1 (or unset: every frame), got {self.first_frames}")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
         if self.lr <= 0:

@@ -299,8 +299,10 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
     args = _training_args(cfg, out, epochs=epochs, max_steps=max_steps, lr=lr)
     is_main = args.process_index == 0
     _check_same_run(cfg, out, is_main)
-    data = NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride)  # validates before the model
-    held_out = NavSamples(cfg.eval_data, max_history=cfg.max_history) if cfg.eval_data else None
+    data = NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride,  # validates before the model
+                      first_frames=cfg.first_frames)
+    held_out = (NavSamples(cfg.eval_data, max_history=cfg.max_history, first_frames=cfg.first_frames)
+                if cfg.eval_data else None)
     model = build_train_model(cfg, init_from)
     if tuple(data.feature_shape) != (model.num_patches, model.vision.hidden_size):
         raise VidNavError(f"rollout features have shape {tuple(data.feature_shape)} per frame but preset "
@@ -381,7 +383,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     from vidnav.data.dataset import NavSamples
 
     cfg.validate()
-    NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride)  # bad data fails before anything heavy
+    NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride,  # bad data fails before anything heavy
+               first_frames=cfg.first_frames)
     out = Path(cfg.out)
     stages = resolve_stages(cfg)
     summary: dict[str, Any] = {}
