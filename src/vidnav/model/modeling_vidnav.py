@@ -351,12 +351,17 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         return CausalLMOutputWithPast(loss=loss, logits=logits)
 
     # -- constrained decoding -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def plan(self, batch: dict) -> list[list[str]]:
-        """Greedy constrained decoding of k action words per sample (labels in ``batch`` are ignored)."""
+    def _prefill(self, batch: dict):
+        """Run the context of a batch (labels ignored) through the LM: (output with KV cache, mask, positions)."""
         keys = ("input_ids", "attention_mask", "query_ids", "query_mask", "visual_features", "num_frames")
         embeds, mask, pos, _ = self._assemble(*(batch[k] for k in keys))
         out = self._base_lm().model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
+        return out, mask, pos
+
+    @torch.no_grad()
+    def plan(self, batch: dict) -> list[list[str]]:
+        """Greedy constrained decoding of k action words per sample (labels in ``batch`` are ignored)."""
+        out, mask, pos = self._prefill(batch)
         return self.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, mask, pos[:, -1])
 
     @torch.no_grad()
@@ -367,16 +372,14 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         (instruction and visual tokens, most of the sequence) runs through the LM once; the answer tokens are
         scored on its KV cache, which is then cut back to the context for decoding.
         """
-        keys = ("input_ids", "attention_mask", "query_ids", "query_mask", "visual_features", "num_frames")
-        embeds, mask, pos, n_ctx = self._assemble(*(batch[k] for k in keys))
+        out, mask, pos = self._prefill(batch)
         base = self._base_lm()
-        out = base.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
         last = out.last_hidden_state[:, -1]
         cache = out.past_key_values
         labels = batch["labels"].to(last.device)
         full_mask = torch.cat([mask, (labels != -100).long()], dim=1)
-        answer_pos = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, n_ctx:]
-        answer = base.get_input_embeddings()(labels.clamp(min=0)).to(embeds.dtype)
+        answer_pos = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, mask.shape[1]:]
+        answer = base.get_input_embeddings()(labels.clamp(min=0)).to(last.dtype)
         scored = base.model(inputs_embeds=answer, attention_mask=full_mask, position_ids=answer_pos,
                             past_key_values=cache, use_cache=True).last_hidden_state
         hidden = torch.cat([last[:, None], scored[:, :-1]], dim=1)

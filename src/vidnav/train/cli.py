@@ -83,7 +83,8 @@ def train_command(
                  max_steps=max_steps, lr=lr, align_max_steps=align_max_steps, align_epochs=align_epochs,
                  align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
                  weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
-                 max_history=max_history, stride=stride, first_frames=first_frames, bf16=bf16, gradient_checkpointing=gradient_checkpointing,
+                 max_history=max_history, stride=stride, first_frames=first_frames, bf16=bf16,
+                 gradient_checkpointing=gradient_checkpointing,
                  dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples,
                  eval_steps=eval_steps, eval_samples=eval_samples)
     changes = {k: v for k, v in given.items() if v is not None}
