@@ -106,3 +106,58 @@ def test_instructions_per_path(tiny_benchmark, tmp_path):
     assert [r["episode_id"] for r in read(tmp_path / "one")] == list(firsts.values())[:2]
     with pytest.raises(VidNavError, match="--instructions-per-path"):
         collect_rollouts(tiny_benchmark, "train", tmp_path / "x", instructions_per_path=0, progress=False)
+
+
+def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_benchmark, tmp_path):
+    from vidnav.data.dataset import NavSamples
+    from vidnav.data.rollouts import relabel_rollouts
+    from vidnav.errors import VidNavError
+    from vidnav.geometry import heading_from_quaternion
+    from vidnav.sim.navmap import FollowerConfig
+
+    src = tmp_path / "expert"
+    collect_rollouts(tiny_benchmark, "train", src, episodes=3, progress=False)  # one path, three instructions
+    recs = read(src)
+    ep = load_split(tiny_benchmark, "train").episodes[0]
+    start = (ep.start_position[0], ep.start_position[2], heading_from_quaternion(ep.start_rotation))
+    goal = (ep.goals[0].position[0], ep.goals[0].position[2])
+    assert all(len(r["poses"]) == len(r["targets"]) for r in recs)
+    assert recs[0]["poses"][0] == pytest.approx(list(start), abs=1e-4)
+
+    # a folder from before poses were stored: the expert's states are replayed from its actions
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "features").symlink_to(src / "features")
+    (legacy / "trajectories.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in r.items() if k != "poses"}) + "\n" for r in recs))
+    same = relabel_rollouts(tiny_benchmark, legacy, tmp_path / "same", FollowerConfig(), progress=False)
+    assert same == {"episodes": 3, "states": sum(len(r["targets"]) for r in recs), "targets_changed": 0}
+    for a, b in zip(read(tmp_path / "same"), recs):
+        assert a["targets"] == b["targets"]
+        assert np.allclose(a["poses"], b["poses"], atol=1e-3)
+
+    course = FollowerConfig(forward_tolerance=1.0)
+    out = tmp_path / "tol1"
+    stats = relabel_rollouts(tiny_benchmark, src, out, course, progress=False)
+    assert stats["targets_changed"] > 0
+    new = read(out)
+    nav = NavMap(House.load(tiny_benchmark / ep.scene_id))
+    for t in (0, len(new[0]["poses"]) // 2):
+        assert new[0]["targets"][t] == expert_targets(nav, tuple(new[0]["poses"][t]), goal, 4, course)
+    assert [r["instruction"] for r in new] == [r["instruction"] for r in recs] and new[0]["follower_tolerance"] == 1.0
+    samples = NavSamples(out)  # features come through the link, unchanged
+    assert len(samples) == sum(len(r["targets"]) for r in new)
+    assert np.array_equal(FeatureStore(out / "features").get(recs[0]["key"]),
+                          FeatureStore(src / "features").get(recs[0]["key"]))
+
+    with pytest.raises(VidNavError, match="another folder"):
+        relabel_rollouts(tiny_benchmark, src, src, course, progress=False)
+    with pytest.raises(VidNavError, match="forward-tolerance 0.5"):  # a resume must not mix two followers
+        collect_rollouts(tiny_benchmark, "train", src, episodes=4, follower=course, progress=False)
+    dagger = tmp_path / "dagger"
+    dagger.mkdir()
+    (dagger / "features").symlink_to(src / "features")
+    (dagger / "trajectories.jsonl").write_text(json.dumps(
+        {**{k: v for k, v in recs[0].items() if k != "poses"}, "source": "dagger-1"}) + "\n")
+    with pytest.raises(VidNavError, match="cannot be replayed"):
+        relabel_rollouts(tiny_benchmark, dagger, tmp_path / "x", course, progress=False)

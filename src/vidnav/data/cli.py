@@ -22,6 +22,10 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="data")
 
 
+TOLERANCE_HELP = ("heading error (in 15-degree turns) within which the expert steps forward: 0.5 is the benchmark's "
+                  "reference follower (tight, zig-zags), 1.0 holds a course (fewer, clearer turn labels)")
+
+
 def _fmt(v) -> str:
     if v is None:
         return "-"
@@ -118,6 +122,7 @@ def rollouts(
     seed: int = typer.Option(0, help="seed of the beta mixing"),
     shard: Optional[str] = typer.Option(None, help="I/N: every N-th selected path (all its episodes) from the I-th; run "
                                         "N processes into N --out folders and train on all of them"),
+    forward_tolerance: float = typer.Option(0.5, help=TOLERANCE_HELP),
 ) -> None:
     """Render expert (or DAgger) trajectories and cache their frozen vision features for training.
 
@@ -127,7 +132,37 @@ def rollouts(
     --out .../dagger-1b)
     """
     from vidnav.data.rollouts import collect_rollouts
+    from vidnav.sim.navmap import FollowerConfig
 
-    stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes, paths_per_house=paths_per_house,
-                             instructions_per_path=instructions_per_path, preset=preset, source=source, seed=seed, shard=shard)
+    try:
+        stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes,
+                                 paths_per_house=paths_per_house, instructions_per_path=instructions_per_path,
+                                 preset=preset, source=source, seed=seed, shard=shard,
+                                 follower=FollowerConfig(forward_tolerance=forward_tolerance))
+    except VidNavError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(" ".join(f"{k}={v}" for k, v in stats.items()))
+
+
+@app.command("relabel")
+def relabel(
+    data: Path = typer.Option(..., help="the benchmark folder the rollouts were collected on"),
+    rollouts: Path = typer.Option(..., help="rollout folder whose states get new labels (left unchanged)"),
+    out: Path = typer.Option(..., help="new rollout folder: trajectories.jsonl + features/ (a link to the source's)"),
+    forward_tolerance: float = typer.Option(1.0, help=TOLERANCE_HELP),
+) -> None:
+    """Label the states of a rollout folder again with another expert follower, without rendering.
+
+    Example: vidnav data relabel --data data/vidnav --rollouts data/rollouts/expert-s0
+    --out data/rollouts/expert-tol1-s0 --forward-tolerance 1.0
+    """
+    from vidnav.data.rollouts import relabel_rollouts
+    from vidnav.sim.navmap import FollowerConfig
+
+    try:
+        stats = relabel_rollouts(data, rollouts, out, FollowerConfig(forward_tolerance=forward_tolerance))
+    except VidNavError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2) from None
     typer.echo(" ".join(f"{k}={v}" for k, v in stats.items()))

@@ -17,6 +17,7 @@ next actions. Interrupted collection resumes: finished episodes are skipped, not
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 
@@ -24,16 +25,18 @@ import numpy as np
 
 from vidnav.errors import VidNavError
 from vidnav.io import JsonlAppender, read_jsonl_records
-from vidnav.sim.navmap import ACTION_WORDS, STOP, WORD_ACTIONS
+from vidnav.sim.navmap import ACTION_WORDS, STOP, WORD_ACTIONS, FollowerConfig
 
 
-def expert_targets(nav, pose: tuple[float, float, float], goal: tuple[float, float], k: int) -> list[str]:
+def expert_targets(nav, pose: tuple[float, float, float], goal: tuple[float, float], k: int,
+                   follower: FollowerConfig | None = None) -> list[str]:
     """The follower's next ``k`` actions from ``pose`` (simulated on the map, no rendering); after a
     ``stop`` the rest is ``stop``."""
+    follower = follower or FollowerConfig()
     x, z, h = pose
     out = []
     for _ in range(k):
-        a = STOP if out and out[-1] == "stop" else nav.expert_action(x, z, h, *goal)
+        a = STOP if out and out[-1] == "stop" else nav.expert_action(x, z, h, *goal, follower)
         out.append(ACTION_WORDS[a])
         if a != STOP:
             x, z, h, _ = nav.step(x, z, h, a)
@@ -80,12 +83,13 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                      beta: float = 1.0, episodes: int | None = None, paths_per_house: int | None = None,
                      instructions_per_path: int | None = None, preset: str = "tiny", k: int | None = None,
                      max_steps: int = 500, seed: int = 0, source: str | None = None, shard: str | None = None,
-                     progress: bool = True) -> dict:
+                     follower: FollowerConfig | None = None, progress: bool = True) -> dict:
     """Collect expert (``policy=None``) or DAgger rollouts for the first ``episodes`` of ``split`` (with
     ``paths_per_house``: of the episodes on the first K paths of every house; with ``instructions_per_path``:
     only the first J of each path's instructions). ``shard="I/N"`` keeps every N-th of the selected *paths*
     starting at the I-th, with all their episodes, so N processes can collect into N folders at once and
-    each path is rendered and encoded by one process only."""
+    each path is rendered and encoded by one process only. ``follower`` is the expert that acts and labels
+    (default: the benchmark's reference follower). Every record keeps the pose of each state."""
     from vidnav.data.episodes import load_split
     from vidnav.data.features import FeatureStore
     from vidnav.sim.env import VLNEnv
@@ -95,6 +99,7 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
     if policy is None and beta != 1.0:
         raise VidNavError("--beta < 1 mixes in a policy: give --policy <checkpoint folder>")
     source = source or ("expert" if policy is None else f"dagger-b{beta:g}")
+    follower = follower or FollowerConfig()
     out = Path(out)
     eps = load_split(data_dir, split)
     selected = eps.episodes
@@ -124,7 +129,12 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
     k = k or model.config.num_actions
     env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
     traj_path = out / "trajectories.jsonl"
-    done = {r["episode_id"] for r in read_jsonl_records(traj_path, "episode_id", "trajectories")}
+    previous = read_jsonl_records(traj_path, "episode_id", "trajectories")
+    other = {r.get("follower_tolerance", 0.5) for r in previous} - {follower.forward_tolerance}
+    if other:  # resuming must not mix the labels of two followers in one folder
+        raise VidNavError(f"{traj_path} was collected with --forward-tolerance {other.pop()}, not "
+                          f"{follower.forward_tolerance}; resume with the same value or use another --out")
+    done = {r["episode_id"] for r in previous}
     store = None
     stats = {"episodes": 0, "frames_encoded": 0, "skipped": len(done), "success": 0}
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -142,7 +152,7 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
             obs, info = env.reset(options={"task": task})
             nav = env.navmap
             rng = np.random.default_rng([seed, zlib.crc32(f"{source}/{eid}".encode())])
-            frames, targets = [obs["rgb"]], []
+            frames, targets, poses = [obs["rgb"]], [], []
             if agent is not None:
                 agent.reset(task.instruction)
             queue: list[str] = []
@@ -151,9 +161,10 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
             while True:
                 # the expert's next k actions: simulated from this state under DAgger; for the expert itself
                 # they are the actions it goes on to take (filled in below), so one follower call per step
-                tgt = expert_targets(nav, env.pose, task.goal, k) if agent is not None else \
-                    [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal)]]
+                tgt = expert_targets(nav, env.pose, task.goal, k, follower) if agent is not None else \
+                    [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal, follower)]]
                 targets.append(tgt)
+                poses.append([round(float(v), 5) for v in env.pose])
                 if agent is not None:  # DAgger: the policy sees the frame whatever gets executed
                     import torch
 
@@ -183,9 +194,93 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                 store.add(key, arr)
                 stats["frames_encoded"] += len(arr)
             lines.write({"key": key, "instruction": task.instruction, "targets": targets, "source": source,
-                         "episode_id": eid, "scene_id": ep.scene_id, "success": float(info["success"])})
+                         "episode_id": eid, "scene_id": ep.scene_id, "success": float(info["success"]),
+                         "poses": poses, "follower_tolerance": follower.forward_tolerance})
             stats["episodes"] += 1
             stats["success"] += float(info["success"])
             bar.advance(task_id)
     env.close()
     return stats
+
+
+def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, follower: FollowerConfig, *,
+                     progress: bool = True) -> dict:
+    """Label every state of the rollout folder ``src`` again with another ``follower``, without rendering:
+    the frames (and their cached features) stay, each state's pose is replayed on the map, and its targets
+    become the new follower's next k actions from there (the DAgger labelling rule). Writes
+    ``out/trajectories.jsonl`` (atomically) and links ``out/features`` to ``src``'s feature store.
+
+    Poses come from the record (collections since poses were stored) or, for expert records without them,
+    from replaying the recorded actions from the episode's start; DAgger records without poses cannot be
+    replayed (their executed actions were not kept) and raise."""
+    from vidnav.data.dataset import FEATURES, TRAJECTORIES
+    from vidnav.data.episodes import load_split
+    from vidnav.io import atomic_write_text, dumps_json
+    from vidnav.sim.env import VLNEnv
+    from vidnav.sim.navmap import NavMap
+
+    src, out = Path(src), Path(out)
+    if src.resolve() == out.resolve():
+        raise VidNavError(f"relabel --out {out} is the source folder; write the new labels to another folder")
+    records = read_jsonl_records(src / TRAJECTORIES, "episode_id", "trajectories")
+    if not records:
+        raise VidNavError(f"{src / TRAJECTORIES} holds no trajectories; collect rollouts first")
+    if not (src / FEATURES / "meta.json").exists():
+        raise VidNavError(f"{src / FEATURES} is not a feature store; is {src} a rollout folder?")
+    env = VLNEnv(data_dir=data_dir)
+    splits: dict[str, tuple] = {}
+    navs: dict[str, NavMap] = {}
+    lines, changed, total = [], 0, 0
+    done: dict[tuple, list] = {}  # R2R's three instructions of a path share its states: label them once
+    from rich.progress import track
+
+    for rec in track(records, description=f"relabel {src.name}", disable=not progress):
+        split = rec["key"].split("/")[0]
+        if split not in splits:
+            eps = load_split(data_dir, split)
+            splits[split] = eps, {str(e.episode_id): e for e in eps.episodes}
+        eps, by_id = splits[split]
+        ep = by_id.get(str(rec["episode_id"]))
+        if ep is None:
+            raise VidNavError(f"{src / TRAJECTORIES}: episode {rec['episode_id']} is not in the {split} split of "
+                              f"{data_dir}; relabel with the benchmark the rollouts were collected on (--data)")
+        task = env.task_from_episode(ep, eps.gt_for(ep))
+        nav = navs.get(ep.scene_id)
+        if nav is None:
+            if len(navs) > 8:
+                navs.clear()
+            nav = navs[ep.scene_id] = NavMap(task.house, **env.nav_kw)
+        poses = rec.get("poses") or _replay_expert(nav, task, rec, src)
+        k = len(rec["targets"][0])
+        ident = (rec["key"], ep.scene_id, tuple(task.goal), k)
+        if ident not in done:
+            done.clear()  # a path's episodes are consecutive
+            done[ident] = [expert_targets(nav, tuple(p), task.goal, k, follower) for p in poses]
+        targets = done[ident]
+        changed += sum(a != b for a, b in zip(targets, rec["targets"]))
+        total += len(targets)
+        lines.append(dumps_json({**rec, "targets": targets, "poses": poses,
+                                 "follower_tolerance": follower.forward_tolerance}))
+    out.mkdir(parents=True, exist_ok=True)
+    link = out / FEATURES
+    if not link.exists():
+        link.symlink_to(os.path.relpath(src.resolve() / FEATURES, out.resolve()), target_is_directory=True)
+    atomic_write_text(out / TRAJECTORIES, "".join(x + "\n" for x in lines))
+    return {"episodes": len(lines), "states": total, "targets_changed": changed}
+
+
+def _replay_expert(nav, task, rec: dict, src: Path) -> list[list[float]]:
+    """The poses of an expert record without stored poses: its first target words are the actions taken."""
+    if rec.get("source", "expert") != "expert":
+        raise VidNavError(f"{src / 'trajectories.jsonl'}: episode {rec['episode_id']} ({rec.get('source')}) has no "
+                          "'poses' and is not an expert record, so its states cannot be replayed; collect it again")
+    x, z, h = task.start
+    poses = []
+    for words in rec["targets"]:
+        poses.append([x, z, h])
+        if words[0] != "stop":
+            x, z, h, _ = nav.step(x, z, h, WORD_ACTIONS[words[0]])
+    if rec["targets"][-1][0] != "stop" or nav.distance(x, z, *task.goal) > 0.5:
+        raise VidNavError(f"{src / 'trajectories.jsonl'}: replaying episode {rec['episode_id']} does not end at its "
+                          "goal; was the benchmark rebuilt since the rollouts were collected? collect them again")
+    return poses
