@@ -71,6 +71,13 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
     assert [t for j, t in NavSamples([rollout], first_frames=20).samples if j == 0] == list(range(8))
     with pytest.raises(VidNavError, match="first_frames"):
         NavSamples([rollout], first_frames=0)
+    # the episode start listed once more per trajectory, at every frame whatever the stride
+    boosted = NavSamples([rollout], stride=3, start_frames=2, start_repeat=2)
+    assert sorted(t for j, t in boosted.samples if j == 0) == [0, 0, 0, 1, 1, 3, 6, 7] and len(boosted) == 6 * 8
+    assert len(NavSamples([rollout], first_frames=1, start_frames=3, start_repeat=1)) == 6 * 2  # within first_frames
+    for bad in (dict(start_repeat=1), dict(start_frames=0, start_repeat=1), dict(start_frames=2, start_repeat=-1)):
+        with pytest.raises(VidNavError, match="start_repeat"):
+            NavSamples([rollout], **bad)
     dagger = synthetic_rollout(tmp_path / "D1", n_trajectories=2, n_frames=5, seed=3, source="dagger-1")
     both = NavSamples([rollout, dagger])
     assert len(both) == 48 + 10 and both.summary()["sources"] == {"expert": 6, "dagger-1": 2}
@@ -119,6 +126,8 @@ def test_bad_rollouts_raise_clear_errors(tmp_path, rollout):
         TrainConfig().validate()
     with pytest.raises(VidNavError, match="first_frames must be >= 1"):
         TrainConfig(data=[str(rollout)], first_frames=0).validate()
+    with pytest.raises(VidNavError, match="needs start_frames"):
+        TrainConfig(data=[str(rollout)], start_repeat=2).validate()
 
 
 def test_cli_user_errors_exit_2(tmp_path, capsys):
@@ -183,6 +192,16 @@ def test_lora_checkpoint_round_trip_and_align_stage():
 
 
 # -- learning --------------------------------------------------------------------------------------------------
+def test_start_repeat_reaches_the_training_data_only(tmp_path):
+    from vidnav.train import train
+
+    data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
+    summary = train(TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"), max_steps=1,
+                                batch_size=4, save_steps=1000, eval_data=[str(data)], progress=False,
+                                start_frames=3, start_repeat=1))
+    assert summary["samples"] == 8 + 2 * 3 and summary["eval"]["samples"] == 8
+
+
 def test_learns_two_trajectories(tmp_path):
     from vidnav.model import VidNavForCausalLM
     from vidnav.train import train

@@ -117,11 +117,15 @@ class NavSamples(Dataset):
     ``stride``: use every ``stride``-th frame of each trajectory as a sample (the last frame, where the
     expert says ``stop``, is always kept). ``first_frames``: only frames t < first_frames of each trajectory are
     samples (the start of every episode, where the instruction says which way to set off); the last frame is
-    then kept only if it lies among them. Items are small dicts; :class:`NavCollator` loads the features.
+    then kept only if it lies among them. ``start_frames``/``start_repeat``: every frame t < start_frames is
+    listed ``start_repeat`` extra times (whatever the stride), so training sees the start of each episode, where
+    the instruction decides the first turns, more often. Items are small dicts; :class:`NavCollator` loads the
+    features.
     """
 
     def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
-                 stride: int = 1, first_frames: int | None = None):
+                 stride: int = 1, first_frames: int | None = None, start_frames: int | None = None,
+                 start_repeat: int = 0):
         if isinstance(rollout_dirs, (str, os.PathLike)):
             rollout_dirs = [rollout_dirs]
         if not rollout_dirs:
@@ -132,6 +136,9 @@ class NavSamples(Dataset):
             raise VidNavError(f"stride must be >= 1, got {stride}")
         if first_frames is not None and int(first_frames) < 1:
             raise VidNavError(f"first_frames must be >= 1 (or None for every frame), got {first_frames}")
+        if int(start_repeat) < 0 or (start_repeat and (start_frames is None or int(start_frames) < 1)):
+            raise VidNavError(f"start_repeat must be >= 0 and needs start_frames >= 1, got start_repeat={start_repeat}, "
+                              f"start_frames={start_frames}")
         self.rollout_dirs = [Path(d) for d in rollout_dirs]
         self.max_history = None if max_history is None else int(max_history)
         self.stride = int(stride)
@@ -166,6 +173,8 @@ class NavSamples(Dataset):
             if ts[-1] != traj.length - 1 and end == traj.length:
                 ts.append(traj.length - 1)
             self.samples.extend((j, t) for t in ts)
+            if start_repeat:
+                self.samples.extend((j, t) for _ in range(int(start_repeat)) for t in range(min(end, int(start_frames))))
         if not self.samples:
             raise VidNavError(f"no training samples in {', '.join(map(str, self.rollout_dirs))} (no trajectories)")
 

@@ -66,6 +66,9 @@ def train_command(
     stride: Optional[int] = typer.Option(None, help="use every N-th frame of a trajectory as a sample"),
     first_frames: Optional[int] = typer.Option(None, help="only the first N frames of each trajectory are samples "
                                                           "(training and --eval-data)"),
+    start_frames: Optional[int] = typer.Option(None, help="with --start-repeat: the first N frames of each trajectory"),
+    start_repeat: Optional[int] = typer.Option(None, help="list the first --start-frames frames of each trajectory K "
+                                                          "extra times in the training data (the episode start)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision (GPUs)"),
     gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                           help="recompute LM activations in backward"),
@@ -83,7 +86,8 @@ def train_command(
                  max_steps=max_steps, lr=lr, align_max_steps=align_max_steps, align_epochs=align_epochs,
                  align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
                  weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
-                 max_history=max_history, stride=stride, first_frames=first_frames, bf16=bf16,
+                 max_history=max_history, stride=stride, first_frames=first_frames, start_frames=start_frames,
+                 start_repeat=start_repeat, bf16=bf16,
                  gradient_checkpointing=gradient_checkpointing,
                  dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples,
                  eval_steps=eval_steps, eval_samples=eval_samples)

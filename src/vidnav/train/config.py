@@ -29,6 +29,8 @@ class TrainConfig:
     max_history: int | None = None  # frames per sample, the current one included; None = all
     stride: int = 1  # every stride-th frame of a trajectory is a sample (the last one always)
     first_frames: int | None = None  # only frames t < N of each trajectory (training and eval data); None = all
+    start_frames: int | None = None  # with start_repeat: the start of each trajectory (frames t < N) ...
+    start_repeat: int = 0  # ... is listed this many extra times in the training data (not in eval data)
     eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
     eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
     eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (None: all)
@@ -83,6 +85,9 @@ class TrainConfig:
                 raise VidNavError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.first_frames is not None and int(self.first_frames) < 1:
             raise VidNavError(f"first_frames must be >= 1 (or unset: every frame), got {self.first_frames}")
+        if int(self.start_repeat) < 0 or (self.start_repeat and (self.start_frames is None or int(self.start_frames) < 1)):
+            raise VidNavError(f"start_repeat must be >= 0 and needs start_frames >= 1, got start_repeat="
+                              f"{self.start_repeat}, start_frames={self.start_frames}")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
         if self.lr <= 0:
