@@ -57,15 +57,24 @@ def test_turns_are_fifteen_degrees(nav):
     assert h == pytest.approx(-math.radians(15))
 
 
-@pytest.mark.parametrize("seed", [3, 17, 29])
-def test_expert_reaches_goals_without_collisions(seed):
+def random_tasks(seed: int, n: int):
+    """``n`` seeded (start x, z, heading, goal x, z) in the main free component of house ``seed``."""
     nav = NavMap(generate_house(seed))
     main = np.argwhere(nav.main_component())
     rng = np.random.default_rng(seed)
-    for _ in range(8):
+    tasks = []
+    for _ in range(n):
         sx, sz = nav.to_xz(*main[rng.integers(len(main))])
         gx, gz = nav.to_xz(*main[rng.integers(len(main))])
-        ro = nav.expert_rollout(sx, sz, rng.uniform(-math.pi, math.pi), gx, gz)
+        tasks.append((sx, sz, rng.uniform(-math.pi, math.pi), gx, gz))
+    return nav, tasks
+
+
+@pytest.mark.parametrize("seed", [3, 17, 29])
+def test_expert_reaches_goals_without_collisions(seed):
+    nav, tasks = random_tasks(seed, 8)
+    for sx, sz, h0, gx, gz in tasks:
+        ro = nav.expert_rollout(sx, sz, h0, gx, gz)
         assert ro.stopped and ro.actions[-1] == STOP
         assert ro.collisions == 0
         end = ro.poses[-1]
@@ -80,13 +89,8 @@ def test_course_holding_follower_reaches_goals_with_fewer_action_changes():
 
     changes = {0.5: 0, 1.0: 0}
     for seed in (3, 17):
-        nav = NavMap(generate_house(seed))
-        main = np.argwhere(nav.main_component())
-        rng = np.random.default_rng(seed)
-        for _ in range(4):
-            sx, sz = nav.to_xz(*main[rng.integers(len(main))])
-            gx, gz = nav.to_xz(*main[rng.integers(len(main))])
-            h0 = rng.uniform(-math.pi, math.pi)
+        nav, tasks = random_tasks(seed, 4)
+        for sx, sz, h0, gx, gz in tasks:
             for tol in changes:
                 ro = nav.expert_rollout(sx, sz, h0, gx, gz, cfg=FollowerConfig(forward_tolerance=tol))
                 assert ro.stopped and ro.collisions == 0
