@@ -152,6 +152,10 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
 
     with pytest.raises(VidNavError, match="another folder"):
         relabel_rollouts(tiny_benchmark, src, src, course, progress=False)
+    (tmp_path / "other" / "features").mkdir(parents=True)  # out already holds another store
+    with pytest.raises(VidNavError, match="relabel into a new --out"):
+        relabel_rollouts(tiny_benchmark, src, tmp_path / "other", course, progress=False)
+    assert not (tmp_path / "other" / "trajectories.jsonl").exists()
     with pytest.raises(VidNavError, match="forward-tolerance 0.5"):  # a resume must not mix two followers
         collect_rollouts(tiny_benchmark, "train", src, episodes=4, follower=course, progress=False)
     dagger = tmp_path / "dagger"

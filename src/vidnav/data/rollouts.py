@@ -227,6 +227,9 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
         raise VidNavError(f"{src / TRAJECTORIES} holds no trajectories; collect rollouts first")
     if not (src / FEATURES / "meta.json").exists():
         raise VidNavError(f"{src / FEATURES} is not a feature store; is {src} a rollout folder?")
+    link = out / FEATURES
+    if (link.exists() or link.is_symlink()) and link.resolve() != (src / FEATURES).resolve():
+        raise VidNavError(f"{link} exists and is not {src / FEATURES}; relabel into a new --out folder")
     env = VLNEnv(data_dir=data_dir)
     splits: dict[str, tuple] = {}
     navs: dict[str, NavMap] = {}
@@ -262,7 +265,6 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
         lines.append(dumps_json({**rec, "targets": targets, "poses": poses,
                                  "follower_tolerance": follower.forward_tolerance}))
     out.mkdir(parents=True, exist_ok=True)
-    link = out / FEATURES
     if not link.exists():
         link.symlink_to(os.path.relpath(src.resolve() / FEATURES, out.resolve()), target_is_directory=True)
     atomic_write_text(out / TRAJECTORIES, "".join(x + "\n" for x in lines))
