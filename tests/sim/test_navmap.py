@@ -101,3 +101,33 @@ def test_course_holding_follower_reaches_goals_with_fewer_action_changes():
     for bad in (0.2, 5.0):
         with pytest.raises(VidNavError, match="forward_tolerance"):
             FollowerConfig(forward_tolerance=bad)
+
+
+def test_pocket_cut_off_from_the_goal_gets_a_finite_distance_and_an_expert_way_out():
+    # unseen house 14 of the default build: a 3-cell pocket of free grid between the green ball and a
+    # wall, which the simulator's body can reach (two val_unseen episodes ended there) but which the
+    # inflated grid does not connect to the rest of the house.
+    nav = NavMap(generate_house(500014))
+    labels = nav.components()
+    main = int(np.argmax(np.bincount(labels[labels >= 0])))
+    pocket = [tuple(rc) for rc in np.argwhere((labels >= 0) & (labels != main))]
+    assert pocket, "house 500014 no longer has a pocket; pick another pose for this test"
+    goal = (3.976, 1.025)  # episode 307's goal
+    f = nav.field(*goal)
+    assert all(np.isinf(f[rc]) for rc in pocket)
+    ended = (-6.6868, 4.6976)  # where episode 307 ended: not a free cell, its nearest free cell is in the pocket
+    assert labels[nav.snap(*ended)] != main
+    for x, z in [ended, nav.to_xz(*pocket[0])]:
+        r, c = nav.reachable_cell(x, z, *goal)
+        assert labels[r, c] == main
+        # the nearest reachable cell: no cell of the goal's region is closer
+        cells = np.argwhere(labels == main)
+        hop = np.hypot(*(np.array([r, c]) - nav.to_cell(x, z)))
+        assert hop <= np.hypot(*(cells - nav.to_cell(x, z)).T).min() + 1e-9
+        cx, cz = nav.to_xz(r, c)
+        d = nav.distance(x, z, *goal)
+        assert d == pytest.approx(f[r, c] + math.hypot(x - cx, z - cz))
+        assert math.dist((x, z), goal) < d < math.inf
+        # the follower leaves the pocket and stops at the goal (it used to find no path at all)
+        roll = nav.expert_rollout(x, z, 0.0, *goal)
+        assert roll.stopped and nav.distance(*roll.poses[-1][:2], *goal) < 0.25

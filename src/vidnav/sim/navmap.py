@@ -117,7 +117,7 @@ class NavMap:
         self.H = int(math.ceil((z1 - z0 + 1.0) / resolution))
         self.free = self._free_mask(agent_radius + margin, agent_radius + object_margin)
         self._build_graph()
-        self._fields: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._fields: OrderedDict[tuple[int, int], list] = OrderedDict()
         self._cache_size = cache_size
 
     # -- grid ------------------------------------------------------------------------------------
@@ -244,24 +244,48 @@ class NavMap:
     # -- geodesic distances ---------------------------------------------------------------------
     def field(self, goal_x: float, goal_z: float) -> np.ndarray:
         """Geodesic distance (metres) from every cell to the goal; inf where unreachable or blocked."""
+        return self._field_entry(goal_x, goal_z)[0]
+
+    def _field_entry(self, goal_x: float, goal_z: float) -> list:
+        """The cached ``[field, nearest-reachable-cell indices or None]`` of one goal cell."""
         key = self.snap(goal_x, goal_z)
-        f = self._fields.get(key)
-        if f is None:
+        entry = self._fields.get(key)
+        if entry is None:
             d = dijkstra(self.graph, directed=False, indices=int(self.node[key]))
             f = np.full((self.H, self.W), np.inf)
             f[self.free] = d
             gx, gz = self.to_xz(*key)
             f += math.hypot(goal_x - gx, goal_z - gz)  # the goal itself may sit off the cell centre
-            self._fields[key] = f
+            entry = self._fields[key] = [f, None]
             if len(self._fields) > self._cache_size:
                 self._fields.popitem(last=False)
         else:
             self._fields.move_to_end(key)
-        return f
+        return entry
+
+    def reachable_cell(self, x: float, z: float, goal_x: float, goal_z: float) -> tuple[int, int]:
+        """The cell nearest to (x, z) from which the goal can be reached.
+
+        This is ``snap`` unless (x, z) lies in a pocket of free space cut off from the goal's region
+        (the simulator's body can squeeze where the inflated grid is closed, e.g. between a landmark and a wall).
+        """
+        entry = self._field_entry(goal_x, goal_z)
+        r, c = self.snap(x, z)
+        if np.isfinite(entry[0][r, c]):
+            return r, c
+        if entry[1] is None:
+            _, entry[1] = ndimage.distance_transform_edt(~np.isfinite(entry[0]), return_indices=True)
+        r, c = self.to_cell(x, z)
+        r, c = min(max(r, 0), self.H - 1), min(max(c, 0), self.W - 1)
+        return int(entry[1][0, r, c]), int(entry[1][1, r, c])
 
     def distance(self, x: float, z: float, goal_x: float, goal_z: float) -> float:
         """Geodesic distance from (x, z) to the goal (min over the free cells around the point of the
-        cell's field value plus the straight hop to it)."""
+        cell's field value plus the straight hop to it).
+
+        Off the free grid (brushing a wall) or in a pocket cut off from the goal, the distance runs
+        through the nearest cell that reaches the goal, so it is finite wherever the agent can stand.
+        """
         f = self.field(goal_x, goal_z)
         r0, c0 = self.to_cell(x, z)
         best = math.inf
@@ -270,8 +294,8 @@ class NavMap:
                 if 0 <= r < self.H and 0 <= c < self.W and self.free[r, c]:
                     cx, cz = self.to_xz(r, c)
                     best = min(best, f[r, c] + math.hypot(x - cx, z - cz))
-        if best == math.inf:  # off the free grid (e.g. brushing a wall): go via the nearest free cell
-            r, c = self.snap(x, z)
+        if best == math.inf:
+            r, c = self.reachable_cell(x, z, goal_x, goal_z)
             cx, cz = self.to_xz(r, c)
             best = f[r, c] + math.hypot(x - cx, z - cz)
         return float(best)
@@ -279,9 +303,7 @@ class NavMap:
     def shortest_path(self, x: float, z: float, goal_x: float, goal_z: float, max_len: float = math.inf) -> list[tuple[float, float]]:
         """Cell-centre polyline of steepest descent on the distance field, from (x, z) towards the goal."""
         f = self.field(goal_x, goal_z)
-        r, c = self.snap(x, z)
-        if not np.isfinite(f[r, c]):
-            return []
+        r, c = self.reachable_cell(x, z, goal_x, goal_z)
         pts = [self.to_xz(r, c)]
         length = 0.0
         offsets = [(dr, dc) for dr in (-2, -1, 0, 1, 2) for dc in (-2, -1, 0, 1, 2)
