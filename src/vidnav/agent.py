@@ -65,7 +65,7 @@ class Agent:
         self._prefix_len = prefix.shape[1]
         out = m._base_lm().model(inputs_embeds=prefix, position_ids=torch.arange(self._prefix_len, device=dev)[None],
                                  use_cache=True)
-        self._cache = out.past_key_values
+        self._cache = out.cache
         black = None
         if cfg.memory == "navila":
             black = self.strategy.frame_tokens(self._encoder, m._black_features())
@@ -122,15 +122,15 @@ class Agent:
             new = vis.history[self._stable : stable].to(m.markers.dtype)[None]
             start = self._prefix_len + self._stable
             decoder(inputs_embeds=new, position_ids=torch.arange(start, start + new.shape[1], device=new.device)[None],
-                    past_key_values=self._cache, use_cache=True)
+                    cache=self._cache, use_cache=True)
             self._stable = stable
         cached = self._prefix_len + self._stable
         suffix = m.suffix_embeds(vis.history[self._stable :], vis.current)[None]
         pos = torch.arange(cached, cached + suffix.shape[1], device=suffix.device)[None]
         try:
             # batch of one without padding: no attention mask needed (causal attention over the cache)
-            out = decoder(inputs_embeds=suffix, position_ids=pos, past_key_values=self._cache, use_cache=True)
-            words = m.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, None, pos[:, -1], ban_first)[0]
+            out = decoder(inputs_embeds=suffix, position_ids=pos, cache=self._cache, use_cache=True)
+            words = m.decode_actions(out.last_hidden_state[:, -1], out.cache, None, pos[:, -1], ban_first)[0]
         finally:  # keep only the prefix and the stable history in the cache
             extra = self._cache.get_seq_length() - cached
             if extra > 0:

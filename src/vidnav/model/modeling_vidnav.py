@@ -362,7 +362,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
     def plan(self, batch: dict) -> list[list[str]]:
         """Greedy constrained decoding of k action words per sample (labels in ``batch`` are ignored)."""
         out, mask, pos = self._prefill(batch)
-        return self.decode_actions(out.last_hidden_state[:, -1], out.past_key_values, mask, pos[:, -1])
+        return self.decode_actions(out.last_hidden_state[:, -1], out.cache, mask, pos[:, -1])
 
     @torch.no_grad()
     def score_and_plan(self, batch: dict) -> tuple[torch.Tensor, list[list[str]]]:
@@ -375,13 +375,13 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         out, mask, pos = self._prefill(batch)
         base = self._base_lm()
         last = out.last_hidden_state[:, -1]
-        cache = out.past_key_values
+        cache = out.cache
         labels = batch["labels"].to(last.device)
         full_mask = torch.cat([mask, (labels != -100).long()], dim=1)
         answer_pos = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, mask.shape[1]:]
         answer = base.get_input_embeddings()(labels.clamp(min=0)).to(last.dtype)
         scored = base.model(inputs_embeds=answer, attention_mask=full_mask, position_ids=answer_pos,
-                            past_key_values=cache, use_cache=True).last_hidden_state
+                            cache=cache, use_cache=True).last_hidden_state
         hidden = torch.cat([last[:, None], scored[:, :-1]], dim=1)
         logits = base.get_output_embeddings()(hidden)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
@@ -429,9 +429,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             last_pos = last_pos + 1
             out = base.model(inputs_embeds=base.get_input_embeddings()(tok)[:, None], attention_mask=mask,
-                             position_ids=last_pos[:, None], past_key_values=cache, use_cache=True)
+                             position_ids=last_pos[:, None], cache=cache, use_cache=True)
             h = out.last_hidden_state[:, -1]
-            cache = out.past_key_values
+            cache = out.cache
         return words
 
     # -- checkpoints ----------------------------------------------------------------------------------------
