@@ -110,6 +110,17 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
     return out
 
 
+def check_sampling(stride: int, first_frames: int | None, start_frames: int | None, start_repeat: int) -> None:
+    """Raise a VidNavError naming the setting when NavSamples' frame-sampling arguments are invalid."""
+    if int(stride) < 1:
+        raise VidNavError(f"stride must be >= 1, got {stride}")
+    if first_frames is not None and int(first_frames) < 1:
+        raise VidNavError(f"first_frames must be >= 1 (or unset: every frame), got {first_frames}")
+    if int(start_repeat) < 0 or (start_repeat and (start_frames is None or int(start_frames) < 1)):
+        raise VidNavError(f"start_repeat must be >= 0 and needs start_frames >= 1, got start_repeat={start_repeat}, "
+                          f"start_frames={start_frames}")
+
+
 class NavSamples(Dataset):
     """(trajectory, frame t) pairs from one or more rollout folders, in a fixed order.
 
@@ -132,13 +143,7 @@ class NavSamples(Dataset):
             raise VidNavError("no rollout folders given; pass at least one --data folder")
         if max_history is not None and int(max_history) < 1:
             raise VidNavError(f"max_history must be >= 1 (or None for all frames), got {max_history}")
-        if int(stride) < 1:
-            raise VidNavError(f"stride must be >= 1, got {stride}")
-        if first_frames is not None and int(first_frames) < 1:
-            raise VidNavError(f"first_frames must be >= 1 (or None for every frame), got {first_frames}")
-        if int(start_repeat) < 0 or (start_repeat and (start_frames is None or int(start_frames) < 1)):
-            raise VidNavError(f"start_repeat must be >= 0 and needs start_frames >= 1, got start_repeat={start_repeat}, "
-                              f"start_frames={start_frames}")
+        check_sampling(stride, first_frames, start_frames, start_repeat)
         self.rollout_dirs = [Path(d) for d in rollout_dirs]
         self.max_history = None if max_history is None else int(max_history)
         self.stride = int(stride)

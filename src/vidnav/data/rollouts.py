@@ -217,7 +217,6 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
     from vidnav.data.episodes import load_split
     from vidnav.io import atomic_write_text, dumps_json
     from vidnav.sim.env import VLNEnv
-    from vidnav.sim.navmap import NavMap
 
     src, out = Path(src), Path(out)
     if src.resolve() == out.resolve():
@@ -232,7 +231,6 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
         raise VidNavError(f"{link} exists and is not {src / FEATURES}; relabel into a new --out folder")
     env = VLNEnv(data_dir=data_dir)
     splits: dict[str, tuple] = {}
-    navs: dict[str, NavMap] = {}
     lines, changed, total = [], 0, 0
     done: dict[tuple, list] = {}  # R2R's three instructions of a path share its states: label them once
     from rich.progress import track
@@ -248,11 +246,7 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
             raise VidNavError(f"{src / TRAJECTORIES}: episode {rec['episode_id']} is not in the {split} split of "
                               f"{data_dir}; relabel with the benchmark the rollouts were collected on (--data)")
         task = env.task_from_episode(ep, eps.gt_for(ep))
-        nav = navs.get(ep.scene_id)
-        if nav is None:
-            if len(navs) > 8:
-                navs.clear()
-            nav = navs[ep.scene_id] = NavMap(task.house, **env.nav_kw)
+        nav = env.navmap_for(task.house)  # records come grouped by house, so the env's one-house cache serves
         poses = rec.get("poses") or _replay_expert(nav, task, rec, src)
         k = len(rec["targets"][0])
         ident = (rec["key"], ep.scene_id, tuple(task.goal), k)

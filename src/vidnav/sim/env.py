@@ -74,7 +74,8 @@ class VLNEnv(gym.Env):
         self._houses: dict[str, House] = {}
 
     # -- episode setup ---------------------------------------------------------------------------
-    def _navmap(self, house: House) -> NavMap:
+    def navmap_for(self, house: House) -> NavMap:
+        """The navigation map of ``house`` with this env's agent settings (kept for the latest house)."""
         if self._nav is None or self._nav_house is not house:
             self._nav = NavMap(house, **self.nav_kw)
             self._nav_house = house
@@ -123,7 +124,7 @@ class VLNEnv(gym.Env):
         else:
             task = generated_task(int(self.np_random.integers(2**31)) if seed is None else seed)
         self.task = task
-        nav = self._navmap(task.house)
+        nav = self.navmap_for(task.house)
         x, z, h = task.start
         world = self._world_for(task.house)
         world.load_house(task.house, x, z, h)

@@ -80,14 +80,12 @@ class TrainConfig:
             raise VidNavError(f"eval_samples must be >= 1 (or unset: all held-out samples), got {self.eval_samples}")
         if not isinstance(self.overrides, dict):
             raise VidNavError(f"overrides must be a mapping of model settings, got {type(self.overrides).__name__}")
-        for name in ("batch_size", "grad_accum", "save_steps", "logging_steps", "stride"):
+        for name in ("batch_size", "grad_accum", "save_steps", "logging_steps"):
             if int(getattr(self, name)) < 1:
                 raise VidNavError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.first_frames is not None and int(self.first_frames) < 1:
-            raise VidNavError(f"first_frames must be >= 1 (or unset: every frame), got {self.first_frames}")
-        if int(self.start_repeat) < 0 or (self.start_repeat and (self.start_frames is None or int(self.start_frames) < 1)):
-            raise VidNavError(f"start_repeat must be >= 0 and needs start_frames >= 1, got start_repeat="
-                              f"{self.start_repeat}, start_frames={self.start_frames}")
+        from vidnav.data.dataset import check_sampling  # the checks NavSamples makes, before any data is read
+
+        check_sampling(self.stride, self.first_frames, self.start_frames, self.start_repeat)
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
         if self.lr <= 0:
