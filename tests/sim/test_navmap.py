@@ -131,3 +131,12 @@ def test_pocket_cut_off_from_the_goal_gets_a_finite_distance_and_an_expert_way_o
         # the follower leaves the pocket and stops at the goal (it used to find no path at all)
         roll = nav.expert_rollout(x, z, 0.0, *goal)
         assert roll.stopped and nav.distance(*roll.poses[-1][:2], *goal) < 0.25
+
+
+def test_windowed_wall_clearance_equals_the_whole_grid_distance(nav):
+    from vidnav.sim.navmap import _point_seg_dist
+
+    X, Z = nav.cell_centers()
+    dist = _point_seg_dist(X, Z, nav.segs)
+    for clearance in (0.18, 0.23, 0.6):
+        assert np.array_equal(nav._near_walls(clearance), dist < clearance)

@@ -143,10 +143,29 @@ class NavMap:
 
     def _free_mask(self, wall_clearance: float, object_clearance: float) -> np.ndarray:
         X, Z = self.cell_centers()
-        free = self._inside(X, Z) & (_point_seg_dist(X, Z, self.segs) >= wall_clearance)
+        free = self._inside(X, Z) & ~self._near_walls(wall_clearance)
         for ox, oz, orad in self.objects:
             free &= np.hypot(X - ox, Z - oz) >= orad + object_clearance
         return free
+
+    def _near_walls(self, clearance: float) -> np.ndarray:
+        """Cells whose centre lies closer than ``clearance`` to a wall segment.
+
+        The same test as ``_point_seg_dist(X, Z, segs) < clearance`` on the whole grid, computed only in each
+        segment's bounding box grown by ``clearance`` (and a cell), which is ~10× faster on a house.
+        """
+        xs = self.origin[0] + (np.arange(self.W) + 0.5) * self.res
+        zs = self.origin[1] + (np.arange(self.H) + 0.5) * self.res
+        near = np.zeros((self.H, self.W), bool)
+        for seg in self.segs:
+            (x0, z0), (x1, z1) = seg
+            c0, c1 = np.searchsorted(xs, [min(x0, x1) - clearance - self.res, max(x0, x1) + clearance + self.res])
+            r0, r1 = np.searchsorted(zs, [min(z0, z1) - clearance - self.res, max(z0, z1) + clearance + self.res])
+            if c0 >= c1 or r0 >= r1:
+                continue
+            X, Z = np.meshgrid(xs[c0:c1], zs[r0:r1])
+            near[r0:r1, c0:c1] |= _point_seg_dist(X, Z, seg[None]) < clearance
+        return near
 
     def _build_graph(self) -> None:
         H, W, free = self.H, self.W, self.free
