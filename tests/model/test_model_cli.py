@@ -9,10 +9,17 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "vidnav.cli", *args], capture_output=True, text=True)
 
 
-def test_model_info_json_for_tiny_uninavid():
-    r = run_cli("model", "info", "--preset", "tiny", "--memory", "uninavid", "--frames", "200", "--json")
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
+def cli_json(capsys, *args):
+    """``vidnav ARGS --json`` in this process (a subprocess would pay the torch import again)."""
+    from vidnav.cli import main
+
+    capsys.readouterr()
+    main([*args, "--json"])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_model_info_json_for_tiny_uninavid(capsys):
+    info = cli_json(capsys, "model", "info", "--preset", "tiny", "--memory", "uninavid", "--frames", "200")
     assert {"current", "short_term", "long_term", "context", "total", "params_total", "params_trainable"} <= set(info)
     assert (info["current"], info["short_term"], info["long_term"], info["context"]) == (64, 256, 135, 0)
     assert info["total"] == 455 and info["long_term_is_upper_bound"]
@@ -31,10 +38,8 @@ def test_model_info_every_preset_and_strategy_in_one_process():
             assert info["total"] == info["current"] + info["short_term"] + info["long_term"] + info["context"] > 0
 
 
-def test_model_info_7b_counts_without_weights():
-    r = run_cli("model", "info", "--preset", "navid-7b", "--memory", "navid", "--frames", "64", "--json")
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
+def test_model_info_7b_counts_without_weights(capsys):
+    info = cli_json(capsys, "model", "info", "--preset", "navid-7b", "--memory", "navid", "--frames", "64")
     assert (info["current"], info["short_term"], info["context"]) == (64, 252, 64)
     assert 7.8e9 < info["params_total"] < 8.0e9  # EVA-CLIP-g ~1.0B + BERT-base 0.1B + Vicuna-7B 6.7B + LoRA
 
