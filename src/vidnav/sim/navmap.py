@@ -152,7 +152,7 @@ class NavMap:
         """Cells whose centre lies closer than ``clearance`` to a wall segment.
 
         The same test as ``_point_seg_dist(X, Z, segs) < clearance`` on the whole grid, computed only in each
-        segment's bounding box grown by ``clearance`` (and a cell), which is ~10× faster on a house.
+        segment's bounding box grown by ``clearance`` (and a cell): an order of magnitude faster on a house.
         """
         xs = self.origin[0] + (np.arange(self.W) + 0.5) * self.res
         zs = self.origin[1] + (np.arange(self.H) + 0.5) * self.res
