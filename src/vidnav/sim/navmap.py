@@ -121,13 +121,21 @@ class NavMap:
         self._cache_size = cache_size
 
     # -- grid ------------------------------------------------------------------------------------
+    def cell_axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cell-centre x of every column and z of every row."""
+        return (self.origin[0] + (np.arange(self.W) + 0.5) * self.res,
+                self.origin[1] + (np.arange(self.H) + 0.5) * self.res)
+
     def cell_centers(self) -> tuple[np.ndarray, np.ndarray]:
-        xs = self.origin[0] + (np.arange(self.W) + 0.5) * self.res
-        zs = self.origin[1] + (np.arange(self.H) + 0.5) * self.res
-        return np.meshgrid(xs, zs)  # each (H, W); row = z, column = x
+        return np.meshgrid(*self.cell_axes())  # each (H, W); row = z, column = x
 
     def to_cell(self, x: float, z: float) -> tuple[int, int]:
         return (int(math.floor((z - self.origin[1]) / self.res)), int(math.floor((x - self.origin[0]) / self.res)))
+
+    def _grid_cell(self, x: float, z: float) -> tuple[int, int]:
+        """``to_cell`` clamped to the grid."""
+        r, c = self.to_cell(x, z)
+        return min(max(r, 0), self.H - 1), min(max(c, 0), self.W - 1)
 
     def to_xz(self, row: int, col: int) -> tuple[float, float]:
         return (self.origin[0] + (col + 0.5) * self.res, self.origin[1] + (row + 0.5) * self.res)
@@ -154,8 +162,7 @@ class NavMap:
         The same test as ``_point_seg_dist(X, Z, segs) < clearance`` on the whole grid, computed only in each
         segment's bounding box grown by ``clearance`` (and a cell): an order of magnitude faster on a house.
         """
-        xs = self.origin[0] + (np.arange(self.W) + 0.5) * self.res
-        zs = self.origin[1] + (np.arange(self.H) + 0.5) * self.res
+        xs, zs = self.cell_axes()
         near = np.zeros((self.H, self.W), bool)
         for seg in self.segs:
             (x0, z0), (x1, z1) = seg
@@ -197,8 +204,7 @@ class NavMap:
 
     def snap(self, x: float, z: float) -> tuple[int, int]:
         """The free cell nearest to (x, z)."""
-        r, c = self.to_cell(x, z)
-        r, c = min(max(r, 0), self.H - 1), min(max(c, 0), self.W - 1)
+        r, c = self._grid_cell(x, z)
         return int(self._nearest[0, r, c]), int(self._nearest[1, r, c])
 
     def is_free(self, x: float, z: float) -> bool:
@@ -294,8 +300,7 @@ class NavMap:
             return r, c
         if entry[1] is None:
             _, entry[1] = ndimage.distance_transform_edt(~np.isfinite(entry[0]), return_indices=True)
-        r, c = self.to_cell(x, z)
-        r, c = min(max(r, 0), self.H - 1), min(max(c, 0), self.W - 1)
+        r, c = self._grid_cell(x, z)
         return int(entry[1][0, r, c]), int(entry[1][1, r, c])
 
     def distance(self, x: float, z: float, goal_x: float, goal_z: float) -> float:
