@@ -78,6 +78,14 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
     for bad in (dict(start_repeat=1), dict(start_frames=0, start_repeat=1), dict(start_frames=2, start_repeat=-1)):
         with pytest.raises(VidNavError, match="start_repeat"):
             NavSamples([rollout], **bad)
+    # the mirror at the goal: the last frames listed once more, whatever the stride
+    ending = NavSamples([rollout], stride=3, end_frames=3, end_repeat=1)
+    assert sorted(t for j, t in ending.samples if j == 0) == [0, 3, 5, 6, 6, 7, 7] and len(ending) == 6 * 7
+    assert len(NavSamples([rollout], first_frames=6, stride=3, end_frames=3, end_repeat=2)) == 6 * (2 + 2 * 1)
+    assert len(NavSamples([rollout], first_frames=2, end_frames=3, end_repeat=1)) == 6 * 2  # no end among them
+    for bad in (dict(end_repeat=1), dict(end_frames=0, end_repeat=1), dict(end_frames=2, end_repeat=-1)):
+        with pytest.raises(VidNavError, match="end_repeat"):
+            NavSamples([rollout], **bad)
     dagger = synthetic_rollout(tmp_path / "D1", n_trajectories=2, n_frames=5, seed=3, source="dagger-1")
     both = NavSamples([rollout, dagger])
     assert len(both) == 48 + 10 and both.summary()["sources"] == {"expert": 6, "dagger-1": 2}
@@ -128,6 +136,8 @@ def test_bad_rollouts_raise_clear_errors(tmp_path, rollout):
         TrainConfig(data=[str(rollout)], first_frames=0).validate()
     with pytest.raises(VidNavError, match="needs start_frames"):
         TrainConfig(data=[str(rollout)], start_repeat=2).validate()
+    with pytest.raises(VidNavError, match="needs end_frames"):
+        TrainConfig(data=[str(rollout)], end_repeat=2).validate()
 
 
 def test_cli_user_errors_exit_2(tmp_path, capsys):
@@ -192,14 +202,14 @@ def test_lora_checkpoint_round_trip_and_align_stage():
 
 
 # -- learning --------------------------------------------------------------------------------------------------
-def test_start_repeat_reaches_the_training_data_only(tmp_path):
+def test_start_and_end_repeat_reach_the_training_data_only(tmp_path):
     from vidnav.train import train
 
     data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
     summary = train(TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"), max_steps=1,
                                 batch_size=4, save_steps=1000, eval_data=[str(data)], progress=False,
-                                start_frames=3, start_repeat=1))
-    assert summary["samples"] == 8 + 2 * 3 and summary["eval"]["samples"] == 8
+                                start_frames=3, start_repeat=1, end_frames=2, end_repeat=1))
+    assert summary["samples"] == 8 + 2 * 3 + 2 * 2 and summary["eval"]["samples"] == 8
 
 
 def test_learns_two_trajectories(tmp_path):

@@ -110,7 +110,8 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
     return out
 
 
-def check_sampling(stride: int, first_frames: int | None, start_frames: int | None, start_repeat: int) -> None:
+def check_sampling(stride: int, first_frames: int | None, start_frames: int | None, start_repeat: int,
+                   end_frames: int | None = None, end_repeat: int = 0) -> None:
     """Raise a VidNavError naming the setting when NavSamples' frame-sampling arguments are invalid."""
     if int(stride) < 1:
         raise VidNavError(f"stride must be >= 1, got {stride}")
@@ -119,6 +120,9 @@ def check_sampling(stride: int, first_frames: int | None, start_frames: int | No
     if int(start_repeat) < 0 or (start_repeat and (start_frames is None or int(start_frames) < 1)):
         raise VidNavError(f"start_repeat must be >= 0 and needs start_frames >= 1, got start_repeat={start_repeat}, "
                           f"start_frames={start_frames}")
+    if int(end_repeat) < 0 or (end_repeat and (end_frames is None or int(end_frames) < 1)):
+        raise VidNavError(f"end_repeat must be >= 0 and needs end_frames >= 1, got end_repeat={end_repeat}, "
+                          f"end_frames={end_frames}")
 
 
 class NavSamples(Dataset):
@@ -130,20 +134,22 @@ class NavSamples(Dataset):
     samples (the start of every episode, where the instruction says which way to set off); the last frame is
     then kept only if it lies among them. ``start_frames``/``start_repeat``: every frame t < start_frames is
     listed ``start_repeat`` extra times (whatever the stride), so training sees the start of each episode, where
-    the instruction decides the first turns, more often. Items are small dicts; :class:`NavCollator` loads the
-    features.
+    the instruction decides the first turns, more often. ``end_frames``/``end_repeat``: the mirror at the goal,
+    every one of the last ``end_frames`` frames (where the labels say ``stop`` soon) is listed ``end_repeat`` extra
+    times, so training sees where to stop more often; with ``first_frames`` only those among the first frames.
+    Items are small dicts; :class:`NavCollator` loads the features.
     """
 
     def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
                  stride: int = 1, first_frames: int | None = None, start_frames: int | None = None,
-                 start_repeat: int = 0):
+                 start_repeat: int = 0, end_frames: int | None = None, end_repeat: int = 0):
         if isinstance(rollout_dirs, (str, os.PathLike)):
             rollout_dirs = [rollout_dirs]
         if not rollout_dirs:
             raise VidNavError("no rollout folders given; pass at least one --data folder")
         if max_history is not None and int(max_history) < 1:
             raise VidNavError(f"max_history must be >= 1 (or None for all frames), got {max_history}")
-        check_sampling(stride, first_frames, start_frames, start_repeat)
+        check_sampling(stride, first_frames, start_frames, start_repeat, end_frames, end_repeat)
         self.rollout_dirs = [Path(d) for d in rollout_dirs]
         self.max_history = None if max_history is None else int(max_history)
         self.stride = int(stride)
@@ -180,6 +186,9 @@ class NavSamples(Dataset):
             self.samples.extend((j, t) for t in ts)
             if start_repeat:
                 self.samples.extend((j, t) for _ in range(int(start_repeat)) for t in range(min(end, int(start_frames))))
+            if end_repeat:
+                tail = range(max(0, traj.length - int(end_frames)), end)
+                self.samples.extend((j, t) for _ in range(int(end_repeat)) for t in tail)
         if not self.samples:
             raise VidNavError(f"no training samples in {', '.join(map(str, self.rollout_dirs))} (no trajectories)")
 

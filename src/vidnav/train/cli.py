@@ -69,6 +69,9 @@ def train_command(
     start_frames: Optional[int] = typer.Option(None, help="with --start-repeat: the first N frames of each trajectory"),
     start_repeat: Optional[int] = typer.Option(None, help="list the first --start-frames frames of each trajectory K "
                                                           "extra times in the training data (the episode start)"),
+    end_frames: Optional[int] = typer.Option(None, help="with --end-repeat: the last N frames of each trajectory"),
+    end_repeat: Optional[int] = typer.Option(None, help="list the last --end-frames frames of each trajectory K "
+                                                        "extra times in the training data (where to stop)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision (GPUs)"),
     gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                           help="recompute LM activations in backward"),
@@ -87,7 +90,7 @@ def train_command(
                  align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
                  weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
                  max_history=max_history, stride=stride, first_frames=first_frames, start_frames=start_frames,
-                 start_repeat=start_repeat, bf16=bf16,
+                 start_repeat=start_repeat, end_frames=end_frames, end_repeat=end_repeat, bf16=bf16,
                  gradient_checkpointing=gradient_checkpointing,
                  dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples,
                  eval_steps=eval_steps, eval_samples=eval_samples)

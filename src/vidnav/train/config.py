@@ -31,6 +31,8 @@ class TrainConfig:
     first_frames: int | None = None  # only frames t < N of each trajectory (training and eval data); None = all
     start_frames: int | None = None  # with start_repeat: the start of each trajectory (frames t < N) ...
     start_repeat: int = 0  # ... is listed this many extra times in the training data (not in eval data)
+    end_frames: int | None = None  # with end_repeat: the last N frames of each trajectory (near the goal) ...
+    end_repeat: int = 0  # ... are listed this many extra times in the training data (not in eval data)
     eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
     eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
     eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (None: all)
@@ -85,7 +87,8 @@ class TrainConfig:
                 raise VidNavError(f"{name} must be >= 1, got {getattr(self, name)}")
         from vidnav.data.dataset import check_sampling  # the checks NavSamples makes, before any data is read
 
-        check_sampling(self.stride, self.first_frames, self.start_frames, self.start_repeat)
+        check_sampling(self.stride, self.first_frames, self.start_frames, self.start_repeat, self.end_frames,
+                       self.end_repeat)
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
         if self.lr <= 0:
