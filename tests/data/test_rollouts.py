@@ -65,6 +65,36 @@ def test_dagger_labels_visited_states_with_the_expert(tiny_benchmark, tmp_path):
     assert r["targets"][0] == expert_targets(nav, start, goal, 4)
 
 
+def test_dagger_policy_plans_again_after_the_expert_overrides_it(tiny_benchmark, tmp_path, monkeypatch):
+    """The policy's queued plan assumed its own first action; once the expert's action is taken instead, the
+    policy must plan from the new state rather than play on the stale queue."""
+    from vidnav.agent import Agent
+    from vidnav.model import build_model
+
+    pytest.importorskip("torch")
+    ckpt = tmp_path / "policy"
+    build_model("tiny").save_pretrained(ckpt)
+    calls = []
+
+    def plan(self, ban_first=None):
+        calls.append(1)
+        return ["left"] * 4
+
+    monkeypatch.setattr(Agent, "plan", plan)
+    out = tmp_path / "dagger"
+    collect_rollouts(tiny_benchmark, "train", out, episodes=1, policy=str(ckpt), beta=1.0, max_steps=20,
+                     source="dagger-x", progress=False)
+    (r,) = read(out)
+    executed = [t[0] for t in r["targets"]]  # beta 1: the expert's action at every state
+    expected, queue = 0, []
+    for word in executed:
+        if not queue:
+            queue, expected = ["left"] * 4, expected + 1
+        if queue.pop(0) != word:
+            queue = []
+    assert "forward" in executed and len(calls) == expected > -(-len(executed) // 4)
+
+
 def test_bad_arguments(tiny_benchmark, tmp_path):
     from vidnav.errors import VidNavError
 

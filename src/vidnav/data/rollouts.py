@@ -175,6 +175,8 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                         queue = agent.plan()
                     mine = queue.pop(0)
                     word = tgt[0] if rng.random() < beta else mine
+                    if word != mine:  # the rest of the policy's plan assumed its own action: plan again
+                        queue = []
                 else:
                     word = tgt[0]
                 executed.append(word)
