@@ -87,6 +87,32 @@ def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
         evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "z", workers=0, progress=False)
 
 
+def test_retrained_checkpoint_is_another_run(tiny_benchmark, tmp_path):
+    """Resuming into OUT after the checkpoint's weights changed (retrained into the same folder, a new shipped
+    agent) would mix two models' episodes: it raises, or starts over with restart_if_changed."""
+    torch = pytest.importorskip("torch")
+    from vidnav.eval.agents import agent_weights
+    from vidnav.model import build_model
+
+    ckpt, out = tmp_path / "ckpt", tmp_path / "run"
+    torch.manual_seed(0)
+    build_model("tiny").save_pretrained(ckpt)
+    kw = dict(episodes=1, env_kw={"max_steps": 3}, progress=False)
+    evaluate(tiny_benchmark, "val_unseen", str(ckpt), out, **kw)
+    first = json.loads((out / "run.json").read_text())["weights"]
+    assert first == agent_weights(str(ckpt)) and len(first) == 16 and agent_weights("oracle") is None
+    evaluate(tiny_benchmark, "val_unseen", str(ckpt), out, **kw)  # same weights: resumes
+    torch.manual_seed(1)
+    build_model("tiny").save_pretrained(ckpt)
+    assert agent_weights(str(ckpt)) != first
+    with pytest.raises(VidNavError, match=f"weights='{first}'"):
+        evaluate(tiny_benchmark, "val_unseen", str(ckpt), out, **kw)
+    (out / "results.jsonl").write_text((out / "results.jsonl").read_text() * 2)  # would be read as done
+    evaluate(tiny_benchmark, "val_unseen", str(ckpt), out, restart_if_changed=True, **kw)
+    assert json.loads((out / "run.json").read_text())["weights"] == agent_weights(str(ckpt))
+    assert len(lines(out)) == 1
+
+
 def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
     from vidnav.cli import main
 
@@ -114,3 +140,11 @@ def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
     assert json.loads((tmp_path / "demo" / "oracle" / "run.json").read_text())["replan_when_blocked"] is False
     for name in ("default", "oracle", "forward", "random"):
         assert len(list((tmp_path / "demo" / name / "videos").glob("*.mp4"))) == 1
+    # a new shipped agent since the last demo: its row is run again, not read back from the old results
+    from vidnav.eval.agents import agent_weights
+
+    (tmp_path / "demo" / "default" / "run.json").write_text(json.dumps({**run, "weights": "an-older-agent"}))
+    main(["demo", "--episodes", "1", "--videos", "1", "--workers", "1", "--data", str(tmp_path / "data"),
+          "--out", str(tmp_path / "demo")])
+    assert "weights changed): starting it over" in capsys.readouterr().out
+    assert json.loads((tmp_path / "demo" / "default" / "run.json").read_text())["weights"] == agent_weights("default")

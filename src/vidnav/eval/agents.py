@@ -115,6 +115,37 @@ def blocked_step(before: np.ndarray, after: np.ndarray, tol: float = 0.5) -> boo
     return before.shape == after.shape and float(np.abs(before.astype(np.int16) - after).mean()) <= tol
 
 
+def checkpoint_fingerprint(folder: str | Path) -> str:
+    """A short hash that changes when a checkpoint folder's weights change: config.json and, per
+    ``*.safetensors`` file, its name, size and first and last MiB (new training rewrites every tensor, and
+    reading 2 MiB per file keeps this instant for 7B checkpoints)."""
+    import hashlib
+
+    folder = Path(folder)
+    h = hashlib.sha256((folder / "config.json").read_bytes())
+    for f in sorted(folder.glob("*.safetensors")):
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            fh.seek(max(0, size - (1 << 20)))
+            h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def agent_weights(name: str) -> str | None:
+    """The checkpoint fingerprint of a model agent (``default`` or a checkpoint folder); None for the
+    built-in baselines, which have no weights."""
+    if name in ("oracle", "random", "forward"):
+        return None
+    if name == "default":
+        from vidnav.agent import DEFAULT_AGENT_DIR
+
+        return checkpoint_fingerprint(DEFAULT_AGENT_DIR)
+    path = Path(name)
+    return checkpoint_fingerprint(path) if (path / "config.json").is_file() else None
+
+
 def make_agent(name: str, seed: int = 0, replan_when_blocked: bool = False, **overrides) -> NavAgent:
     """An agent by name: a built-in (`oracle`, `random`, `forward`, `default` = the shipped checkpoint)
     or the path of a checkpoint folder (config.json + model.safetensors). ``replan_when_blocked`` applies to

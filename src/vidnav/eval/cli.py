@@ -67,7 +67,7 @@ def demo_command(
         replan = name == "default"
         rows[name + ("+replan" if replan else "")] = evaluate(data, "val_unseen", name, out / name, episodes=episodes,
                                                               workers=workers, video=videos,
-                                                              replan_when_blocked=replan)
+                                                              replan_when_blocked=replan, restart_if_changed=True)
     typer.echo("")
     typer.echo(format_table(rows))
     typer.echo(f"\nper-episode results and MP4s under {out}/<agent>/ (results.jsonl, summary.json, videos/)")

@@ -3,7 +3,9 @@
     summary = evaluate("data/vidnav", "val_unseen", "oracle", "runs/oracle", episodes=100, workers=2)
 
 ``OUT/results.jsonl`` gets one line per finished episode (appended and flushed as it finishes), so killing
-a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones.
+a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones. ``OUT/run.json``
+records what makes the run (agent, a fingerprint of its weights, data, split, re-planning); a rerun that differs
+in any of them raises instead of mixing two runs' episodes.
 ``OUT/summary.json`` holds the episode means over all selected episodes; ``OUT/videos/`` the MP4s.
 """
 
@@ -66,16 +68,29 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) ->
     return result
 
 
-def _check_run(out: Path, meta: dict) -> None:
+RUN_KEYS = ("agent", "weights", "data", "split", "replan_when_blocked")
+
+
+def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
+    """OUT's results must come from the same run (agent, its weights, data, split, re-planning), else resuming
+    would mix two runs. ``restart_if_changed``: drop the other run's results instead of raising."""
     run = out / "run.json"
     if run.exists():
         old = json.loads(run.read_text())
-        diff = [k for k in ("agent", "data", "split", "replan_when_blocked") if old.get(k, False) != meta[k]]
-        if diff:
-            raise VidNavError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k, False)!r}' for k in diff)}); "
-                              "use a new --out to keep both")
-    else:
-        write_json(run, meta)
+        missing = {"replan_when_blocked": False}  # run.json files written before the key was recorded
+        diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
+        if diff and restart_if_changed:
+            print(f"{out} holds results of another run ({', '.join(diff)} changed): starting it over")
+            for name in ("results.jsonl", "summary.json", "run.json"):
+                (out / name).unlink(missing_ok=True)
+            for mp4 in (out / "videos").glob("*.mp4"):
+                mp4.unlink()
+        elif diff:
+            raise VidNavError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k, missing.get(k))!r}' for k in diff)}; "
+                              f"now {', '.join(f'{k}={meta[k]!r}' for k in diff)}); use a new --out to keep both")
+        else:
+            return
+    write_json(run, meta)
 
 
 # -- workers --------------------------------------------------------------------------------------
@@ -101,11 +116,13 @@ def _worker_run(job):
 
 def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, episodes: int | None = None,
              workers: int = 1, video: bool | int = False, seed: int = 0, progress: bool = True,
-             env_kw: dict | None = None, replan_when_blocked: bool = False) -> dict:
+             env_kw: dict | None = None, replan_when_blocked: bool = False, restart_if_changed: bool = False) -> dict:
     """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
 
     ``video``: True for an MP4 per episode, an int n for the first n episodes only.
     ``replan_when_blocked``: model agents re-plan without ``forward`` after a blocked step (see ModelAgent).
+    ``restart_if_changed``: if OUT holds another run (e.g. the checkpoint's weights changed since), start over
+    instead of raising.
     """
     from vidnav.data.episodes import load_split
 
@@ -117,8 +134,10 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     if episodes is not None and episodes < 1:
         raise VidNavError(f"--episodes must be >= 1, got {episodes}")
     out.mkdir(parents=True, exist_ok=True)
-    _check_run(out, {"agent": agent, "data": str(data_dir.resolve()), "split": split,
-                     "replan_when_blocked": bool(replan_when_blocked)})
+    from vidnav.eval.agents import agent_weights
+
+    _check_run(out, {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
+                     "replan_when_blocked": bool(replan_when_blocked)}, restart_if_changed)
     results_path = out / "results.jsonl"
     done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
     n_video = len(selected) if video is True else int(video or 0)
