@@ -86,8 +86,9 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
             for mp4 in (out / "videos").glob("*.mp4"):
                 mp4.unlink()
         elif diff:
-            raise VidNavError(f"{out} holds results of another run ({', '.join(f'{k}={old.get(k, missing.get(k))!r}' for k in diff)}; "
-                              f"now {', '.join(f'{k}={meta[k]!r}' for k in diff)}); use a new --out to keep both")
+            was = ", ".join(f"{k}={old.get(k, missing.get(k))!r}" for k in diff)
+            now = ", ".join(f"{k}={meta[k]!r}" for k in diff)
+            raise VidNavError(f"{out} holds results of another run ({was}; now {now}); use a new --out to keep both")
         else:
             return
     write_json(run, meta)
