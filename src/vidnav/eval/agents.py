@@ -136,12 +136,12 @@ def checkpoint_fingerprint(folder: str | Path) -> str:
 def agent_weights(name: str) -> str | None:
     """The checkpoint fingerprint of a model agent (``default`` or a checkpoint folder); None for the
     built-in baselines, which have no weights."""
-    if name in ("oracle", "random", "forward"):
-        return None
     if name == "default":
         from vidnav.agent import DEFAULT_AGENT_DIR
 
         return checkpoint_fingerprint(DEFAULT_AGENT_DIR)
+    if name in BUILTIN:
+        return None
     path = Path(name)
     return checkpoint_fingerprint(path) if (path / "config.json").is_file() else None
 
