@@ -161,7 +161,8 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
     (legacy / "trajectories.jsonl").write_text("".join(
         json.dumps({k: v for k, v in r.items() if k != "poses"}) + "\n" for r in recs))
     same = relabel_rollouts(tiny_benchmark, legacy, tmp_path / "same", FollowerConfig(), progress=False)
-    assert same == {"episodes": 3, "states": sum(len(r["targets"]) for r in recs), "targets_changed": 0}
+    assert same == {"episodes": 3, "states": sum(len(r["targets"]) for r in recs), "targets_changed": 0,
+                    "stop_first": 3}  # the last state of each trajectory
     for a, b in zip(read(tmp_path / "same"), recs):
         assert a["targets"] == b["targets"]
         assert np.allclose(a["poses"], b["poses"], atol=1e-3)
@@ -179,6 +180,18 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
     assert len(samples) == sum(len(r["targets"]) for r in new)
     assert np.array_equal(FeatureStore(out / "features").get(recs[0]["key"]),
                           FeatureStore(src / "features").get(recs[0]["key"]))
+
+    # a wider stop zone: every state within 1.5 m (geodesic) of the goal is labelled stop, the others are not
+    near = relabel_rollouts(tiny_benchmark, src, tmp_path / "near", FollowerConfig(stop_distance=1.5, forward_tolerance=1.0),
+                            progress=False)
+    wide = read(tmp_path / "near")
+    dist = [nav.distance(p[0], p[1], *goal) for p in wide[0]["poses"]]
+    assert [t[0] == "stop" for t in wide[0]["targets"]] == [d < 1.5 for d in dist]
+    assert all(t == ["stop"] * 4 for t, d in zip(wide[0]["targets"], dist) if d < 1.5)
+    assert near["stop_first"] == 3 * sum(d < 1.5 for d in dist) > stats["stop_first"] == 3
+    assert wide[0]["follower_stop_distance"] == 1.5 and new[0]["follower_stop_distance"] == 0.25
+    with pytest.raises(VidNavError, match="stop_distance must be in"):
+        FollowerConfig(stop_distance=5.0)
 
     with pytest.raises(VidNavError, match="another folder"):
         relabel_rollouts(tiny_benchmark, src, src, course, progress=False)

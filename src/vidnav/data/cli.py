@@ -151,6 +151,9 @@ def relabel(
     rollouts: Path = typer.Option(..., help="rollout folder whose states get new labels (left unchanged)"),
     out: Path = typer.Option(..., help="new rollout folder: trajectories.jsonl + features/ (a link to the source's)"),
     forward_tolerance: float = typer.Option(1.0, help=TOLERANCE_HELP),
+    stop_distance: float = typer.Option(0.25, help="metres (geodesic) from the goal within which the follower says "
+                                        "stop: 0.25 is the reference follower; up to 3 (the success radius) labels "
+                                        "every state that near the goal `stop`"),
 ) -> None:
     """Label the states of a rollout folder again with another expert follower, without rendering.
 
@@ -161,7 +164,8 @@ def relabel(
     from vidnav.sim.navmap import FollowerConfig
 
     try:
-        stats = relabel_rollouts(data, rollouts, out, FollowerConfig(forward_tolerance=forward_tolerance))
+        follower = FollowerConfig(forward_tolerance=forward_tolerance, stop_distance=stop_distance)
+        stats = relabel_rollouts(data, rollouts, out, follower)
     except VidNavError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2) from None

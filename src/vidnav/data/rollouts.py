@@ -233,7 +233,7 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
         raise VidNavError(f"{link} exists and is not {src / FEATURES}; relabel into a new --out folder")
     env = VLNEnv(data_dir=data_dir)
     splits: dict[str, tuple] = {}
-    lines, changed, total = [], 0, 0
+    lines, changed, stops, total = [], 0, 0, 0
     done: dict[tuple, list] = {}  # R2R's three instructions of a path share its states: label them once
     from rich.progress import track
 
@@ -257,14 +257,16 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
             done[ident] = [expert_targets(nav, tuple(p), task.goal, k, follower) for p in poses]
         targets = done[ident]
         changed += sum(a != b for a, b in zip(targets, rec["targets"]))
+        stops += sum(t[0] == "stop" for t in targets)
         total += len(targets)
         lines.append(dumps_json({**rec, "targets": targets, "poses": poses,
-                                 "follower_tolerance": follower.forward_tolerance}))
+                                 "follower_tolerance": follower.forward_tolerance,
+                                 "follower_stop_distance": follower.stop_distance}))
     out.mkdir(parents=True, exist_ok=True)
     if not link.exists():
         link.symlink_to(os.path.relpath(src.resolve() / FEATURES, out.resolve()), target_is_directory=True)
     atomic_write_text(out / TRAJECTORIES, "".join(x + "\n" for x in lines))
-    return {"episodes": len(lines), "states": total, "targets_changed": changed}
+    return {"episodes": len(lines), "states": total, "targets_changed": changed, "stop_first": stops}
 
 
 def _replay_expert(nav, task, rec: dict, src: Path) -> list[list[float]]:

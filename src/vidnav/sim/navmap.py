@@ -86,7 +86,9 @@ def _point_seg_dist(px: np.ndarray, pz: np.ndarray, segs: np.ndarray) -> np.ndar
 
 @dataclass
 class FollowerConfig:
-    stop_distance: float = 0.25  # stop once the geodesic distance to the goal is below this
+    # Stop once the geodesic distance to the goal is below this. 0.25 m (one step) is the reference follower;
+    # training labels may stop anywhere inside the 3 m success radius (`vidnav data relabel --stop-distance`).
+    stop_distance: float = 0.25
     lookahead: float = 1.5  # metres of path ahead to aim along (the farthest visible point)
     # Heading error (in turns) within which the follower steps forward. 0.5, half a turn, is the benchmark's
     # reference follower: it tracks the path tightly and zig-zags (forward, left, forward, left). 1.0, a whole
@@ -96,6 +98,9 @@ class FollowerConfig:
     def __post_init__(self) -> None:
         if not 0.5 <= self.forward_tolerance <= 3.0:
             raise VidNavError(f"follower forward_tolerance must be in [0.5, 3] turns, got {self.forward_tolerance}")
+        if not 0.1 <= self.stop_distance <= 3.0:
+            raise VidNavError(f"follower stop_distance must be in [0.1, 3] m (3 m is the success radius), "
+                              f"got {self.stop_distance}")
 
 
 class NavMap:
