@@ -153,6 +153,7 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
     goal = (ep.goals[0].position[0], ep.goals[0].position[2])
     assert all(len(r["poses"]) == len(r["targets"]) for r in recs)
     assert recs[0]["poses"][0] == pytest.approx(list(start), abs=1e-4)
+    assert recs[0]["follower_stop_distance"] == 0.25
 
     # a folder from before poses were stored: the expert's states are replayed from its actions
     legacy = tmp_path / "legacy"
@@ -182,8 +183,8 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
                           FeatureStore(src / "features").get(recs[0]["key"]))
 
     # a wider stop zone: every state within 1.5 m (geodesic) of the goal is labelled stop, the others are not
-    near = relabel_rollouts(tiny_benchmark, src, tmp_path / "near", FollowerConfig(stop_distance=1.5, forward_tolerance=1.0),
-                            progress=False)
+    zone = FollowerConfig(stop_distance=1.5, forward_tolerance=1.0)
+    near = relabel_rollouts(tiny_benchmark, src, tmp_path / "near", zone, progress=False)
     wide = read(tmp_path / "near")
     dist = [nav.distance(p[0], p[1], *goal) for p in wide[0]["poses"]]
     assert [t[0] == "stop" for t in wide[0]["targets"]] == [d < 1.5 for d in dist]

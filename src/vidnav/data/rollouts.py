@@ -197,7 +197,8 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                 stats["frames_encoded"] += len(arr)
             lines.write({"key": key, "instruction": task.instruction, "targets": targets, "source": source,
                          "episode_id": eid, "scene_id": ep.scene_id, "success": float(info["success"]),
-                         "poses": poses, "follower_tolerance": follower.forward_tolerance})
+                         "poses": poses, "follower_tolerance": follower.forward_tolerance,
+                         "follower_stop_distance": follower.stop_distance})
             stats["episodes"] += 1
             stats["success"] += float(info["success"])
             bar.advance(task_id)
