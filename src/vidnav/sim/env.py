@@ -22,10 +22,9 @@ from gymnasium import spaces
 
 from vidnav.errors import VidNavError
 from vidnav.sim.house import House
-from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, NavMap
+from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, SUCCESS_DISTANCE, NavMap
 
 ENV_ID = "vidnav/MiniHouseVLN-v0"
-SUCCESS_DISTANCE = 3.0
 INSTRUCTION_CHARSET = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'\"-()/&%#+°\n\t")
 

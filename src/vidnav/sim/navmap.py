@@ -84,6 +84,9 @@ def _point_seg_dist(px: np.ndarray, pz: np.ndarray, segs: np.ndarray) -> np.ndar
     return out
 
 
+SUCCESS_DISTANCE = 3.0  # metres: an episode succeeds when the agent stops this near the goal (VLN-CE's radius)
+
+
 @dataclass
 class FollowerConfig:
     # Stop once the geodesic distance to the goal is below this. 0.25 m (one step) is the reference follower;
@@ -98,9 +101,9 @@ class FollowerConfig:
     def __post_init__(self) -> None:
         if not 0.5 <= self.forward_tolerance <= 3.0:
             raise VidNavError(f"follower forward_tolerance must be in [0.5, 3] turns, got {self.forward_tolerance}")
-        if not 0.1 <= self.stop_distance <= 3.0:
-            raise VidNavError(f"follower stop_distance must be in [0.1, 3] m (3 m is the success radius), "
-                              f"got {self.stop_distance}")
+        if not 0.1 <= self.stop_distance <= SUCCESS_DISTANCE:
+            raise VidNavError(f"follower stop_distance must be in [0.1, {SUCCESS_DISTANCE:g}] m (the success "
+                              f"radius), got {self.stop_distance}")
 
 
 class NavMap:
