@@ -43,6 +43,11 @@ def expert_targets(nav, pose: tuple[float, float, float], goal: tuple[float, flo
     return out
 
 
+def _follower_fields(follower: FollowerConfig) -> dict:
+    """What a trajectory record says about the follower that labelled it (collector and relabel alike)."""
+    return {"follower_tolerance": follower.forward_tolerance, "follower_stop_distance": follower.stop_distance}
+
+
 class _Encoder:
     """The frozen vision tower of a preset (only the tower is used; features are what the model reads)."""
 
@@ -197,8 +202,7 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                 stats["frames_encoded"] += len(arr)
             lines.write({"key": key, "instruction": task.instruction, "targets": targets, "source": source,
                          "episode_id": eid, "scene_id": ep.scene_id, "success": float(info["success"]),
-                         "poses": poses, "follower_tolerance": follower.forward_tolerance,
-                         "follower_stop_distance": follower.stop_distance})
+                         "poses": poses, **_follower_fields(follower)})
             stats["episodes"] += 1
             stats["success"] += float(info["success"])
             bar.advance(task_id)
@@ -260,9 +264,7 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
         changed += sum(a != b for a, b in zip(targets, rec["targets"]))
         stops += sum(t[0] == "stop" for t in targets)
         total += len(targets)
-        lines.append(dumps_json({**rec, "targets": targets, "poses": poses,
-                                 "follower_tolerance": follower.forward_tolerance,
-                                 "follower_stop_distance": follower.stop_distance}))
+        lines.append(dumps_json({**rec, "targets": targets, "poses": poses, **_follower_fields(follower)}))
     out.mkdir(parents=True, exist_ok=True)
     if not link.exists():
         link.symlink_to(os.path.relpath(src.resolve() / FEATURES, out.resolve()), target_is_directory=True)
