@@ -76,3 +76,33 @@ def test_world_collisions_agree_with_navmap():
         wx, wz, wh = w.pose
         assert (wx, wz) == pytest.approx((x, z), abs=1e-6) and math.isclose(wh, hd, abs_tol=1e-9)
     w.close()
+
+
+@pytest.mark.parametrize("fmt", ["RGB", "RGBA", "L", "LA"])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_texture_bytes_equal_pyglets_own_rgba_conversion(fmt, sign):
+    """Textures go to OpenGL as the bytes pyglet's (slow) conversion gives, whatever the row order and padding."""
+    from vidnav.sim.world import _headless_pyglet, texture_rgba
+
+    image = _headless_pyglet().image
+    w, h = 5, 3
+    pad = 0 if fmt == "RGBA" else 3  # pyglet re-pitches an unconverted padded image wrongly; converted ones right
+    pitch = sign * (w * len(fmt) + pad)
+    data = np.random.default_rng(len(fmt)).integers(0, 256, abs(pitch) * h, dtype=np.uint8).tobytes()
+    img = image.ImageData(w, h, fmt, data, pitch)
+    expected = np.frombuffer(img.get_data("RGBA", w * 4), np.uint8).reshape(h, w, 4)
+    img = image.ImageData(w, h, fmt, data, pitch)  # a fresh one: get_data may cache the conversion
+    np.testing.assert_array_equal(texture_rgba(img), expected)
+
+
+def test_a_real_miniworld_texture_converts_like_pyglet(world):
+    import miniworld
+
+    from vidnav.sim.world import _headless_pyglet, texture_rgba
+
+    path = f"{miniworld.__path__[0]}/textures/cardboard_4.png"
+    load = _headless_pyglet().image.load
+    img = load(path).get_image_data()
+    assert img.format == "RGB" and img.pitch < 0  # the conversion the regex path is slow at
+    expected = np.frombuffer(img.get_data("RGBA", img.width * 4), np.uint8)
+    np.testing.assert_array_equal(texture_rgba(load(path).get_image_data()).ravel(), expected)

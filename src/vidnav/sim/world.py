@@ -6,6 +6,7 @@ Only this module touches OpenGL. One HouseWorld can be re-pointed at another hou
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 
@@ -32,9 +33,47 @@ def _headless_pyglet():
 
 def _miniworld():
     _headless_pyglet()
-    from miniworld import entity, miniworld, params
+    from miniworld import entity, miniworld, opengl, params
 
+    if opengl.Texture.load.__func__ is not _load_texture:
+        opengl.Texture.load = classmethod(_load_texture)
     return miniworld, entity, params
+
+
+def texture_rgba(image_data) -> np.ndarray:
+    """The RGBA bytes that pyglet's ``get_data("RGBA", width * 4)`` returns (rows bottom-up, a channel the
+    image lacks copied from its first one), computed with numpy instead of pyglet's per-pixel regex."""
+    fmt, pitch = image_data.format, image_data.pitch
+    if any(c not in "RGBAL" for c in fmt):
+        raise ValueError(f"texture pixel format {fmt!r} is not one of pyglet's RGB/RGBA/L/LA formats")
+    w, h, n = image_data.width, image_data.height, len(fmt)
+    raw = np.frombuffer(image_data.get_data(fmt, pitch), np.uint8)
+    rows = raw[:abs(pitch) * h].reshape(h, abs(pitch))[:, :w * n].reshape(h, w, n)
+    if pitch < 0:  # top-down rows
+        rows = rows[::-1]
+    return np.ascontiguousarray(rows[:, :, [fmt.index(c) if c in fmt else 0 for c in "RGBA"]])
+
+
+def _load_texture(cls, tex_path):
+    """Miniworld's ``Texture.load`` with the same upload, mipmaps and filtering, but the RGBA conversion in
+    numpy: pyglet converts RGB PNGs with a regex substitution per pixel, which made building a world take
+    seconds per texture."""
+    import pyglet
+    from pyglet import gl
+
+    img = pyglet.image.load(tex_path)
+    tex = img.get_texture()
+    rgba = texture_rgba(img.get_image_data())
+    gl.glEnable(tex.target)
+    gl.glBindTexture(tex.target, tex.id)
+    gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, gl.GL_RGB, img.width, img.height, 0, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE,
+                    rgba.ctypes.data_as(ctypes.POINTER(gl.GLubyte)))
+    gl.glHint(gl.GL_GENERATE_MIPMAP_HINT, gl.GL_NICEST)
+    gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
+    gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MAG_FILTER, gl.GL_LINEAR)
+    gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MIN_FILTER, gl.GL_LINEAR_MIPMAP_LINEAR)
+    gl.glBindTexture(gl.GL_TEXTURE_2D, 0)
+    return tex
 
 
 def make_params(cam_height: float, vfov_deg: float, agent_radius: float, forward_step: float, turn_deg: float):
