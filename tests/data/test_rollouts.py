@@ -202,6 +202,9 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
     assert not (tmp_path / "other" / "trajectories.jsonl").exists()
     with pytest.raises(VidNavError, match="forward-tolerance 0.5"):  # a resume must not mix two followers
         collect_rollouts(tiny_benchmark, "train", src, episodes=4, follower=course, progress=False)
+    with pytest.raises(VidNavError, match="stop distance 0.25, not 1.5"):
+        collect_rollouts(tiny_benchmark, "train", src, episodes=4, follower=FollowerConfig(stop_distance=1.5),
+                         progress=False)
     dagger = tmp_path / "dagger"
     dagger.mkdir()
     (dagger / "features").symlink_to(src / "features")

@@ -48,6 +48,18 @@ def _follower_fields(follower: FollowerConfig) -> dict:
     return {"follower_tolerance": follower.forward_tolerance, "follower_stop_distance": follower.stop_distance}
 
 
+def _check_same_follower(traj_path: Path, previous: list[dict], follower: FollowerConfig) -> None:
+    """Resuming must not mix the labels of two followers in one folder (records from before a field existed
+    were labelled with its default)."""
+    want = _follower_fields(follower)
+    defaults = _follower_fields(FollowerConfig())
+    for field, option in (("follower_tolerance", "--forward-tolerance"), ("follower_stop_distance", "stop distance")):
+        other = {r.get(field, defaults[field]) for r in previous} - {want[field]}
+        if other:
+            raise VidNavError(f"{traj_path} was collected with {option} {other.pop():g}, not {want[field]:g}; "
+                              f"resume with the same value or use another --out")
+
+
 class _Encoder:
     """The frozen vision tower of a preset (only the tower is used; features are what the model reads)."""
 
@@ -135,10 +147,7 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
     env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
     traj_path = out / "trajectories.jsonl"
     previous = read_jsonl_records(traj_path, "episode_id", "trajectories")
-    other = {r.get("follower_tolerance", 0.5) for r in previous} - {follower.forward_tolerance}
-    if other:  # resuming must not mix the labels of two followers in one folder
-        raise VidNavError(f"{traj_path} was collected with --forward-tolerance {other.pop()}, not "
-                          f"{follower.forward_tolerance}; resume with the same value or use another --out")
+    _check_same_follower(traj_path, previous, follower)
     done = {r["episode_id"] for r in previous}
     store = None
     stats = {"episodes": 0, "frames_encoded": 0, "skipped": len(done), "success": 0}
