@@ -154,6 +154,11 @@ def test_ban_first_changes_only_the_first_word_choice(agent, frames):
     assert agent.plan() == free  # banning leaves no trace in the cache
     with pytest.raises(ValueError, match="unknown action word"):
         agent.plan(ban_first="jump")
+    for words in ({"left", "right"}, {"forward", "left", "right"}, {free[0], "stop"}):
+        banned = agent.plan(ban_first=words)
+        assert banned[0] not in words and len(banned) == 4
+    with pytest.raises(VidNavError, match="bans every action word"):
+        agent.plan(ban_first=set(ACTIONS))
 
 
 def test_model_agent_replans_without_forward_after_a_blocked_step(frames, monkeypatch):
@@ -177,4 +182,36 @@ def test_model_agent_replans_without_forward_after_a_blocked_step(frames, monkey
     moved = {**obs, "rgb": frames[1]}
     assert ma.act(moved, {}) == FORWARD and calls == [None]  # it moved: the plan goes on
     stuck = ma.act({**obs, "rgb": frames[1].copy()}, {})  # same image after a forward: blocked
-    assert stuck != FORWARD and calls == [None, "forward"]
+    assert stuck != FORWARD and calls == [None, {"forward"}]
+
+
+def test_model_agent_breaks_a_loop_between_two_views(frames, monkeypatch):
+    """An agent that turns left at view A and right at view B forever: from the third plan at a view on, it
+    must start with something it has not tried there, and stop once it has tried every move there."""
+    from vidnav.eval.agents import ModelAgent, PlannedViews
+    from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP
+
+    views = PlannedViews()
+    noisy = np.clip(frames[0].astype(int) + np.random.default_rng(0).integers(-1, 2, frames[0].shape), 0, 255)
+    assert views.find(frames[0]) is views.find(noisy.astype(np.uint8)) is not views.find(frames[5])
+
+    ma = ModelAgent(None, break_loops=True)
+    calls = []
+    view_a, view_b = frames[0], frames[5]
+
+    def act(rgb, ban_first=None):  # one action per plan: left at A, right at B, unless banned
+        calls.append(set(ban_first or ()))
+        prefer = ["left", "right", "forward"] if rgb is view_a else ["right", "left", "forward"]
+        return [next(w for w in prefer if w not in (ban_first or ()))]
+
+    monkeypatch.setattr(ma.agent, "act", act)
+    obs = {"instruction": "go to the kitchen", "rgb": view_a}
+    ma.reset(None, obs)
+    acted = [ma.act({**obs, "rgb": view_a if i % 2 == 0 else view_b}, {}) for i in range(10)]
+    L, R, F = LEFT, RIGHT, FORWARD
+    assert acted == [L, R, L, R, R, L, F, F, STOP, STOP]
+    assert calls == [set(), set(), set(), set(), {"left"}, {"right"}, {"left", "right"}, {"left", "right"}]
+    assert ma.agent.steps == 2  # the two stops planned nothing but still saw their frames
+
+    ma.reset(None, obs)  # a new episode forgets the views
+    assert ma.act(obs, {}) == L and calls[-1] == set()

@@ -15,6 +15,7 @@ Returned actions are canonical: everything after the first ``stop`` is ``stop``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +92,18 @@ class Agent:
         self.steps += 1
 
     @torch.no_grad()
-    def act(self, rgb: Any, ban_first: str | None = None) -> list[str]:
+    def act(self, rgb: Any, ban_first: str | Collection[str] | None = None) -> list[str]:
         """Add the frame and plan the next k actions (constrained greedy decoding; ``ban_first`` as in
         :meth:`plan`)."""
         self.observe(rgb)
         return self.plan(ban_first=ban_first)
 
     @torch.no_grad()
-    def plan(self, ban_first: str | None = None) -> list[str]:
+    def plan(self, ban_first: str | Collection[str] | None = None) -> list[str]:
         """Plan k actions from the current memory (the last frame given is the current observation).
 
-        ``ban_first``: an action word the plan may not start with (e.g. ``"forward"`` after a blocked step).
+        ``ban_first``: an action word, or several, the plan may not start with (e.g. ``"forward"`` after a
+        blocked step).
 
         The KV cache holds the instruction prefix plus the memory's *stable* history tokens (those that can no
         longer change: all of NaVid's / LLaMA-VID's history, Uni-NaVid's long-term tokens but the last); a call

@@ -77,15 +77,23 @@ class ModelAgent(NavAgent):
     ``replan_when_blocked``: when a ``forward`` leaves the camera image unchanged (the agent did not move: a
     wall), drop the rest of the plan and re-plan with ``forward`` excluded as the first action. It reads only
     the agent's own camera (no simulator state), as a robot could.
+
+    ``break_loops``: greedy decoding is deterministic, so an agent that comes back to a view it planned from
+    tends to do the same again and circle until the step cap (turning left and right in place, or turning and
+    bumping into the same wall). With this option the agent remembers the views it planned from (28×28
+    thumbnails, matched within ``blocked_step``'s tolerance) and the first action it chose at each; from a
+    view it has already planned from ``LOOP_PLANS`` times, its plan may not start with any of those actions,
+    and once every move has been tried there it stops. Also camera-only.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, name: str | None = None,
-                 replan_when_blocked: bool = False, **overrides):
+                 replan_when_blocked: bool = False, break_loops: bool = False, **overrides):
         from vidnav.agent import load_agent
 
         self.agent = load_agent(checkpoint, **overrides)
         self.name = name or (Path(checkpoint).name if checkpoint else "default")
         self.replan_when_blocked = replan_when_blocked
+        self.views = PlannedViews() if break_loops else None
         self.queue: deque[int] = deque()
         self._last: tuple[int, np.ndarray] | None = None
 
@@ -93,6 +101,8 @@ class ModelAgent(NavAgent):
         self.agent.reset(obs["instruction"])
         self.queue.clear()
         self._last = None
+        if self.views is not None:
+            self.views = PlannedViews()
 
     def act(self, obs, info):
         rgb = np.asarray(obs["rgb"])
@@ -103,10 +113,60 @@ class ModelAgent(NavAgent):
         if self.queue:
             self.agent.observe(rgb)
         else:
-            self.queue.extend(WORD_ACTIONS[w] for w in self.agent.act(rgb, ban_first="forward" if blocked else None))
+            self.queue.extend(WORD_ACTIONS[w] for w in self._plan(rgb, {"forward"} if blocked else set()))
         action = self.queue.popleft()
         self._last = (action, rgb) if self.replan_when_blocked else None
         return action
+
+    def _plan(self, rgb: np.ndarray, ban: set[str]) -> list[str]:
+        if self.views is None:
+            return self.agent.act(rgb, ban_first=ban or None)
+        view = self.views.find(rgb)
+        if view.plans >= LOOP_PLANS:  # going round in circles: start with something not yet tried from here
+            ban = ban | view.tried
+        if MOVES <= ban:  # every move was tried from this view: stop here
+            self.agent.observe(rgb)
+            words = ["stop"] * self.agent.num_actions
+        else:
+            words = self.agent.act(rgb, ban_first=ban or None)
+        view.plans += 1
+        view.tried.add(words[0])
+        return words
+
+
+MOVES = frozenset({"forward", "left", "right"})
+LOOP_PLANS = 2  # plans from one view after which the agent counts as going round in circles there
+
+
+class PlannedViews:
+    """The views an agent planned from in one episode (coarse thumbnails) and what it did at each."""
+
+    class View:
+        def __init__(self):
+            self.plans = 0
+            self.tried: set[str] = set()
+
+    def __init__(self, cell: int = 8, tol: float = 0.5):
+        self.cell, self.tol = cell, tol
+        self.thumbs: list[np.ndarray] = []
+        self.views: list[PlannedViews.View] = []
+
+    def thumbnail(self, rgb: np.ndarray) -> np.ndarray:
+        c = self.cell
+        h, w = rgb.shape[0] // c * c, rgb.shape[1] // c * c
+        return rgb[:h, :w].reshape(h // c, c, w // c, c, -1).mean(axis=(1, 3), dtype=np.float32)
+
+    def find(self, rgb: np.ndarray) -> View:
+        """The view ``rgb`` matches (mean absolute thumbnail difference <= tol, in 0..255 units), else a new one."""
+        t = self.thumbnail(rgb)
+        if self.thumbs:
+            d = np.abs(np.stack(self.thumbs) - t).mean(axis=(1, 2, 3))
+            i = int(d.argmin())
+            if d[i] <= self.tol:
+                return self.views[i]
+        self.thumbs.append(t)
+        self.views.append(PlannedViews.View())
+        return self.views[-1]
 
 
 def blocked_step(before: np.ndarray, after: np.ndarray, tol: float = 0.5) -> bool:
@@ -146,10 +206,11 @@ def agent_weights(name: str) -> str | None:
     return checkpoint_fingerprint(path) if (path / "config.json").is_file() else None
 
 
-def make_agent(name: str, seed: int = 0, replan_when_blocked: bool = False, **overrides) -> NavAgent:
+def make_agent(name: str, seed: int = 0, replan_when_blocked: bool = False, break_loops: bool = False,
+               **overrides) -> NavAgent:
     """An agent by name: a built-in (`oracle`, `random`, `forward`, `default` = the shipped checkpoint)
-    or the path of a checkpoint folder (config.json + model.safetensors). ``replan_when_blocked`` applies to
-    model agents only (see :class:`ModelAgent`)."""
+    or the path of a checkpoint folder (config.json + model.safetensors). ``replan_when_blocked`` and
+    ``break_loops`` apply to model agents only (see :class:`ModelAgent`)."""
     if name == "oracle":
         return OracleAgent()
     if name == "random":
@@ -157,11 +218,12 @@ def make_agent(name: str, seed: int = 0, replan_when_blocked: bool = False, **ov
     if name == "forward":
         return ForwardAgent()
     if name == "default":
-        return ModelAgent(None, name="default", replan_when_blocked=replan_when_blocked, **overrides)
+        return ModelAgent(None, name="default", replan_when_blocked=replan_when_blocked, break_loops=break_loops,
+                          **overrides)
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").exists():
             raise VidNavError(f"--agent {name}: folder has no config.json; name a checkpoint folder "
                               f"(written by `vidnav train`) or one of {', '.join(BUILTIN)}")
-        return ModelAgent(path, replan_when_blocked=replan_when_blocked, **overrides)
+        return ModelAgent(path, replan_when_blocked=replan_when_blocked, break_loops=break_loops, **overrides)
     raise VidNavError(f"unknown agent {name!r}: use one of {', '.join(BUILTIN)} or a checkpoint folder")

@@ -21,6 +21,9 @@ def eval_command(
     replan_when_blocked: bool = typer.Option(False, "--replan-when-blocked",
                                              help="model agents: after a forward that left the camera image "
                                                   "unchanged (a wall), re-plan with forward excluded"),
+    break_loops: bool = typer.Option(False, "--break-loops",
+                                     help="model agents: from a view they have planned from twice already, start "
+                                          "with an action not yet tried there; stop when all were tried"),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
@@ -30,7 +33,7 @@ def eval_command(
 
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
     summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
-                       replan_when_blocked=replan_when_blocked)
+                       replan_when_blocked=replan_when_blocked, break_loops=break_loops)
     typer.echo(format_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
 

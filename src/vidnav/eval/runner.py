@@ -68,7 +68,7 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) ->
     return result
 
 
-RUN_KEYS = ("agent", "weights", "data", "split", "replan_when_blocked")
+RUN_KEYS = ("agent", "weights", "data", "split", "replan_when_blocked", "break_loops")
 
 
 def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
@@ -77,7 +77,7 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
     run = out / "run.json"
     if run.exists():
         old = json.loads(run.read_text())
-        missing = {"replan_when_blocked": False}  # run.json files written before the key was recorded
+        missing = {"replan_when_blocked": False, "break_loops": False}  # run.json files from before these keys
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
         if diff and restart_if_changed:
             print(f"{out} holds results of another run ({', '.join(diff)} changed): starting it over")
@@ -99,7 +99,7 @@ _W: dict = {}
 
 
 def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw: dict,
-                 replan_when_blocked: bool = False) -> None:
+                 replan_when_blocked: bool = False, break_loops: bool = False) -> None:
     import torch
 
     from vidnav.eval.agents import make_agent
@@ -107,7 +107,7 @@ def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw
 
     torch.set_num_threads(max(1, threads))
     _W["env"] = VLNEnv(data_dir=data_dir, **env_kw)
-    _W["agent"] = make_agent(agent_name, seed=seed, replan_when_blocked=replan_when_blocked)
+    _W["agent"] = make_agent(agent_name, seed=seed, replan_when_blocked=replan_when_blocked, break_loops=break_loops)
 
 
 def _worker_run(job):
@@ -117,11 +117,13 @@ def _worker_run(job):
 
 def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, episodes: int | None = None,
              workers: int = 1, video: bool | int = False, seed: int = 0, progress: bool = True,
-             env_kw: dict | None = None, replan_when_blocked: bool = False, restart_if_changed: bool = False) -> dict:
+             env_kw: dict | None = None, replan_when_blocked: bool = False, break_loops: bool = False,
+             restart_if_changed: bool = False) -> dict:
     """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
 
     ``video``: True for an MP4 per episode, an int n for the first n episodes only.
     ``replan_when_blocked``: model agents re-plan without ``forward`` after a blocked step (see ModelAgent).
+    ``break_loops``: model agents try another first action at a view they keep planning from (see ModelAgent).
     ``restart_if_changed``: if OUT holds another run (e.g. the checkpoint's weights changed since), start over
     instead of raising.
     """
@@ -138,7 +140,8 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     from vidnav.eval.agents import agent_weights
 
     _check_run(out, {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
-                     "replan_when_blocked": bool(replan_when_blocked)}, restart_if_changed)
+                     "replan_when_blocked": bool(replan_when_blocked), "break_loops": bool(break_loops)},
+               restart_if_changed)
     results_path = out / "results.jsonl"
     done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
     n_video = len(selected) if video is True else int(video or 0)
@@ -166,7 +169,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
             bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
 
         if jobs and workers == 1:
-            _worker_init(str(data_dir), agent, seed, threads, env_kw, replan_when_blocked)
+            _worker_init(str(data_dir), agent, seed, threads, env_kw, replan_when_blocked, break_loops)
             try:
                 for job in jobs:
                     record(_worker_run(job))
@@ -177,7 +180,8 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
 
             ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context
             with ctx.Pool(workers, initializer=_worker_init,
-                          initargs=(str(data_dir), agent, seed, threads, env_kw, replan_when_blocked)) as pool:
+                          initargs=(str(data_dir), agent, seed, threads, env_kw, replan_when_blocked,
+                                    break_loops)) as pool:
                 for rec in pool.imap_unordered(_worker_run, jobs):
                     record(rec)
     order = {str(e.episode_id): i for i, e in enumerate(selected)}

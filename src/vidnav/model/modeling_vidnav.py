@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -389,10 +390,12 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         return loss, self.decode_actions(last, cache, mask, pos[:, -1])
 
     @torch.no_grad()
-    def decode_actions(self, last_hidden, cache, mask, last_pos, ban_first: str | None = None) -> list[list[str]]:
+    def decode_actions(self, last_hidden, cache, mask, last_pos,
+                       ban_first: str | Collection[str] | None = None) -> list[list[str]]:
         """Continue from a filled KV cache, choosing only tokens that spell action words (trie-masked argmax).
 
-        ``ban_first``: an action word the first planned action may not be (the next best word is taken).
+        ``ban_first``: an action word, or several, the first planned action may not be (the best other word is
+        taken); at least one word must stay allowed.
         """
         codec = self.codec
         base = self._base_lm()
@@ -407,14 +410,17 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         words: list[list[str]] = [[] for _ in range(b)]
         banned = None
         if ban_first is not None:
-            banned = codec.first_token_column(ban_first)
+            words_banned = {ban_first} if isinstance(ban_first, str) else set(ban_first)
+            if words_banned >= set(codec.words):
+                raise VidNavError(f"ban_first={sorted(words_banned)} bans every action word; leave at least one")
+            banned = [codec.first_token_column(x) for x in sorted(words_banned)]
         h = last_hidden
         for step in range(k * codec.max_answer_tokens_per_word):
             logits = F.linear(h.to(w.dtype), w, bias).float()
             allowed = next_node[node] >= 0
             if banned is not None:
                 first = torch.tensor([not x for x in words], device=dev) & (node == 0)
-                allowed[:, banned] &= ~first
+                allowed[:, banned] &= ~first[:, None]
             choice = logits.masked_fill(~allowed, float("-inf")).argmax(dim=-1)
             node = next_node[node, choice]
             finished = word_at[node]
