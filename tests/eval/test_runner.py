@@ -83,6 +83,8 @@ def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
         evaluate(tiny_benchmark, "val_unseen", "bogus", tmp_path / "y", episodes=1, progress=False)
     with pytest.raises(VidNavError, match="another run"):
         evaluate(tiny_benchmark, "val_unseen", "random", oracle_run[0], episodes=1, progress=False)
+    with pytest.raises(VidNavError, match="break_loops=False; now break_loops=True"):
+        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1, break_loops=True, progress=False)
     with pytest.raises(VidNavError, match="workers"):
         evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "z", workers=0, progress=False)
 
@@ -125,7 +127,8 @@ def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
 
 
 def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
-    """`vidnav demo` at a small size: one unseen house, 1 episode, the shipped agent re-planning when blocked."""
+    """`vidnav demo` at a small size: one unseen house, 1 episode, the shipped agent re-planning when blocked
+    and breaking loops."""
     import json
 
     from vidnav.cli import main
@@ -133,11 +136,12 @@ def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
     main(["demo", "--episodes", "1", "--videos", "1", "--workers", "1", "--data", str(tmp_path / "data"),
           "--out", str(tmp_path / "demo")])
     out = capsys.readouterr().out
-    for row in ("default+replan | 1 |", "oracle | 1 | 1.00 | ", "forward | 1 |", "random | 1 |"):
+    for row in ("default+replan+loops | 1 |", "oracle | 1 | 1.00 | ", "forward | 1 |", "random | 1 |"):
         assert row in out
     run = json.loads((tmp_path / "demo" / "default" / "run.json").read_text())
-    assert run["replan_when_blocked"] is True and run["split"] == "val_unseen"
-    assert json.loads((tmp_path / "demo" / "oracle" / "run.json").read_text())["replan_when_blocked"] is False
+    assert run["replan_when_blocked"] is run["break_loops"] is True and run["split"] == "val_unseen"
+    oracle = json.loads((tmp_path / "demo" / "oracle" / "run.json").read_text())
+    assert oracle["replan_when_blocked"] is oracle["break_loops"] is False
     for name in ("default", "oracle", "forward", "random"):
         assert len(list((tmp_path / "demo" / name / "videos").glob("*.mp4"))) == 1
     # a new shipped agent since the last demo: its row is run again, not read back from the old results

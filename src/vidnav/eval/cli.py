@@ -48,8 +48,9 @@ def demo_command(
     """The main job: build (or reuse) a small val_unseen set of unseen houses, evaluate the shipped agent and
     the oracle / random / forward baselines on the same episodes, print the metric table, write MP4s.
 
-    The shipped agent runs with --replan-when-blocked (row `default+replan`): without it, most of its failed
-    episodes push into a wall until the 500-step cap, which costs minutes and shows nothing more.
+    The shipped agent runs with --replan-when-blocked --break-loops (row `default+replan+loops`), as it is
+    meant to run: without them, its failed episodes often push into a wall or circle until the 500-step cap,
+    which costs minutes and shows nothing more.
 
     Example: vidnav demo --episodes 50 --out runs/demo
     """
@@ -67,10 +68,10 @@ def demo_command(
         typer.echo(f"no shipped agent at {DEFAULT_AGENT_DIR}: running the baselines only")
     rows = {}
     for name in agents:
-        replan = name == "default"
-        rows[name + ("+replan" if replan else "")] = evaluate(data, "val_unseen", name, out / name, episodes=episodes,
-                                                              workers=workers, video=videos,
-                                                              replan_when_blocked=replan, restart_if_changed=True)
+        model = name == "default"
+        rows[name + ("+replan+loops" if model else "")] = evaluate(
+            data, "val_unseen", name, out / name, episodes=episodes, workers=workers, video=videos,
+            replan_when_blocked=model, break_loops=model, restart_if_changed=True)
     typer.echo("")
     typer.echo(format_table(rows))
     typer.echo(f"\nper-episode results and MP4s under {out}/<agent>/ (results.jsonl, summary.json, videos/)")
