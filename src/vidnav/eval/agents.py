@@ -136,6 +136,7 @@ class ModelAgent(NavAgent):
 
 MOVES = frozenset({"forward", "left", "right"})
 LOOP_PLANS = 2  # plans from one view after which the agent counts as going round in circles there
+SAME_VIEW_TOL = 0.5  # mean absolute difference (0..255) under which two camera images count as one view
 
 
 class PlannedViews:
@@ -146,7 +147,7 @@ class PlannedViews:
             self.plans = 0
             self.tried: set[str] = set()
 
-    def __init__(self, cell: int = 8, tol: float = 0.5):
+    def __init__(self, cell: int = 8, tol: float = SAME_VIEW_TOL):
         self.cell, self.tol = cell, tol
         self.thumbs: list[np.ndarray] = []
         self.views: list[PlannedViews.View] = []
@@ -169,7 +170,7 @@ class PlannedViews:
         return self.views[-1]
 
 
-def blocked_step(before: np.ndarray, after: np.ndarray, tol: float = 0.5) -> bool:
+def blocked_step(before: np.ndarray, after: np.ndarray, tol: float = SAME_VIEW_TOL) -> bool:
     """True when two consecutive camera images are the same up to ``tol`` (mean absolute difference in
     0..255 units): a forward step that did not move the camera."""
     return before.shape == after.shape and float(np.abs(before.astype(np.int16) - after).mean()) <= tol
