@@ -162,11 +162,11 @@ def test_ban_first_changes_only_the_first_word_choice(agent, frames):
 
 
 def test_model_agent_replans_without_forward_after_a_blocked_step(frames, monkeypatch):
-    from vidnav.eval.agents import ModelAgent, blocked_step
+    from vidnav.eval.agents import ModelAgent, PlanOptions, blocked_step
     from vidnav.sim.navmap import FORWARD
 
     assert blocked_step(frames[0], frames[0].copy()) and not blocked_step(frames[0], frames[1])
-    ma = ModelAgent(None, replan_when_blocked=True)  # the shipped weights
+    ma = ModelAgent(None, options=PlanOptions(replan_when_blocked=True))  # the shipped weights
     calls = []
     real_act = ma.agent.act
 
@@ -188,14 +188,14 @@ def test_model_agent_replans_without_forward_after_a_blocked_step(frames, monkey
 def test_model_agent_breaks_a_loop_between_two_views(frames, monkeypatch):
     """An agent that turns left at view A and right at view B forever: from the third plan at a view on, it
     must start with something it has not tried there, and stop once it has tried every move there."""
-    from vidnav.eval.agents import ModelAgent, PlannedViews
+    from vidnav.eval.agents import ModelAgent, PlannedViews, PlanOptions
     from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP
 
     views = PlannedViews()
     noisy = np.clip(frames[0].astype(int) + np.random.default_rng(0).integers(-1, 2, frames[0].shape), 0, 255)
     assert views.find(frames[0]) is views.find(noisy.astype(np.uint8)) is not views.find(frames[5])
 
-    ma = ModelAgent(None, break_loops=True)
+    ma = ModelAgent(None, options=PlanOptions(break_loops=True))
     calls = []
     view_a, view_b = frames[0], frames[5]
 
@@ -215,3 +215,39 @@ def test_model_agent_breaks_a_loop_between_two_views(frames, monkeypatch):
 
     ma.reset(None, obs)  # a new episode forgets the views
     assert ma.act(obs, {}) == L and calls[-1] == set()
+
+
+@pytest.mark.parametrize("act_steps, plans", [(None, [0, 4]), (1, [0, 1, 2, 3, 4, 5]), (2, [0, 2, 4])])
+def test_model_agent_executes_the_first_act_steps_of_each_plan(frames, monkeypatch, act_steps, plans):
+    """--act-steps N: the agent executes the first N actions of a plan and plans again from the next view;
+    the frames in between still reach its memory."""
+    from vidnav.eval.agents import ModelAgent, PlanOptions
+    from vidnav.sim.navmap import WORD_ACTIONS
+
+    ma = ModelAgent(None, options=PlanOptions(act_steps=act_steps))
+    planned_at, plan = [], ["left", "forward", "right", "forward"]
+    real_act = ma.agent.act
+
+    def act(rgb, ban_first=None):  # a fixed 4-action plan, recorded at the step it was made
+        planned_at.append(step)
+        real_act(rgb)  # the real model sees the frame (memory)
+        return plan
+
+    monkeypatch.setattr(ma.agent, "act", act)
+    obs = {"instruction": "go to the kitchen", "rgb": frames[0]}
+    ma.reset(None, obs)
+    acted = []
+    for step in range(6):
+        acted.append(ma.act({**obs, "rgb": frames[step]}, {}))
+    assert planned_at == plans
+    n = act_steps or 4
+    assert acted == [WORD_ACTIONS[plan[i % n]] for i in range(6)]
+    assert ma.agent.steps == 6  # every frame went into the memory, planned from or not
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_plan_options_reject_bad_act_steps(bad):
+    from vidnav.eval.agents import PlanOptions
+
+    with pytest.raises(VidNavError, match="--act-steps must be a whole number >= 1"):
+        PlanOptions(act_steps=bad)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vidnav.errors import VidNavError
+from vidnav.eval.agents import PlanOptions
 from vidnav.eval.runner import evaluate
 from vidnav.sim.navmap import FORWARD, STOP
 
@@ -84,7 +85,11 @@ def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
     with pytest.raises(VidNavError, match="another run"):
         evaluate(tiny_benchmark, "val_unseen", "random", oracle_run[0], episodes=1, progress=False)
     with pytest.raises(VidNavError, match="break_loops=False; now break_loops=True"):
-        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1, break_loops=True, progress=False)
+        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1,
+                 options=PlanOptions(break_loops=True), progress=False)
+    with pytest.raises(VidNavError, match="act_steps=None; now act_steps=1"):
+        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1,
+                 options=PlanOptions(act_steps=1), progress=False)
     with pytest.raises(VidNavError, match="workers"):
         evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "z", workers=0, progress=False)
 
@@ -124,6 +129,9 @@ def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["eval", "--agent", "oracle", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "d")])
     assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--agent", "default", "--data", str(tiny_benchmark), "--act-steps", "0", "--out", str(tmp_path / "e")])
+    assert e.value.code == 2 and "--act-steps must be a whole number >= 1" in capsys.readouterr().err
 
 
 def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):

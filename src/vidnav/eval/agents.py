@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +69,9 @@ class ForwardAgent(NavAgent):
         return STOP if info.get("collided") else FORWARD
 
 
-class ModelAgent(NavAgent):
-    """A trained vidnav model: plans k actions from the video so far, executes them, re-plans.
-
-    Frames seen while executing a plan go into the agent's memory (``observe``), as in NaVid's and
-    Uni-NaVid's evaluation.
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a model agent executes its plans (`vidnav eval` options; the baselines ignore them).
 
     ``replan_when_blocked``: when a ``forward`` leaves the camera image unchanged (the agent did not move: a
     wall), drop the rest of the plan and re-plan with ``forward`` excluded as the first action. It reads only
@@ -84,16 +83,38 @@ class ModelAgent(NavAgent):
     thumbnails, matched within ``blocked_step``'s tolerance) and the first action it chose at each; from a
     view it has already planned from ``LOOP_PLANS`` times, its plan may not start with any of those actions,
     and once every move has been tried there it stops. Also camera-only.
+
+    ``act_steps``: execute only the first N actions of each plan, then plan again from the new view (a
+    receding horizon; None: the whole plan, as Uni-NaVid executes its 4 actions).
+    """
+
+    replan_when_blocked: bool = False
+    break_loops: bool = False
+    act_steps: int | None = None
+
+    def __post_init__(self):
+        if self.act_steps is not None and (isinstance(self.act_steps, bool) or not isinstance(self.act_steps, int)
+                                           or self.act_steps < 1):
+            raise VidNavError(f"--act-steps must be a whole number >= 1 (actions executed per plan), "
+                              f"got {self.act_steps!r}")
+
+
+class ModelAgent(NavAgent):
+    """A trained vidnav model: plans k actions from the video so far, executes them (or the first
+    ``options.act_steps``), re-plans; ``options`` (:class:`PlanOptions`) says how.
+
+    Frames seen while executing a plan go into the agent's memory (``observe``), as in NaVid's and
+    Uni-NaVid's evaluation.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, name: str | None = None,
-                 replan_when_blocked: bool = False, break_loops: bool = False, **overrides):
+                 options: PlanOptions | None = None, **overrides):
         from vidnav.agent import load_agent
 
         self.agent = load_agent(checkpoint, **overrides)
         self.name = name or (Path(checkpoint).name if checkpoint else "default")
-        self.replan_when_blocked = replan_when_blocked
-        self.views = PlannedViews() if break_loops else None
+        self.options = options or PlanOptions()
+        self.views = PlannedViews() if self.options.break_loops else None
         self.queue: deque[int] = deque()
         self._last: tuple[int, np.ndarray] | None = None
 
@@ -106,16 +127,17 @@ class ModelAgent(NavAgent):
 
     def act(self, obs, info):
         rgb = np.asarray(obs["rgb"])
-        blocked = (self.replan_when_blocked and self._last is not None and self._last[0] == FORWARD
+        blocked = (self.options.replan_when_blocked and self._last is not None and self._last[0] == FORWARD
                    and blocked_step(self._last[1], rgb))
         if blocked:  # drop the rest of the plan and re-plan now, starting with anything but forward
             self.queue.clear()
         if self.queue:
             self.agent.observe(rgb)
         else:
-            self.queue.extend(WORD_ACTIONS[w] for w in self._plan(rgb, {"forward"} if blocked else set()))
+            words = self._plan(rgb, {"forward"} if blocked else set())
+            self.queue.extend(WORD_ACTIONS[w] for w in words[:self.options.act_steps])
         action = self.queue.popleft()
-        self._last = (action, rgb) if self.replan_when_blocked else None
+        self._last = (action, rgb) if self.options.replan_when_blocked else None
         return action
 
     def _plan(self, rgb: np.ndarray, ban: set[str]) -> list[str]:
@@ -207,11 +229,10 @@ def agent_weights(name: str) -> str | None:
     return checkpoint_fingerprint(path) if (path / "config.json").is_file() else None
 
 
-def make_agent(name: str, seed: int = 0, replan_when_blocked: bool = False, break_loops: bool = False,
-               **overrides) -> NavAgent:
+def make_agent(name: str, seed: int = 0, options: PlanOptions | None = None, **overrides) -> NavAgent:
     """An agent by name: a built-in (`oracle`, `random`, `forward`, `default` = the shipped checkpoint)
-    or the path of a checkpoint folder (config.json + model.safetensors). ``replan_when_blocked`` and
-    ``break_loops`` apply to model agents only (see :class:`ModelAgent`)."""
+    or the path of a checkpoint folder (config.json + model.safetensors). ``options`` apply to model agents
+    only (see :class:`PlanOptions`)."""
     if name == "oracle":
         return OracleAgent()
     if name == "random":
@@ -219,12 +240,11 @@ def make_agent(name: str, seed: int = 0, replan_when_blocked: bool = False, brea
     if name == "forward":
         return ForwardAgent()
     if name == "default":
-        return ModelAgent(None, name="default", replan_when_blocked=replan_when_blocked, break_loops=break_loops,
-                          **overrides)
+        return ModelAgent(None, name="default", options=options, **overrides)
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").exists():
             raise VidNavError(f"--agent {name}: folder has no config.json; name a checkpoint folder "
                               f"(written by `vidnav train`) or one of {', '.join(BUILTIN)}")
-        return ModelAgent(path, replan_when_blocked=replan_when_blocked, break_loops=break_loops, **overrides)
+        return ModelAgent(path, options=options, **overrides)
     raise VidNavError(f"unknown agent {name!r}: use one of {', '.join(BUILTIN)} or a checkpoint folder")

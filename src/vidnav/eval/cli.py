@@ -24,16 +24,21 @@ def eval_command(
     break_loops: bool = typer.Option(False, "--break-loops",
                                      help="model agents: from a view they have planned from twice already, start "
                                           "with an action not yet tried there; stop when all were tried"),
+    act_steps: Optional[int] = typer.Option(None, "--act-steps",
+                                            help="model agents: execute the first N actions of each plan, then "
+                                                 "plan again (default: the whole plan)"),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
     Example: vidnav eval --agent oracle --data data/vidnav --split val_unseen --episodes 200 --workers 2 --out runs/oracle
     """
+    from vidnav.eval.agents import PlanOptions
     from vidnav.eval.runner import evaluate, format_table
 
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
+    options = PlanOptions(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps)
     summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
-                       replan_when_blocked=replan_when_blocked, break_loops=break_loops)
+                       options=options)
     typer.echo(format_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
 
@@ -56,6 +61,7 @@ def demo_command(
     """
     from vidnav.agent import DEFAULT_AGENT_DIR
     from vidnav.data.build import BuildConfig, build_benchmark
+    from vidnav.eval.agents import PlanOptions
     from vidnav.eval.runner import evaluate, format_table
 
     if not (data / "val_unseen" / "val_unseen.json.gz").exists():
@@ -71,7 +77,8 @@ def demo_command(
         model = name == "default"
         rows[name + ("+replan+loops" if model else "")] = evaluate(
             data, "val_unseen", name, out / name, episodes=episodes, workers=workers, video=videos,
-            replan_when_blocked=model, break_loops=model, restart_if_changed=True)
+            options=PlanOptions(replan_when_blocked=True, break_loops=True) if model else None,
+            restart_if_changed=True)
     typer.echo("")
     typer.echo(format_table(rows))
     typer.echo(f"\nper-episode results and MP4s under {out}/<agent>/ (results.jsonl, summary.json, videos/)")

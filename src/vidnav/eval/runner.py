@@ -4,7 +4,7 @@
 
 ``OUT/results.jsonl`` gets one line per finished episode (appended and flushed as it finishes), so killing
 a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones. ``OUT/run.json``
-records what makes the run (agent, a fingerprint of its weights, data, split, re-planning); a rerun that differs
+records what makes the run (agent, a fingerprint of its weights, data, split, plan options); a rerun that differs
 in any of them raises instead of mixing two runs' episodes.
 ``OUT/summary.json`` holds the episode means over all selected episodes; ``OUT/videos/`` the MP4s.
 """
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from vidnav.errors import VidNavError
 from vidnav.eval import metrics
+from vidnav.eval.agents import PlanOptions
 from vidnav.io import JsonlAppender, read_jsonl_records, write_json
 
 def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) -> dict:
@@ -68,16 +70,16 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) ->
     return result
 
 
-RUN_KEYS = ("agent", "weights", "data", "split", "replan_when_blocked", "break_loops")
+RUN_KEYS = ("agent", "weights", "data", "split", *(f.name for f in fields(PlanOptions)))
 
 
 def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
-    """OUT's results must come from the same run (agent, its weights, data, split, re-planning), else resuming
+    """OUT's results must come from the same run (agent, its weights, data, split, plan options), else resuming
     would mix two runs. ``restart_if_changed``: drop the other run's results instead of raising."""
     run = out / "run.json"
     if run.exists():
         old = json.loads(run.read_text())
-        missing = {"replan_when_blocked": False, "break_loops": False}  # run.json files from before these keys
+        missing = asdict(PlanOptions())  # run.json files from before these keys: the defaults
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
         if diff and restart_if_changed:
             print(f"{out} holds results of another run ({', '.join(diff)} changed): starting it over")
@@ -99,7 +101,7 @@ _W: dict = {}
 
 
 def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw: dict,
-                 replan_when_blocked: bool = False, break_loops: bool = False) -> None:
+                 options: PlanOptions | None = None) -> None:
     import torch
 
     from vidnav.eval.agents import make_agent
@@ -107,7 +109,7 @@ def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw
 
     torch.set_num_threads(max(1, threads))
     _W["env"] = VLNEnv(data_dir=data_dir, **env_kw)
-    _W["agent"] = make_agent(agent_name, seed=seed, replan_when_blocked=replan_when_blocked, break_loops=break_loops)
+    _W["agent"] = make_agent(agent_name, seed=seed, options=options)
 
 
 def _worker_run(job):
@@ -117,13 +119,13 @@ def _worker_run(job):
 
 def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, episodes: int | None = None,
              workers: int = 1, video: bool | int = False, seed: int = 0, progress: bool = True,
-             env_kw: dict | None = None, replan_when_blocked: bool = False, break_loops: bool = False,
+             env_kw: dict | None = None, options: PlanOptions | None = None,
              restart_if_changed: bool = False) -> dict:
     """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
 
     ``video``: True for an MP4 per episode, an int n for the first n episodes only.
-    ``replan_when_blocked``: model agents re-plan without ``forward`` after a blocked step (see ModelAgent).
-    ``break_loops``: model agents try another first action at a view they keep planning from (see ModelAgent).
+    ``options``: how model agents execute their plans (:class:`~vidnav.eval.agents.PlanOptions`: re-plan
+    when blocked, break loops, execute only the first actions of each plan); recorded in OUT/run.json.
     ``restart_if_changed``: if OUT holds another run (e.g. the checkpoint's weights changed since), start over
     instead of raising.
     """
@@ -139,9 +141,9 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     out.mkdir(parents=True, exist_ok=True)
     from vidnav.eval.agents import agent_weights
 
+    options = options or PlanOptions()
     _check_run(out, {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
-                     "replan_when_blocked": bool(replan_when_blocked), "break_loops": bool(break_loops)},
-               restart_if_changed)
+                     **asdict(options)}, restart_if_changed)
     results_path = out / "results.jsonl"
     done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
     n_video = len(selected) if video is True else int(video or 0)
@@ -169,7 +171,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
             bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
 
         if jobs and workers == 1:
-            _worker_init(str(data_dir), agent, seed, threads, env_kw, replan_when_blocked, break_loops)
+            _worker_init(str(data_dir), agent, seed, threads, env_kw, options)
             try:
                 for job in jobs:
                     record(_worker_run(job))
@@ -180,8 +182,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
 
             ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context
             with ctx.Pool(workers, initializer=_worker_init,
-                          initargs=(str(data_dir), agent, seed, threads, env_kw, replan_when_blocked,
-                                    break_loops)) as pool:
+                          initargs=(str(data_dir), agent, seed, threads, env_kw, options)) as pool:
                 for rec in pool.imap_unordered(_worker_run, jobs):
                     record(rec)
     order = {str(e.episode_id): i for i, e in enumerate(selected)}
