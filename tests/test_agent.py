@@ -217,6 +217,21 @@ def test_model_agent_breaks_a_loop_between_two_views(frames, monkeypatch):
     assert ma.act(obs, {}) == L and calls[-1] == set()
 
 
+def test_planned_views_grow_and_match_the_nearest_view():
+    from vidnav.eval.agents import PlannedViews
+
+    views = PlannedViews()
+    images = [np.full((224, 224, 3), 3 * k, np.uint8) for k in range(40)]  # 3 apart: distinct views
+    made = [views.find(im) for im in images]  # past the first allocation of 16
+    assert len({id(v) for v in made}) == 40 and len(views.views) == 40
+    for k in (0, 15, 16, 39):
+        near = images[k].copy()
+        near[::2, ::2] += 1  # a quarter of the pixels 1 brighter: mean difference 0.25 <= 0.5
+        assert views.find(near) is made[k]
+    assert len(views.views) == 40
+    assert views.find(np.full((224, 224, 3), 120, np.uint8)) is views.views[40]  # 3 beyond the last view: a new one
+
+
 @pytest.mark.parametrize("act_steps, plans", [(None, [0, 4]), (1, [0, 1, 2, 3, 4, 5]), (2, [0, 2, 4])])
 def test_model_agent_executes_the_first_act_steps_of_each_plan(frames, monkeypatch, act_steps, plans):
     """--act-steps N: the agent executes the first N actions of a plan and plans again from the next view;

@@ -171,7 +171,7 @@ class PlannedViews:
 
     def __init__(self, cell: int = 8, tol: float = SAME_VIEW_TOL):
         self.cell, self.tol = cell, tol
-        self.thumbs: list[np.ndarray] = []
+        self.thumbs: np.ndarray | None = None  # rows [:len(views)] are used; grown by doubling
         self.views: list[PlannedViews.View] = []
 
     def thumbnail(self, rgb: np.ndarray) -> np.ndarray:
@@ -181,13 +181,17 @@ class PlannedViews:
 
     def find(self, rgb: np.ndarray) -> View:
         """The view ``rgb`` matches (mean absolute thumbnail difference <= tol, in 0..255 units), else a new one."""
-        t = self.thumbnail(rgb)
-        if self.thumbs:
-            d = np.abs(np.stack(self.thumbs) - t).mean(axis=(1, 2, 3))
+        t, n = self.thumbnail(rgb), len(self.views)
+        if n:
+            d = np.abs(self.thumbs[:n] - t).mean(axis=(1, 2, 3))
             i = int(d.argmin())
             if d[i] <= self.tol:
                 return self.views[i]
-        self.thumbs.append(t)
+        if self.thumbs is None or n == len(self.thumbs):
+            grown = np.empty((max(16, 2 * n), *t.shape), np.float32)
+            grown[:n] = self.thumbs[:n] if n else grown[:0]
+            self.thumbs = grown
+        self.thumbs[n] = t
         self.views.append(PlannedViews.View())
         return self.views[-1]
 
