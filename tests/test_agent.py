@@ -216,6 +216,12 @@ def test_model_agent_breaks_a_loop_between_two_views(frames, monkeypatch):
     ma.reset(None, obs)  # a new episode forgets the views
     assert ma.act(obs, {}) == L and calls[-1] == set()
 
+    ma = ModelAgent(None, options=PlanOptions(break_loops=True, loop_plans=3))  # one more free plan per view
+    monkeypatch.setattr(ma.agent, "act", act)
+    ma.reset(None, obs)
+    acted = [ma.act({**obs, "rgb": view_a if i % 2 == 0 else view_b}, {}) for i in range(12)]
+    assert acted == [L, R, L, R, L, R, R, L, F, F, STOP, STOP]
+
 
 def test_planned_views_grow_and_match_the_nearest_view():
     from vidnav.eval.agents import PlannedViews
@@ -261,8 +267,18 @@ def test_model_agent_executes_the_first_act_steps_of_each_plan(frames, monkeypat
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
-def test_plan_options_reject_bad_act_steps(bad):
+def test_plan_options_reject_bad_numbers(bad):
     from vidnav.eval.agents import PlanOptions
 
     with pytest.raises(VidNavError, match="--act-steps must be a whole number >= 1"):
         PlanOptions(act_steps=bad)
+    with pytest.raises(VidNavError, match="--loop-plans must be a whole number >= 1"):
+        PlanOptions(break_loops=True, loop_plans=bad)
+
+
+def test_plan_options_loop_plans_needs_the_loop_breaker():
+    from vidnav.eval.agents import PlanOptions
+
+    with pytest.raises(VidNavError, match="add --break-loops"):
+        PlanOptions(loop_plans=3)
+    assert PlanOptions(break_loops=True, loop_plans=3).loop_plans == 3

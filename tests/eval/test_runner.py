@@ -130,8 +130,13 @@ def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
         main(["eval", "--agent", "oracle", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "d")])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--agent", "default", "--data", str(tiny_benchmark), "--act-steps", "0", "--out", str(tmp_path / "e")])
+        main(["eval", "--agent", "default", "--data", str(tiny_benchmark), "--act-steps", "0",
+              "--out", str(tmp_path / "e")])
     assert e.value.code == 2 and "--act-steps must be a whole number >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--agent", "default", "--data", str(tiny_benchmark), "--loop-plans", "3",
+              "--out", str(tmp_path / "e")])
+    assert e.value.code == 2 and "add --break-loops" in capsys.readouterr().err
 
 
 def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):

@@ -81,8 +81,8 @@ class PlanOptions:
     tends to do the same again and circle until the step cap (turning left and right in place, or turning and
     bumping into the same wall). With this option the agent remembers the views it planned from (28×28
     thumbnails, matched within ``blocked_step``'s tolerance) and the first action it chose at each; from a
-    view it has already planned from ``LOOP_PLANS`` times, its plan may not start with any of those actions,
-    and once every move has been tried there it stops. Also camera-only.
+    view it has already planned from ``loop_plans`` times (default 2), its plan may not start with any of those
+    actions, and once every move has been tried there it stops. Also camera-only.
 
     ``act_steps``: execute only the first N actions of each plan, then plan again from the new view (a
     receding horizon; None: the whole plan, as Uni-NaVid executes its 4 actions).
@@ -91,12 +91,21 @@ class PlanOptions:
     replan_when_blocked: bool = False
     break_loops: bool = False
     act_steps: int | None = None
+    loop_plans: int = 2
 
     def __post_init__(self):
-        if self.act_steps is not None and (isinstance(self.act_steps, bool) or not isinstance(self.act_steps, int)
-                                           or self.act_steps < 1):
+        if self.act_steps is not None and not _whole(self.act_steps):
             raise VidNavError(f"--act-steps must be a whole number >= 1 (actions executed per plan), "
                               f"got {self.act_steps!r}")
+        if not _whole(self.loop_plans):
+            raise VidNavError(f"--loop-plans must be a whole number >= 1 (plans from one view before the loop "
+                              f"breaker steps in), got {self.loop_plans!r}")
+        if self.loop_plans != 2 and not self.break_loops:
+            raise VidNavError("--loop-plans applies to the loop breaker: add --break-loops")
+
+
+def _whole(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 1
 
 
 class ModelAgent(NavAgent):
@@ -144,7 +153,7 @@ class ModelAgent(NavAgent):
         if self.views is None:
             return self.agent.act(rgb, ban_first=ban or None)
         view = self.views.find(rgb)
-        if view.plans >= LOOP_PLANS:  # going round in circles: start with something not yet tried from here
+        if view.plans >= self.options.loop_plans:  # going round in circles: start with an action untried here
             ban = ban | view.tried
         if MOVES <= ban:  # every move was tried from this view: stop here
             self.agent.observe(rgb)
@@ -157,7 +166,6 @@ class ModelAgent(NavAgent):
 
 
 MOVES = frozenset({"forward", "left", "right"})
-LOOP_PLANS = 2  # plans from one view after which the agent counts as going round in circles there
 SAME_VIEW_TOL = 0.5  # mean absolute difference (0..255) under which two camera images count as one view
 
 

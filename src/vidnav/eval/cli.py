@@ -22,11 +22,15 @@ def eval_command(
                                              help="model agents: after a forward that left the camera image "
                                                   "unchanged (a wall), re-plan with forward excluded"),
     break_loops: bool = typer.Option(False, "--break-loops",
-                                     help="model agents: from a view they have planned from twice already, start "
-                                          "with an action not yet tried there; stop when all were tried"),
+                                     help="model agents: from a view they have planned from --loop-plans times "
+                                          "already, start with an action not yet tried there; stop when all "
+                                          "were tried"),
     act_steps: Optional[int] = typer.Option(None, "--act-steps",
                                             help="model agents: execute the first N actions of each plan, then "
                                                  "plan again (default: the whole plan)"),
+    loop_plans: int = typer.Option(2, "--loop-plans",
+                                   help="with --break-loops: plans from one view after which its tried first "
+                                        "actions are banned there"),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
@@ -36,7 +40,8 @@ def eval_command(
     from vidnav.eval.runner import evaluate, format_table
 
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
-    options = PlanOptions(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps)
+    options = PlanOptions(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
+                          loop_plans=loop_plans)
     summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
                        options=options)
     typer.echo(format_table({agent: summary}))
