@@ -69,6 +69,9 @@ class ForwardAgent(NavAgent):
         return STOP if info.get("collided") else FORWARD
 
 
+LOOP_PLANS = 2  # plans from one view after which the loop breaker counts the agent as circling there
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     """How a model agent executes its plans (`vidnav eval` options; the baselines ignore them).
@@ -81,8 +84,8 @@ class PlanOptions:
     tends to do the same again and circle until the step cap (turning left and right in place, or turning and
     bumping into the same wall). With this option the agent remembers the views it planned from (28×28
     thumbnails, matched within ``blocked_step``'s tolerance) and the first action it chose at each; from a
-    view it has already planned from ``loop_plans`` times (default 2), its plan may not start with any of those
-    actions, and once every move has been tried there it stops. Also camera-only.
+    view it has already planned from ``loop_plans`` times (default ``LOOP_PLANS``), its plan may not start with
+    any of those actions, and once every move has been tried there it stops. Also camera-only.
 
     ``act_steps``: execute only the first N actions of each plan, then plan again from the new view (a
     receding horizon; None: the whole plan, as Uni-NaVid executes its 4 actions).
@@ -91,7 +94,7 @@ class PlanOptions:
     replan_when_blocked: bool = False
     break_loops: bool = False
     act_steps: int | None = None
-    loop_plans: int = 2
+    loop_plans: int = LOOP_PLANS
 
     def __post_init__(self):
         if self.act_steps is not None and not _whole(self.act_steps):
@@ -100,7 +103,7 @@ class PlanOptions:
         if not _whole(self.loop_plans):
             raise VidNavError(f"--loop-plans must be a whole number >= 1 (plans from one view before the loop "
                               f"breaker steps in), got {self.loop_plans!r}")
-        if self.loop_plans != 2 and not self.break_loops:
+        if self.loop_plans != LOOP_PLANS and not self.break_loops:
             raise VidNavError("--loop-plans applies to the loop breaker: add --break-loops")
 
 
@@ -197,7 +200,8 @@ class PlannedViews:
                 return self.views[i]
         if self.thumbs is None or n == len(self.thumbs):
             grown = np.empty((max(16, 2 * n), *t.shape), np.float32)
-            grown[:n] = self.thumbs[:n] if n else grown[:0]
+            if n:
+                grown[:n] = self.thumbs
             self.thumbs = grown
         self.thumbs[n] = t
         self.views.append(PlannedViews.View())

@@ -28,20 +28,20 @@ def eval_command(
     act_steps: Optional[int] = typer.Option(None, "--act-steps",
                                             help="model agents: execute the first N actions of each plan, then "
                                                  "plan again (default: the whole plan)"),
-    loop_plans: int = typer.Option(2, "--loop-plans",
-                                   help="with --break-loops: plans from one view after which its tried first "
-                                        "actions are banned there"),
+    loop_plans: Optional[int] = typer.Option(None, "--loop-plans",
+                                             help="with --break-loops: plans from one view after which its tried "
+                                                  "first actions are banned there (default 2)"),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
     Example: vidnav eval --agent oracle --data data/vidnav --split val_unseen --episodes 200 --workers 2 --out runs/oracle
     """
-    from vidnav.eval.agents import PlanOptions
+    from vidnav.eval.agents import LOOP_PLANS, PlanOptions
     from vidnav.eval.runner import evaluate, format_table
 
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
     options = PlanOptions(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
-                          loop_plans=loop_plans)
+                          loop_plans=LOOP_PLANS if loop_plans is None else loop_plans)
     summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
                        options=options)
     typer.echo(format_table({agent: summary}))
