@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vidnav.errors import VidNavError
 from vidnav.eval import metrics
-from vidnav.eval.agents import PlanOptions
+from vidnav.eval.agents import PlanOptions, agent_weights, make_agent
 from vidnav.io import JsonlAppender, read_jsonl_records, write_json
 
 def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) -> dict:
@@ -104,7 +104,6 @@ def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw
                  options: PlanOptions | None = None) -> None:
     import torch
 
-    from vidnav.eval.agents import make_agent
     from vidnav.sim.env import VLNEnv
 
     torch.set_num_threads(max(1, threads))
@@ -139,8 +138,6 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     if episodes is not None and episodes < 1:
         raise VidNavError(f"--episodes must be >= 1, got {episodes}")
     out.mkdir(parents=True, exist_ok=True)
-    from vidnav.eval.agents import agent_weights
-
     options = options or PlanOptions()
     _check_run(out, {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
                      **asdict(options)}, restart_if_changed)
