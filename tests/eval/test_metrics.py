@@ -91,7 +91,8 @@ def test_spl():
 
 def test_oracle_success():
     assert oracle_success([10, 5, 2.9, 8]) == 1.0
-    assert oracle_success([10, 5, 3.0]) == 1.0
+    assert oracle_success([10, 5, 3.0]) == 0.0  # strictly closer than the radius, as VLN-CE and the env count it
+    assert oracle_success([10, 5, 2.999]) == 1.0
     assert oracle_success([10, 5, 3.1]) == 0.0
     assert oracle_success([10, 0.4], radius=0.5) == 1.0
     assert oracle_success([]) == 0.0

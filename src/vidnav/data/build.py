@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vidnav.errors import VidNavError
+from vidnav.eval.metrics import SUCCESS_DISTANCE
 from vidnav.io import write_json
 
 BENCHMARK_VERSION = "vidnav-minihouse-r2r-v1"
@@ -134,7 +135,7 @@ def build_benchmark(out: str | Path, cfg: BuildConfig | None = None, workers: in
                     episode_id=ep_id, trajectory_id=traj + 1, scene_id=r["scene_id"],
                     start_position=r["start_position"], start_rotation=r["start_rotation"],
                     info={"geodesic_distance": r["geodesic_distance"]},
-                    goals=[Goal(position=r["goal"], radius=3.0)], reference_path=r["reference_path"],
+                    goals=[Goal(position=r["goal"], radius=SUCCESS_DISTANCE)], reference_path=r["reference_path"],
                     instruction=Instruction(instruction_text=text, instruction_tokens=vocab.tokenize(text))))
                 gt[str(ep_id)] = GtPath(locations=r["gt_locations"], actions=r["gt_actions"],
                                         forward_steps=r["forward_steps"])

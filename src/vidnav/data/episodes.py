@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vidnav.errors import VidNavError
+from vidnav.eval.metrics import SUCCESS_DISTANCE
 from vidnav.io import read_json, write_json
 
 __all__ = [
@@ -94,7 +95,7 @@ def _extra(d: Mapping, known: Iterable[str]) -> dict:
 @dataclass
 class Goal:
     position: list[float]
-    radius: float | None = 3.0
+    radius: float | None = SUCCESS_DISTANCE
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -104,7 +105,7 @@ class Goal:
     def from_dict(cls, d: Any, where: _Where, name: str = "goals[0]") -> Goal:
         d = _as_dict(where, name, d)
         pos = _vector(where, f"{name}.position", where.need(d, "position", f"{name}."), 3)
-        radius = d.get("radius", 3.0)
+        radius = d.get("radius", SUCCESS_DISTANCE)
         if radius is not None and not (_is_number(radius) and radius > 0):
             raise where.error(f"{name}.radius", f"must be a positive number or null, got {radius!r}")
         return cls(pos, radius, _extra(d, ("position", "radius")))
@@ -453,7 +454,7 @@ def episode_task_fields(episode: Episode, gt: GtPath | None = None) -> dict:
         "goal": to_miniworld(goal.position),
         "instruction": episode.instruction.instruction_text,
         "reference": [to_miniworld(p) for p in episode.reference_path],
-        "goal_radius": float(goal.radius) if goal.radius is not None else 3.0,
+        "goal_radius": float(goal.radius) if goal.radius is not None else SUCCESS_DISTANCE,
         "episode_id": str(episode.episode_id),
         "gt_locations": None if gt is None else [to_miniworld(p) for p in gt.locations],
     }

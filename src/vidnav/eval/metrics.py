@@ -24,7 +24,10 @@ __all__ = [
     "drop_repeats",
     "summarize",
     "SUMMARY_KEYS",
+    "SUCCESS_DISTANCE",
 ]
+
+SUCCESS_DISTANCE = 3.0  # metres: an episode succeeds when the agent stops closer than this to the goal (VLN-CE)
 
 SUMMARY_KEYS = ("success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error",
                 "trajectory_length", "steps", "collisions")
@@ -97,7 +100,7 @@ def dtw(path, reference) -> float:
     return float(prev[-1])
 
 
-def ndtw(path, reference, success_distance: float = 3.0) -> float:
+def ndtw(path, reference, success_distance: float = SUCCESS_DISTANCE) -> float:
     """Normalised DTW: exp(-DTW / (len(reference) * success_distance)), repeats dropped from ``path``."""
     if success_distance <= 0:
         raise VidNavError(f"success_distance must be > 0, got {success_distance}")
@@ -106,7 +109,7 @@ def ndtw(path, reference, success_distance: float = 3.0) -> float:
     return float(math.exp(-d / (len(r) * success_distance)))
 
 
-def sdtw(path, reference, success: float | bool, success_distance: float = 3.0) -> float:
+def sdtw(path, reference, success: float | bool, success_distance: float = SUCCESS_DISTANCE) -> float:
     """Success-weighted nDTW: success * ndtw."""
     return float(success) * ndtw(path, reference, success_distance)
 
@@ -122,10 +125,13 @@ def spl(success: float | bool, shortest_distance: float, path_length: float) -> 
     return float(success) * d / denom
 
 
-def oracle_success(distances: Sequence[float], radius: float = 3.0) -> float:
-    """1.0 if the agent was ever within ``radius`` of the goal (distances along its path), else 0.0."""
+def oracle_success(distances: Sequence[float], radius: float = SUCCESS_DISTANCE) -> float:
+    """1.0 if the agent was ever closer than ``radius`` to the goal (distances along its path), else 0.0.
+
+    Strictly closer, as VLN-CE's OracleSuccess and Success measures and the environment count it.
+    """
     ds = np.asarray(list(distances), dtype=np.float64)
-    return float(ds.size > 0 and bool((ds <= radius).any()))
+    return float(ds.size > 0 and bool((ds < radius).any()))
 
 
 def summarize(results: list[dict]) -> dict:

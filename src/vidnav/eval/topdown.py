@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from vidnav.eval.metrics import SUCCESS_DISTANCE
 from vidnav.sim.house import House
 from vidnav.sim.navmap import wall_segments
 
@@ -58,7 +59,7 @@ class TopDownMap:
         c1, r1 = self.px(x1, z1)
         img[max(0, int(r0)):int(math.ceil(r1)), max(0, int(c0)):int(math.ceil(c1))] = color
 
-    def draw(self, reference=None, path=None, goal=None, goal_radius: float = 3.0,
+    def draw(self, reference=None, path=None, goal=None, goal_radius: float = SUCCESS_DISTANCE,
              pose: tuple[float, float, float] | None = None) -> np.ndarray:
         """The map with the reference path (green), the agent's path (blue), the goal and its success
         circle (red) and the agent's pose (black arrow). Points are (x, z) pairs."""

@@ -22,7 +22,8 @@ from gymnasium import spaces
 
 from vidnav.errors import VidNavError
 from vidnav.sim.house import House
-from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, SUCCESS_DISTANCE, NavMap
+from vidnav.eval.metrics import SUCCESS_DISTANCE
+from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, NavMap
 
 ENV_ID = "vidnav/MiniHouseVLN-v0"
 INSTRUCTION_CHARSET = frozenset(

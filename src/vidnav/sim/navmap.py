@@ -21,6 +21,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from vidnav.errors import VidNavError
+from vidnav.eval.metrics import SUCCESS_DISTANCE
 from vidnav.sim.house import House
 
 # Discrete actions, numbered as VLN-CE's (habitat) action space.
@@ -82,9 +83,6 @@ def _point_seg_dist(px: np.ndarray, pz: np.ndarray, segs: np.ndarray) -> np.ndar
         t = np.clip(((px - ax) * dx + (pz - az) * dz) / L2, 0.0, 1.0) if L2 > 0 else 0.0
         np.minimum(out, np.hypot(px - (ax + t * dx), pz - (az + t * dz)), out=out)
     return out
-
-
-SUCCESS_DISTANCE = 3.0  # metres: an episode succeeds when the agent stops this near the goal (VLN-CE's radius)
 
 
 @dataclass
