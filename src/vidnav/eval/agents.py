@@ -126,7 +126,7 @@ class ModelAgent(NavAgent):
         self.agent = load_agent(checkpoint, **overrides)
         self.name = name or (Path(checkpoint).name if checkpoint else "default")
         self.options = options or PlanOptions()
-        self.views = PlannedViews() if self.options.break_loops else None
+        self.views: PlannedViews | None = None  # per episode, made in reset when options.break_loops
         self.queue: deque[int] = deque()
         self._last: tuple[int, np.ndarray] | None = None
 
@@ -134,8 +134,7 @@ class ModelAgent(NavAgent):
         self.agent.reset(obs["instruction"])
         self.queue.clear()
         self._last = None
-        if self.views is not None:
-            self.views = PlannedViews()
+        self.views = PlannedViews() if self.options.break_loops else None
 
     def act(self, obs, info):
         rgb = np.asarray(obs["rgb"])
