@@ -7,7 +7,7 @@ import pytest
 
 from vidnav.data.episodes import load_split
 from vidnav.data.features import FeatureStore
-from vidnav.data.rollouts import collect_rollouts, expert_targets
+from vidnav.data.rollouts import collect_rollouts, expert_targets, select_episodes
 from vidnav.sim.house import House
 from vidnav.sim.navmap import ACTION_WORDS, NavMap
 
@@ -136,6 +136,34 @@ def test_instructions_per_path(tiny_benchmark, tmp_path):
     assert [r["episode_id"] for r in read(tmp_path / "one")] == list(firsts.values())[:2]
     with pytest.raises(VidNavError, match="--instructions-per-path"):
         collect_rollouts(tiny_benchmark, "train", tmp_path / "x", instructions_per_path=0, progress=False)
+
+
+def test_select_episodes_takes_the_paths_after_the_skipped_ones():
+    from types import SimpleNamespace
+
+    from vidnav.errors import VidNavError
+
+    # two houses, three paths each, two instructions per path; house b's paths come interleaved with a's
+    order = [("a", 1), ("b", 4), ("a", 2), ("b", 5), ("a", 3), ("b", 6)]
+    eps = [SimpleNamespace(scene_id=h, trajectory_id=t, episode_id=10 * t + j) for h, t in order for j in (1, 2)]
+
+    def paths(**kw):
+        return [e.trajectory_id for e in select_episodes(eps, **kw)]
+
+    assert paths(paths_per_house=1) == [1, 1, 4, 4]
+    assert paths(paths_per_house=1, skip_paths=1) == [2, 2, 5, 5]  # each house's second path
+    assert paths(paths_per_house=2, skip_paths=1) == [2, 2, 5, 5, 3, 3, 6, 6]
+    assert paths(paths_per_house=5, skip_paths=2) == [3, 3, 6, 6]  # fewer paths left than asked for
+    assert paths(paths_per_house=1, skip_paths=3) == []
+    assert paths(paths_per_house=2, skip_paths=1, instructions_per_path=1) == [2, 5, 3, 6]
+    assert paths(paths_per_house=2, skip_paths=1, episodes_limit=3) == [2, 2, 5]
+    assert paths() == [t for _, t in order for _ in (1, 2)]
+    with pytest.raises(VidNavError, match="--skip-paths needs --paths-per-house"):
+        select_episodes(eps, skip_paths=1)
+    with pytest.raises(VidNavError, match="--skip-paths"):
+        select_episodes(eps, paths_per_house=1, skip_paths=-1)
+    with pytest.raises(VidNavError, match="--paths-per-house"):
+        select_episodes(eps, paths_per_house=0)
 
 
 def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_benchmark, tmp_path):

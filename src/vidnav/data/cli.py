@@ -113,6 +113,8 @@ def rollouts(
     split: str = typer.Option("train", help="split to roll out"),
     episodes: Optional[int] = typer.Option(None, help="first N episodes of the split (default: all)"),
     paths_per_house: Optional[int] = typer.Option(None, help="only the first K paths (3K episodes) of every house"),
+    skip_paths: int = typer.Option(0, help="with --paths-per-house K: skip the first S paths of every house and take "
+                                   "the next K (e.g. --skip-paths 1 --paths-per-house 1: each house's second path)"),
     instructions_per_path: Optional[int] = typer.Option(None, help="only the first J instructions of every path "
                                                         "(DAgger: more paths for the same time)"),
     policy: Optional[str] = typer.Option(None, help="checkpoint folder: DAgger with this policy (default: expert)"),
@@ -136,7 +138,8 @@ def rollouts(
 
     try:
         stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes,
-                                 paths_per_house=paths_per_house, instructions_per_path=instructions_per_path,
+                                 paths_per_house=paths_per_house, skip_paths=skip_paths,
+                                 instructions_per_path=instructions_per_path,
                                  preset=preset, source=source, seed=seed, shard=shard,
                                  follower=FollowerConfig(forward_tolerance=forward_tolerance))
     except VidNavError as e:

@@ -96,16 +96,51 @@ def parse_shard(shard: str) -> tuple[int, int]:
     return index, count
 
 
+def select_episodes(episodes: list, *, episodes_limit: int | None = None, paths_per_house: int | None = None,
+                    skip_paths: int = 0, instructions_per_path: int | None = None) -> list:
+    """The episodes a rollout run covers, in split order: with ``paths_per_house`` K and ``skip_paths`` S, those
+    on paths S+1 .. S+K of every house (paths counted in the order they first appear in the split); with
+    ``instructions_per_path`` J, only the first J episodes (instructions) of each path; then the first
+    ``episodes_limit`` of what is left."""
+    if skip_paths < 0:
+        raise VidNavError(f"--skip-paths must be >= 0, got {skip_paths}")
+    if skip_paths and paths_per_house is None:
+        raise VidNavError("--skip-paths needs --paths-per-house (how many paths to take after the skipped ones)")
+    selected = list(episodes)
+    if paths_per_house is not None:  # spread a budget over many houses: K paths of each
+        if paths_per_house < 1:
+            raise VidNavError(f"--paths-per-house must be >= 1, got {paths_per_house}")
+        seen: dict[str, list] = {}
+        for e in selected:
+            trajs = seen.setdefault(e.scene_id, [])
+            if e.trajectory_id not in trajs:
+                trajs.append(e.trajectory_id)
+        keep = {t for trajs in seen.values() for t in trajs[skip_paths:skip_paths + paths_per_house]}
+        selected = [e for e in selected if e.trajectory_id in keep]
+    if instructions_per_path is not None:  # DAgger: more paths for the same budget
+        if instructions_per_path < 1:
+            raise VidNavError(f"--instructions-per-path must be >= 1, got {instructions_per_path}")
+        taken: dict[int, int] = {}
+        kept = []
+        for e in selected:
+            taken[e.trajectory_id] = taken.get(e.trajectory_id, 0) + 1
+            if taken[e.trajectory_id] <= instructions_per_path:
+                kept.append(e)
+        selected = kept
+    return selected if episodes_limit is None else selected[:episodes_limit]
+
+
 def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, policy: str | None = None,
                      beta: float = 1.0, episodes: int | None = None, paths_per_house: int | None = None,
+                     skip_paths: int = 0,
                      instructions_per_path: int | None = None, preset: str = "tiny", k: int | None = None,
                      max_steps: int = 500, seed: int = 0, source: str | None = None, shard: str | None = None,
                      follower: FollowerConfig | None = None, progress: bool = True) -> dict:
     """Collect expert (``policy=None``) or DAgger rollouts for the first ``episodes`` of ``split`` (with
-    ``paths_per_house``: of the episodes on the first K paths of every house; with ``instructions_per_path``:
-    only the first J of each path's instructions). ``shard="I/N"`` keeps every N-th of the selected *paths*
-    starting at the I-th, with all their episodes, so N processes can collect into N folders at once and
-    each path is rendered and encoded by one process only. ``follower`` is the expert that acts and labels
+    ``paths_per_house``: of the episodes on the first K paths of every house, after the first ``skip_paths``;
+    with ``instructions_per_path``: only the first J of each path's instructions; see ``select_episodes``).
+    ``shard="I/N"`` keeps every N-th of the selected *paths* starting at the I-th, with all their episodes, so
+    N processes can collect into N folders at once and each path is rendered and encoded by one process only. ``follower`` is the expert that acts and labels
     (default: the benchmark's reference follower). Every record keeps the pose of each state."""
     from vidnav.data.episodes import load_split
     from vidnav.data.features import FeatureStore
@@ -119,25 +154,9 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
     follower = follower or FollowerConfig()
     out = Path(out)
     eps = load_split(data_dir, split)
-    selected = eps.episodes
-    if paths_per_house is not None:  # spread a budget over many houses: the first K paths of each
-        firsts: dict[str, list] = {}
-        for e in selected:
-            trajs = firsts.setdefault(e.scene_id, [])
-            if e.trajectory_id not in trajs and len(trajs) < paths_per_house:
-                trajs.append(e.trajectory_id)
-        selected = [e for e in selected if e.trajectory_id in firsts[e.scene_id]]
-    if instructions_per_path is not None:  # DAgger: more paths for the same budget
-        if instructions_per_path < 1:
-            raise VidNavError(f"--instructions-per-path must be >= 1, got {instructions_per_path}")
-        taken: dict[int, int] = {}
-        keep = []
-        for e in selected:
-            taken[e.trajectory_id] = taken.get(e.trajectory_id, 0) + 1
-            if taken[e.trajectory_id] <= instructions_per_path:
-                keep.append(e)
-        selected = keep
-    selected = selected if episodes is None else selected[:episodes]
+    selected = select_episodes(eps.episodes, episodes_limit=episodes,
+                               paths_per_house=paths_per_house, skip_paths=skip_paths,
+                               instructions_per_path=instructions_per_path)
     if shard is not None:  # whole paths per shard: a path's frames are rendered and encoded once
         index, count = parse_shard(shard)
         order = {t: i for i, t in enumerate(dict.fromkeys(e.trajectory_id for e in selected))}
