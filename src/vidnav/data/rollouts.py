@@ -140,8 +140,9 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
     ``paths_per_house``: of the episodes on the first K paths of every house, after the first ``skip_paths``;
     with ``instructions_per_path``: only the first J of each path's instructions; see ``select_episodes``).
     ``shard="I/N"`` keeps every N-th of the selected *paths* starting at the I-th, with all their episodes, so
-    N processes can collect into N folders at once and each path is rendered and encoded by one process only. ``follower`` is the expert that acts and labels
-    (default: the benchmark's reference follower). Every record keeps the pose of each state."""
+    N processes can collect into N folders at once and each path is rendered and encoded by one process only.
+    ``follower`` is the expert that acts and labels (default: the benchmark's reference follower). Every record
+    keeps the pose of each state."""
     from vidnav.data.episodes import load_split
     from vidnav.data.features import FeatureStore
     from vidnav.sim.env import VLNEnv
