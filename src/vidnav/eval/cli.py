@@ -89,7 +89,24 @@ def demo_command(
     typer.echo(f"\nper-episode results and MP4s under {out}/<agent>/ (results.jsonl, summary.json, videos/)")
 
 
+def report_command(
+    run: Path = typer.Argument(..., help="an output folder of `vidnav eval --out RUN`"),
+    data: Optional[Path] = typer.Option(None, help="benchmark folder (default: the one in RUN/run.json)"),
+    split: Optional[str] = typer.Option(None, help="split (default: the one in RUN/run.json)"),
+) -> None:
+    """Where an agent fails: SR by start distance and by rooms on the route, and how each failure ended
+    (never left the start room, stopped on or off the route, ...); writes RUN/report.json.
+
+    Example: vidnav report runs/default
+    """
+    from vidnav.eval.report import format_report, report_run
+
+    typer.echo(format_report(report_run(run, data=data, split=split)))
+    typer.echo(f"\nreport: {run / 'report.json'}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
     app.command("demo")(demo_command)
+    app.command("report")(report_command)
 
