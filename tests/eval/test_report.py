@@ -108,6 +108,9 @@ def test_report_of_a_real_run_and_the_cli(tiny_benchmark, tmp_path, capsys):
     main(["report", str(out)])
     text = capsys.readouterr().out
     assert "by rooms on the reference route" in text and f"how the {failures} failures ended" in text
+    assert report_run(out, episodes=2, write=False)["episodes"] == 2
+    with pytest.raises(VidNavError, match="--episodes"):
+        report_run(out, episodes=0)
     with pytest.raises(VidNavError, match="results.jsonl not found"):
         report_run(tmp_path / "nothing")
     with pytest.raises(VidNavError, match="not in the episode file"):

@@ -151,6 +151,7 @@ def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
     out = capsys.readouterr().out
     for row in ("default+replan+loops | 1 |", "oracle | 1 | 1.00 | ", "forward | 1 |", "random | 1 |"):
         assert row in out
+    assert "where the shipped agent fails" in out and "by rooms on the reference route" in out
     run = json.loads((tmp_path / "demo" / "default" / "run.json").read_text())
     assert run["replan_when_blocked"] is run["break_loops"] is True and run["split"] == "val_unseen"
     oracle = json.loads((tmp_path / "demo" / "oracle" / "run.json").read_text())

@@ -67,6 +67,7 @@ def demo_command(
     from vidnav.agent import DEFAULT_AGENT_DIR
     from vidnav.data.build import BuildConfig, build_benchmark
     from vidnav.eval.agents import PlanOptions
+    from vidnav.eval.report import format_report, report_run
     from vidnav.eval.runner import evaluate, format_table
 
     if not (data / "val_unseen" / "val_unseen.json.gz").exists():
@@ -86,6 +87,9 @@ def demo_command(
             restart_if_changed=True)
     typer.echo("")
     typer.echo(format_table(rows))
+    if "default" in agents:
+        typer.echo(f"\nwhere the shipped agent fails (vidnav report {out / 'default'} --episodes {episodes}):")
+        typer.echo(format_report(report_run(out / "default", episodes=episodes)).split("\n", 2)[2])
     typer.echo(f"\nper-episode results and MP4s under {out}/<agent>/ (results.jsonl, summary.json, videos/)")
 
 
@@ -93,6 +97,7 @@ def report_command(
     run: Path = typer.Argument(..., help="an output folder of `vidnav eval --out RUN`"),
     data: Optional[Path] = typer.Option(None, help="benchmark folder (default: the one in RUN/run.json)"),
     split: Optional[str] = typer.Option(None, help="split (default: the one in RUN/run.json)"),
+    episodes: Optional[int] = typer.Option(None, help="only the split's first N episodes"),
 ) -> None:
     """Where an agent fails: SR by start distance and by rooms on the route, and how each failure ended
     (never left the start room, stopped on or off the route, ...); writes RUN/report.json.
@@ -101,7 +106,7 @@ def report_command(
     """
     from vidnav.eval.report import format_report, report_run
 
-    typer.echo(format_report(report_run(run, data=data, split=split)))
+    typer.echo(format_report(report_run(run, data=data, split=split, episodes=episodes)))
     typer.echo(f"\nreport: {run / 'report.json'}")
 
 

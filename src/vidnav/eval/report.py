@@ -160,9 +160,10 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
 
 
 def report_run(run: str | Path, data: str | Path | None = None, split: str | None = None,
-               write: bool = True) -> dict:
+               episodes: int | None = None, write: bool = True) -> dict:
     """Break down the run in folder ``run`` (written by `vidnav eval`); ``data`` / ``split`` default to the
-    ones in RUN/run.json. Writes RUN/report.json (atomically) unless ``write`` is False."""
+    ones in RUN/run.json; ``episodes``: only results of the split's first N episodes. Writes RUN/report.json
+    (atomically) unless ``write`` is False."""
     from vidnav.data.episodes import load_split
     from vidnav.sim.house import House
 
@@ -181,11 +182,17 @@ def report_run(run: str | Path, data: str | Path | None = None, split: str | Non
     results = read_jsonl_records(results_path, "episode_id", "evaluation results")
     if not results:
         raise VidNavError(f"{results_path} holds no finished episodes yet")
-    eps = load_split(data, split)
-    episodes = {str(e.episode_id): e for e in eps.episodes}
+    if episodes is not None and episodes < 1:
+        raise VidNavError(f"--episodes must be >= 1, got {episodes}")
+    selected = load_split(data, split).episodes[:episodes]
+    by_id = {str(e.episode_id): e for e in selected}
+    if episodes is not None:
+        results = [r for r in results if str(r["episode_id"]) in by_id]
+        if not results:
+            raise VidNavError(f"{results_path} holds none of the first {episodes} episodes of {split}")
     houses: dict[str, object] | None = {}
     for r in results:
-        ep = episodes.get(str(r["episode_id"]))
+        ep = by_id.get(str(r["episode_id"]))
         if ep is None or ep.scene_id in houses:
             continue
         path = Path(ep.scene_id) if Path(ep.scene_id).is_absolute() else Path(data) / ep.scene_id
@@ -194,7 +201,7 @@ def report_run(run: str | Path, data: str | Path | None = None, split: str | Non
             break
         houses[ep.scene_id] = House.load(path)
     rep = {"run": str(run), "agent": meta.get("agent"), "data": str(data), "split": split,
-           **breakdown(results, episodes, houses)}
+           **breakdown(results, by_id, houses)}
     if write:
         write_json(run / "report.json", rep)
     return rep
