@@ -90,8 +90,19 @@ def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
     with pytest.raises(VidNavError, match="act_steps=None; now act_steps=1"):
         evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1,
                  options=PlanOptions(act_steps=1), progress=False)
+    with pytest.raises(VidNavError, match="allow_sliding=False; now allow_sliding=True"):
+        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1,
+                 env_kw={"allow_sliding": True}, progress=False)
     with pytest.raises(VidNavError, match="workers"):
         evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "z", workers=0, progress=False)
+
+
+def test_sliding_run_is_recorded_and_the_oracle_still_succeeds(tiny_benchmark, tmp_path):
+    out = tmp_path / "slide"
+    summary = evaluate(tiny_benchmark, "val_unseen", "oracle", out, episodes=2, env_kw={"allow_sliding": True},
+                       progress=False)
+    assert json.loads((out / "run.json").read_text())["allow_sliding"] is True
+    assert summary["success"] == 1.0
 
 
 def test_retrained_checkpoint_is_another_run(tiny_benchmark, tmp_path):

@@ -140,3 +140,26 @@ def test_windowed_wall_clearance_equals_the_whole_grid_distance(nav):
     dist = _point_seg_dist(X, Z, nav.segs)
     for clearance in (0.18, 0.23, 0.6):
         assert np.array_equal(nav._near_walls(clearance), dist < clearance)
+
+
+def test_sliding_moves_a_blocked_step_along_the_wall():
+    h = generate_house(11)
+    stay, slide = NavMap(h), NavMap(h, allow_sliding=True)
+    r = h.rooms[0]
+    z = r.z0 + 0.6 * (r.z1 - r.z0)
+    x = r.x1 - stay.agent_radius - 0.01  # touching the east wall
+    heading = math.radians(-30.0)  # 30 degrees off +x, towards +z: into the wall at a slant
+    for door in h.doors:
+        if door.axis == "x" and abs(door.g0 - r.x1) < 0.3 and door.s0 - 0.5 < z < door.s1 + 0.5:
+            pytest.skip("a doorway in the test stretch of the wall")
+    if any(math.hypot(o.x - x, o.z - z) < o.radius + 0.8 for o in h.landmarks):
+        pytest.skip("an object near the test spot")
+    assert stay.step(x, z, heading, FORWARD) == (x, z, heading, True)
+    sx, sz, sh, hit = slide.step(x, z, heading, FORWARD)
+    assert hit and sh == heading and sx == x  # a collision is still reported; no move into the wall
+    assert sz - z == pytest.approx(0.25 * math.sin(math.radians(30.0)))  # the step's part along the wall
+    # square into the wall there is nothing to slide along
+    assert slide.step(x, z, 0.0, FORWARD) == (x, z, 0.0, True)
+    # in open space sliding changes nothing
+    cx, cz = r.center
+    assert slide.step(cx, cz, 0.3, FORWARD) == stay.step(cx, cz, 0.3, FORWARD)

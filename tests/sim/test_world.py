@@ -78,6 +78,27 @@ def test_world_collisions_agree_with_navmap():
     w.close()
 
 
+def test_world_sliding_follows_the_navmap():
+    """With allow_sliding, steps into walls at a slant move the rendered agent as NavMap.step says."""
+    h = generate_house(21)
+    w = HouseWorld(h, allow_sliding=True)
+    nav = NavMap(h, allow_sliding=True)
+    r = h.rooms[0]
+    w.load_house(h, *r.center, 0.5)
+    x, z, hd = w.pose
+    slid = 0
+    for _ in range(40):  # walk at a slant until the walls have been met several times
+        px, pz = x, z
+        moved = w.forward()
+        x, z, hd, hit = nav.step(x, z, hd, 1)
+        assert moved is not hit
+        wx, wz, _ = w.pose
+        assert (wx, wz) == pytest.approx((x, z), abs=1e-6)
+        slid += hit and (x, z) != (px, pz)
+    assert slid >= 3
+    w.close()
+
+
 @pytest.mark.parametrize("fmt", ["RGB", "RGBA", "L", "LA"])
 @pytest.mark.parametrize("sign", [1, -1])
 def test_texture_bytes_equal_pyglets_own_rgba_conversion(fmt, sign):

@@ -31,6 +31,9 @@ def eval_command(
     loop_plans: Optional[int] = typer.Option(None, "--loop-plans",
                                              help="with --break-loops: plans from one view after which its tried "
                                                   "first actions are banned there (default 2)"),
+    sliding: bool = typer.Option(False, "--sliding",
+                                 help="a forward step blocked by a wall moves along it instead of not at all "
+                                      "(habitat's allow_sliding, on in R2R-CE; off by default here, as in RxR-CE)"),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
@@ -43,7 +46,7 @@ def eval_command(
     options = PlanOptions(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
                           loop_plans=LOOP_PLANS if loop_plans is None else loop_plans)
     summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
-                       options=options)
+                       options=options, env_kw={"allow_sliding": True} if sliding else None)
     typer.echo(format_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
 

@@ -4,8 +4,8 @@
 
 ``OUT/results.jsonl`` gets one line per finished episode (appended and flushed as it finishes), so killing
 a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones. ``OUT/run.json``
-records what makes the run (agent, a fingerprint of its weights, data, split, plan options); a rerun that differs
-in any of them raises instead of mixing two runs' episodes.
+records what makes the run (agent, a fingerprint of its weights, data, split, whether blocked steps slide along
+walls, plan options); a rerun that differs in any of them raises instead of mixing two runs' episodes.
 ``OUT/summary.json`` holds the episode means over all selected episodes; ``OUT/videos/`` the MP4s.
 """
 
@@ -70,7 +70,7 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) ->
     return result
 
 
-RUN_KEYS = ("agent", "weights", "data", "split", *(f.name for f in fields(PlanOptions)))
+RUN_KEYS = ("agent", "weights", "data", "split", "allow_sliding", *(f.name for f in fields(PlanOptions)))
 
 
 def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
@@ -79,7 +79,7 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
     run = out / "run.json"
     if run.exists():
         old = json.loads(run.read_text())
-        missing = asdict(PlanOptions())  # run.json files from before these keys: the defaults
+        missing = {**asdict(PlanOptions()), "allow_sliding": False}  # run.json files from before these keys
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
         if diff and restart_if_changed:
             print(f"{out} holds results of another run ({', '.join(diff)} changed): starting it over")
@@ -139,8 +139,10 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         raise VidNavError(f"--episodes must be >= 1, got {episodes}")
     out.mkdir(parents=True, exist_ok=True)
     options = options or PlanOptions()
+    env_kw = env_kw or {}
     _check_run(out, {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
-                     **asdict(options)}, restart_if_changed)
+                     "allow_sliding": bool(env_kw.get("allow_sliding", False)), **asdict(options)},
+               restart_if_changed)
     results_path = out / "results.jsonl"
     done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
     n_video = len(selected) if video is True else int(video or 0)
@@ -151,7 +153,6 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         vpath = out / "videos" / f"{ep.episode_id}.mp4" if i < n_video else None
         jobs.append((ep, eps.gt.get(str(ep.episode_id)) if eps.gt else None, vpath))
 
-    env_kw = env_kw or {}
     threads = max(1, (os.cpu_count() or 1) // workers)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -50,12 +50,14 @@ class VLNEnv(gym.Env):
     def __init__(self, data_dir: str | Path | None = None, width: int = 224, height: int = 224,
                  hfov_deg: float = 90.0, cam_height: float = 1.25, agent_radius: float = 0.18,
                  forward_step: float = 0.25, turn_deg: float = 15.0, max_steps: int = 500,
-                 depth: bool = False, render_mode: str | None = None):
+                 depth: bool = False, render_mode: str | None = None, allow_sliding: bool = False):
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.width, self.height = width, height
         self.sim_kw = dict(width=width, height=height, hfov_deg=hfov_deg, cam_height=cam_height,
-                           agent_radius=agent_radius, forward_step=forward_step, turn_deg=turn_deg)
-        self.nav_kw = dict(agent_radius=agent_radius, forward_step=forward_step, turn_deg=turn_deg)
+                           agent_radius=agent_radius, forward_step=forward_step, turn_deg=turn_deg,
+                           allow_sliding=allow_sliding)
+        self.nav_kw = dict(agent_radius=agent_radius, forward_step=forward_step, turn_deg=turn_deg,
+                           allow_sliding=allow_sliding)
         self.max_steps = max_steps
         self.want_depth = depth
         self.render_mode = render_mode

@@ -104,14 +104,26 @@ class FollowerConfig:
                               f"radius), got {self.stop_distance}")
 
 
+def slide_target(x: float, z: float, dx: float, dz: float, collides) -> tuple[float, float] | None:
+    """Where a blocked forward step (dx, dz) from (x, z) ends when sliding is allowed (habitat-sim's
+    ``allow_sliding``, on in R2R-CE): the step's part along the wall it hit. Walls are axis-aligned, so that is
+    the x or the z component of the step, the longer one tried first; None when neither is free (a step
+    square into a wall, or a corner). ``collides(x, z)`` is the body-collision rule."""
+    for cx, cz in sorted(((dx, 0.0), (0.0, dz)), key=lambda c: -abs(c[0] + c[1])):
+        if abs(cx + cz) > 1e-3 and not collides(x + cx, z + cz):
+            return x + cx, z + cz
+    return None
+
+
 class NavMap:
     """Occupancy grid + geodesic distance fields + collision checks for one house."""
 
     def __init__(self, house: House, agent_radius: float = 0.18, resolution: float = 0.05,
                  margin: float = 0.05, object_margin: float = 0.15, forward_step: float = 0.25,
-                 turn_deg: float = 15.0, cache_size: int = 16):
+                 turn_deg: float = 15.0, cache_size: int = 16, allow_sliding: bool = False):
         self.house = house
         self.agent_radius = agent_radius
+        self.allow_sliding = allow_sliding
         self.res = resolution
         self.forward_step = forward_step
         self.turn = math.radians(turn_deg)
@@ -264,7 +276,8 @@ class NavMap:
             nx = x + self.forward_step * math.cos(heading)
             nz = z - self.forward_step * math.sin(heading)
             if self.collides(nx, nz):
-                return x, z, heading, True
+                slid = slide_target(x, z, nx - x, nz - z, self.collides) if self.allow_sliding else None
+                return (*(slid or (x, z)), heading, True)
             return nx, nz, heading, False
         if action == LEFT:
             return x, z, heading + self.turn, False

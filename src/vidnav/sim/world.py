@@ -246,18 +246,21 @@ class HouseWorld:
     """A rendered house. Positions are Miniworld (x, z) in metres, headings in radians.
 
     ``rgb()`` renders the egocentric view; ``depth()`` the metric depth (metres, HxW float32).
-    Movement follows VLN-CE: forward ``forward_step`` metres unless a wall or object blocks it
-    (then the agent stays and a collision is reported), turns by ``turn_deg``.
+    Movement follows VLN-CE: forward ``forward_step`` metres unless a wall or object blocks it, turns by
+    ``turn_deg``. A blocked step is a collision; the agent then stays (RxR-CE, habitat's ``allow_sliding``
+    off), or with ``allow_sliding`` moves by the step's part along the wall (R2R-CE's default; see
+    :func:`vidnav.sim.navmap.slide_target`).
     """
 
     def __init__(self, house: House, width: int = 224, height: int = 224, hfov_deg: float = 90.0,
                  cam_height: float = 1.25, agent_radius: float = 0.18, forward_step: float = 0.25,
-                 turn_deg: float = 15.0, msaa: int = 0):
+                 turn_deg: float = 15.0, msaa: int = 0, allow_sliding: bool = False):
         global _WORLD_CLASS
         if _WORLD_CLASS is None:
             _WORLD_CLASS = _make_world_class()
         self.env = _WORLD_CLASS(house, width, height, hfov_deg, cam_height, agent_radius, forward_step, turn_deg, msaa)
         self.width, self.height = width, height
+        self.allow_sliding = allow_sliding
 
     @property
     def house(self) -> House:
@@ -279,8 +282,21 @@ class HouseWorld:
         return float(p[0]), float(p[2]), float(self.env.agent.dir)
 
     def forward(self) -> bool:
-        """Move forward one step; returns False (and does not move) on a collision."""
-        return bool(self.env.move_agent(self.env.forward_step, 0.0))
+        """Move forward one step; returns False on a collision (then the agent stays, or slides along the wall
+        with ``allow_sliding``)."""
+        env = self.env
+        if env.move_agent(env.forward_step, 0.0):
+            return True
+        if self.allow_sliding:
+            from vidnav.sim.navmap import slide_target
+
+            x, z, h = self.pose
+            step = env.forward_step
+            slid = slide_target(x, z, step * math.cos(h), -step * math.sin(h),
+                                lambda a, b: bool(env.intersect(env.agent, np.array([a, 0.0, b]), env.agent.radius)))
+            if slid is not None:
+                env.agent.pos = np.array([slid[0], env.agent.pos[1], slid[1]], dtype=float)
+        return False
 
     def turn(self, left: bool) -> None:
         self.env.turn_agent(self.env.turn_deg if left else -self.env.turn_deg)
