@@ -24,6 +24,7 @@ the route leaves it by.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Sequence
@@ -117,13 +118,16 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
                           "evaluated on")
     by_dist: dict[str, list[dict]] = {_bin_label(DISTANCE_BINS, i, " m"): [] for i in range(len(DISTANCE_BINS))}
     for r in results:
-        i = max(j for j, edge in enumerate(DISTANCE_BINS) if float(r["start_distance"]) >= edge or j == 0)
+        i = max(0, bisect.bisect_right(DISTANCE_BINS, float(r["start_distance"])) - 1)
         by_dist[_bin_label(DISTANCE_BINS, i, " m")].append(r)
     rep = {"episodes": len(results), "success": sum(float(r["success"]) for r in results) / max(1, len(results)),
            "by_start_distance": _rows(by_dist)}
     if houses is None:
         return rep
-    by_rooms: dict[str, list[dict]] = {(f"{k}" if k < ROOM_BINS[-1] else f">={k}"): [] for k in ROOM_BINS}
+    def rooms_bin(k: int) -> str:
+        return f"{k}" if k < ROOM_BINS[-1] else f">={ROOM_BINS[-1]}"
+
+    by_rooms: dict[str, list[dict]] = {rooms_bin(k): [] for k in ROOM_BINS}
     modes: dict[str, list[dict]] = {m: [] for m in MODES}
     passed = wrong_exit = near_exit = 0
     for r in results:
@@ -133,8 +137,7 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
         if not route:
             raise VidNavError(f"episode {ep.episode_id}: its reference path lies outside every room of "
                               f"{ep.scene_id}; is --data the benchmark this run used?")
-        k = min(len(route), ROOM_BINS[-1])
-        by_rooms[f"{k}" if k < ROOM_BINS[-1] else f">={k}"].append(r)
+        by_rooms[rooms_bin(len(route))].append(r)
         if float(r["success"]):
             continue
         goal = ep.goals[0].position
