@@ -210,7 +210,7 @@ def report_run(run: str | Path, data: str | Path | None = None, split: str | Non
     return rep
 
 
-def _pct(v: float | None) -> str:
+def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
@@ -218,13 +218,13 @@ def format_report(rep: dict) -> str:
     """The report as plain-text tables."""
     lines = [f"{rep['run']}: agent {rep.get('agent')}, {rep['split']}, {rep['episodes']} episodes, "
              f"SR {rep['success']:.3f}", "", "by geodesic start distance:", "distance | eps | SR | SPL | OSR"]
-    lines += [f"{r['bin']} | {r['n']} | {_pct(r['success'])} | {_pct(r['spl'])} | {_pct(r['oracle_success'])}"
+    lines += [f"{r['bin']} | {r['n']} | {_num(r['success'])} | {_num(r['spl'])} | {_num(r['oracle_success'])}"
               for r in rep["by_start_distance"]]
     if "by_route_rooms" not in rep:
         lines += ["", "(scenes are not vidnav houses: no room breakdown)"]
         return "\n".join(lines)
     lines += ["", "by rooms on the reference route:", "rooms | eps | SR | SPL | OSR"]
-    lines += [f"{r['bin']} | {r['n']} | {_pct(r['success'])} | {_pct(r['spl'])} | {_pct(r['oracle_success'])}"
+    lines += [f"{r['bin']} | {r['n']} | {_num(r['success'])} | {_num(r['spl'])} | {_num(r['oracle_success'])}"
               for r in rep["by_route_rooms"]]
     f = rep["failures"]
     lines += ["", f"how the {f['n']} failures ended ({f['passed_goal']} of them passed within the success "
@@ -232,7 +232,7 @@ def format_report(rep: dict) -> str:
     for m in f["modes"]:
         med_s = "-" if m["median_steps"] is None else f"{m['median_steps']:.0f}"
         med_l = "-" if m["median_length"] is None else f"{m['median_length']:.1f}"
-        lines.append(f"{m['mode']} | {m['n']} | {_pct(m['share'])} | {med_s} | {med_l}")
+        lines.append(f"{m['mode']} | {m['n']} | {_num(m['share'])} | {med_s} | {med_l}")
     lines += [f"{f['wrong_exit']} failures left the start room into another room than the route's; "
               f"{f['near_exit']} of those that never left came within 1 m of the route's exit door"]
     return "\n".join(lines)
