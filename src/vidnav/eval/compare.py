@@ -16,10 +16,9 @@ import random
 from pathlib import Path
 
 from vidnav.errors import VidNavError
+from vidnav.eval.metrics import SUMMARY_KEYS
 from vidnav.io import read_jsonl_records
 
-METRICS = ("success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error", "trajectory_length", "steps",
-           "collisions")
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
@@ -46,12 +45,18 @@ def bootstrap_interval(diffs: list[float], samples: int = 2000, seed: int = 0,
     return means[lo], means[min(samples - 1, samples - 1 - lo)]
 
 
-def _load(run: Path) -> tuple[dict[str, dict], dict]:
+def read_run(run: Path) -> tuple[list[dict], dict]:
+    """The result records of an eval output folder and its run.json ({} when absent)."""
     path = run / "results.jsonl"
     if not path.is_file():
-        raise VidNavError(f"{path} not found: each run must be an output folder of `vidnav eval --out RUN`")
+        raise VidNavError(f"{path} not found: RUN must be an output folder of `vidnav eval --out RUN`")
     recs = read_jsonl_records(path, "episode_id", "evaluation results")
     meta = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    return recs, meta
+
+
+def _load(run: Path) -> tuple[dict[str, dict], dict]:
+    recs, meta = read_run(run)
     return {str(r["episode_id"]): r for r in recs}, meta
 
 
@@ -81,7 +86,7 @@ def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samp
             raise VidNavError(f"episode {i} is in scene {ra[i].get('scene_id')!r} in {a} but "
                               f"{rb[i].get('scene_id')!r} in {b}: the runs used different episode files")
     n = len(ids)
-    metrics = [m for m in METRICS if all(m in ra[i] and m in rb[i] for i in ids)]
+    metrics = [m for m in SUMMARY_KEYS if all(m in ra[i] and m in rb[i] for i in ids)]
     rows = []
     for m in metrics:
         diffs = [float(rb[i][m]) - float(ra[i][m]) for i in ids]

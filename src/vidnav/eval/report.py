@@ -25,13 +25,12 @@ the route leaves it by.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from vidnav.errors import VidNavError
-from vidnav.io import read_jsonl_records, write_json
+from vidnav.io import write_json
 
 DISTANCE_BINS = (0.0, 6.0, 9.0, 12.0, 16.0)  # metres of geodesic start distance; the last bin is open
 ROOM_BINS = (1, 2, 3, 4, 5)  # rooms on the reference route; the last bin is "5 or more"
@@ -168,21 +167,17 @@ def report_run(run: str | Path, data: str | Path | None = None, split: str | Non
     ones in RUN/run.json; ``episodes``: only results of the split's first N episodes. Writes RUN/report.json
     (atomically) unless ``write`` is False."""
     from vidnav.data.episodes import load_split
+    from vidnav.eval.compare import read_run
     from vidnav.sim.house import House
 
     run = Path(run)
     results_path = run / "results.jsonl"
-    if not results_path.is_file():
-        raise VidNavError(f"{results_path} not found: RUN must be an output folder of `vidnav eval --out RUN`")
-    meta = {}
-    if (run / "run.json").is_file():
-        meta = json.loads((run / "run.json").read_text())
+    results, meta = read_run(run)
     data = data if data is not None else meta.get("data")
     split = split if split is not None else meta.get("split")
     if data is None or split is None:
         raise VidNavError(f"{run / 'run.json'} is missing or does not name the data and split; "
                           "pass --data and --split")
-    results = read_jsonl_records(results_path, "episode_id", "evaluation results")
     if not results:
         raise VidNavError(f"{results_path} holds no finished episodes yet")
     if episodes is not None and episodes < 1:
