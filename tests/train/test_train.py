@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidnav.data.dataset import NavCollator, NavSamples, synthetic_rollout, write_rollout
+from vidnav.data.dataset import NavCollator, NavSamples, inflections, synthetic_rollout, write_rollout
 from vidnav.errors import VidNavError
 from vidnav.train.config import TrainConfig
 
@@ -86,6 +86,18 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
     for bad in (dict(end_repeat=1), dict(end_frames=0, end_repeat=1), dict(end_frames=2, end_repeat=-1)):
         with pytest.raises(VidNavError, match="end_repeat"):
             NavSamples([rollout], **bad)
+    # inflection weighting: the frames where the expert's first action changes, listed again whatever the stride
+    weighted = NavSamples([rollout], stride=3, inflection_repeat=2)
+    for j, traj in enumerate(weighted.trajectories):
+        firsts = [a[0] for a in traj.targets]
+        turns = [t for t in range(1, len(firsts)) if firsts[t] != firsts[t - 1]]
+        assert inflections(traj.targets) == turns and 7 in turns  # the final stop always is one
+        assert sorted(t for i, t in weighted.samples if i == j) == sorted([0, 3, 6, 7] + 2 * turns)
+    assert inflections([["left"] * 4, ["left", "stop", "stop", "stop"], ["forward"] * 4, ["right"] * 4]) == [2, 3]
+    assert len(NavSamples([rollout], first_frames=2, inflection_repeat=1)) == 6 * 2 + sum(
+        t < 2 for tr in NavSamples([rollout]).trajectories for t in inflections(tr.targets))  # within first_frames
+    with pytest.raises(VidNavError, match="inflection_repeat"):
+        NavSamples([rollout], inflection_repeat=-1)
     dagger = synthetic_rollout(tmp_path / "D1", n_trajectories=2, n_frames=5, seed=3, source="dagger-1")
     both = NavSamples([rollout, dagger])
     assert len(both) == 48 + 10 and both.summary()["sources"] == {"expert": 6, "dagger-1": 2}
@@ -138,6 +150,8 @@ def test_bad_rollouts_raise_clear_errors(tmp_path, rollout):
         TrainConfig(data=[str(rollout)], start_repeat=2).validate()
     with pytest.raises(VidNavError, match="needs end_frames"):
         TrainConfig(data=[str(rollout)], end_repeat=2).validate()
+    with pytest.raises(VidNavError, match="inflection_repeat must be >= 0"):
+        TrainConfig(data=[str(rollout)], inflection_repeat=-1).validate()
 
 
 def test_cli_user_errors_exit_2(tmp_path, capsys):
@@ -152,6 +166,9 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--config", str(tmp_path / "exp.yaml")])
     assert e.value.code == 2 and "epochz" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # the option reaches the config's checks
+        main(["train", "--data", str(tmp_path), "--inflection-repeat", "-1", "--out", str(tmp_path / "run")])
+    assert e.value.code == 2 and "inflection_repeat must be >= 0" in capsys.readouterr().err
 
 
 def test_config_yaml_round_trip_and_rerun_guard(tmp_path, rollout):
@@ -202,14 +219,15 @@ def test_lora_checkpoint_round_trip_and_align_stage():
 
 
 # -- learning --------------------------------------------------------------------------------------------------
-def test_start_and_end_repeat_reach_the_training_data_only(tmp_path):
+def test_start_end_and_inflection_repeat_reach_the_training_data_only(tmp_path):
     from vidnav.train import train
 
     data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
+    turns = sum(len(inflections(t.targets)) for t in NavSamples([data]).trajectories)
     summary = train(TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"), max_steps=1,
                                 batch_size=4, save_steps=1000, eval_data=[str(data)], progress=False,
-                                start_frames=3, start_repeat=1, end_frames=2, end_repeat=1))
-    assert summary["samples"] == 8 + 2 * 3 + 2 * 2 and summary["eval"]["samples"] == 8
+                                start_frames=3, start_repeat=1, end_frames=2, end_repeat=1, inflection_repeat=1))
+    assert turns >= 2 and summary["samples"] == 8 + 2 * 3 + 2 * 2 + turns and summary["eval"]["samples"] == 8
 
 
 def test_learns_two_trajectories(tmp_path):

@@ -111,7 +111,7 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
 
 
 def check_sampling(stride: int, first_frames: int | None, start_frames: int | None, start_repeat: int,
-                   end_frames: int | None = None, end_repeat: int = 0) -> None:
+                   end_frames: int | None = None, end_repeat: int = 0, inflection_repeat: int = 0) -> None:
     """Raise a VidNavError naming the setting when NavSamples' frame-sampling arguments are invalid."""
     if int(stride) < 1:
         raise VidNavError(f"stride must be >= 1, got {stride}")
@@ -123,6 +123,17 @@ def check_sampling(stride: int, first_frames: int | None, start_frames: int | No
     if int(end_repeat) < 0 or (end_repeat and (end_frames is None or int(end_frames) < 1)):
         raise VidNavError(f"end_repeat must be >= 0 and needs end_frames >= 1, got end_repeat={end_repeat}, "
                           f"end_frames={end_frames}")
+    if int(inflection_repeat) < 0:
+        raise VidNavError(f"inflection_repeat must be >= 0, got {inflection_repeat}")
+
+
+def inflections(targets: Sequence[Sequence[str]]) -> list[int]:
+    """Frames t >= 1 whose first target action differs from frame t-1's: where the expert changes what it does.
+
+    These are VLN-CE's inflection points (Krantz et al. 2020): turns at corners and doorways, the first turn, the
+    stop. Between them the label repeats the previous one, so a policy can copy its last action and be right.
+    """
+    return [t for t in range(1, len(targets)) if targets[t][0] != targets[t - 1][0]]
 
 
 class NavSamples(Dataset):
@@ -137,19 +148,22 @@ class NavSamples(Dataset):
     the instruction decides the first turns, more often. ``end_frames``/``end_repeat``: the mirror at the goal,
     every one of the last ``end_frames`` frames (where the labels say ``stop`` soon) is listed ``end_repeat`` extra
     times, so training sees where to stop more often; with ``first_frames`` only those among the first frames.
-    Items are small dicts; :class:`NavCollator` loads the features.
+    ``inflection_repeat``: every inflection frame (:func:`inflections`, the expert's first action changes) is listed
+    that many extra times, whatever the stride: VLN-CE's inflection weighting, done by listing instead of by a
+    loss weight. Items are small dicts; :class:`NavCollator` loads the features.
     """
 
     def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
                  stride: int = 1, first_frames: int | None = None, start_frames: int | None = None,
-                 start_repeat: int = 0, end_frames: int | None = None, end_repeat: int = 0):
+                 start_repeat: int = 0, end_frames: int | None = None, end_repeat: int = 0,
+                 inflection_repeat: int = 0):
         if isinstance(rollout_dirs, (str, os.PathLike)):
             rollout_dirs = [rollout_dirs]
         if not rollout_dirs:
             raise VidNavError("no rollout folders given; pass at least one --data folder")
         if max_history is not None and int(max_history) < 1:
             raise VidNavError(f"max_history must be >= 1 (or None for all frames), got {max_history}")
-        check_sampling(stride, first_frames, start_frames, start_repeat, end_frames, end_repeat)
+        check_sampling(stride, first_frames, start_frames, start_repeat, end_frames, end_repeat, inflection_repeat)
         self.rollout_dirs = [Path(d) for d in rollout_dirs]
         self.max_history = None if max_history is None else int(max_history)
         self.stride = int(stride)
@@ -189,6 +203,9 @@ class NavSamples(Dataset):
             if end_repeat:
                 tail = range(max(0, traj.length - int(end_frames)), end)
                 self.samples.extend((j, t) for _ in range(int(end_repeat)) for t in tail)
+            if inflection_repeat:
+                turns = [t for t in inflections(traj.targets) if t < end]
+                self.samples.extend((j, t) for _ in range(int(inflection_repeat)) for t in turns)
         if not self.samples:
             raise VidNavError(f"no training samples in {', '.join(map(str, self.rollout_dirs))} (no trajectories)")
 

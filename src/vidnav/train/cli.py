@@ -72,6 +72,8 @@ def train_command(
     end_frames: Optional[int] = typer.Option(None, help="with --end-repeat: the last N frames of each trajectory"),
     end_repeat: Optional[int] = typer.Option(None, help="list the last --end-frames frames of each trajectory K "
                                                         "extra times in the training data (where to stop)"),
+    inflection_repeat: Optional[int] = typer.Option(None, help="list every frame where the expert's first action "
+                                                               "changes K extra times (VLN-CE inflection weighting)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision (GPUs)"),
     gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                           help="recompute LM activations in backward"),
@@ -90,7 +92,8 @@ def train_command(
                  align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
                  weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
                  max_history=max_history, stride=stride, first_frames=first_frames, start_frames=start_frames,
-                 start_repeat=start_repeat, end_frames=end_frames, end_repeat=end_repeat, bf16=bf16,
+                 start_repeat=start_repeat, end_frames=end_frames, end_repeat=end_repeat,
+                 inflection_repeat=inflection_repeat, bf16=bf16,
                  gradient_checkpointing=gradient_checkpointing,
                  dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples,
                  eval_steps=eval_steps, eval_samples=eval_samples)

@@ -33,6 +33,7 @@ class TrainConfig:
     start_repeat: int = 0  # ... is listed this many extra times in the training data (not in eval data)
     end_frames: int | None = None  # with end_repeat: the last N frames of each trajectory (near the goal) ...
     end_repeat: int = 0  # ... are listed this many extra times in the training data (not in eval data)
+    inflection_repeat: int = 0  # frames where the expert's first action changes: listed this many extra times
     eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
     eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
     eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (None: all)
@@ -88,7 +89,7 @@ class TrainConfig:
         from vidnav.data.dataset import check_sampling  # the checks NavSamples makes, before any data is read
 
         check_sampling(self.stride, self.first_frames, self.start_frames, self.start_repeat, self.end_frames,
-                       self.end_repeat)
+                       self.end_repeat, self.inflection_repeat)
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
         if self.lr <= 0:

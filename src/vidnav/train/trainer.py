@@ -301,7 +301,7 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
     _check_same_run(cfg, out, is_main)
     data = NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride,  # validates before the model
                       first_frames=cfg.first_frames, start_frames=cfg.start_frames, start_repeat=cfg.start_repeat,
-                      end_frames=cfg.end_frames, end_repeat=cfg.end_repeat)
+                      end_frames=cfg.end_frames, end_repeat=cfg.end_repeat, inflection_repeat=cfg.inflection_repeat)
     held_out = (NavSamples(cfg.eval_data, max_history=cfg.max_history, first_frames=cfg.first_frames)
                 if cfg.eval_data else None)
     model = build_train_model(cfg, init_from)
