@@ -6,7 +6,7 @@ import pytest
 
 from vidnav.cli import main
 from vidnav.errors import VidNavError
-from vidnav.eval.compare import bootstrap_interval, compare_runs, mcnemar_exact
+from vidnav.eval.compare import bootstrap_interval, compare_runs, mcnemar_exact, paired_by_rooms
 
 
 def test_mcnemar_exact():
@@ -69,3 +69,37 @@ def test_compare_cli_and_errors(tmp_path, capsys):
         compare_runs(a, empty)
     with pytest.raises(VidNavError, match="--episodes"):
         compare_runs(a, b, episodes=0)
+
+
+def test_paired_by_rooms_counts_per_bin():
+    ra = {str(i): {"success": s} for i, s in enumerate([1, 1, 0, 0, 1, 0, 1])}
+    rb = {str(i): {"success": s} for i, s in enumerate([1, 0, 1, 1, 0, 0, 1])}
+    rooms = {"0": 2, "1": 2, "2": 3, "3": 3, "4": 4, "5": 6, "6": 7}
+    rows = {r["rooms"]: r for r in paired_by_rooms(ra, rb, list(ra), rooms)}
+    assert list(rows) == ["1", "2", "3", "4", ">=5"]
+    assert rows["1"]["episodes"] == 0 and rows["1"]["mcnemar_p"] == 1.0
+    assert (rows["2"]["only_a"], rows["2"]["only_b"], rows["2"]["both"]) == (1, 0, 1)
+    assert (rows["3"]["only_a"], rows["3"]["only_b"], rows["3"]["neither"]) == (0, 2, 0)
+    assert (rows["4"]["only_a"], rows["4"]["only_b"]) == (1, 0)
+    assert rows[">=5"]["episodes"] == 2 and rows[">=5"]["both"] == 1 and rows[">=5"]["neither"] == 1
+    assert sum(r["episodes"] for r in rows.values()) == 7
+
+
+def test_compare_by_rooms_on_real_runs(tiny_benchmark, tmp_path, capsys):
+    from vidnav.eval.report import report_run
+    from vidnav.eval.runner import evaluate
+
+    a, b = tmp_path / "fwd", tmp_path / "oracle"
+    evaluate(tiny_benchmark, "val_unseen", "forward", a, episodes=3, progress=False)
+    evaluate(tiny_benchmark, "val_unseen", "oracle", b, episodes=3, progress=False)
+    c = compare_runs(a, b, by_rooms=True)
+    rows = c["by_route_rooms"]
+    assert sum(r["episodes"] for r in rows) == 3
+    assert sum(r["only_b"] + r["both"] for r in rows) == 3  # the oracle reaches every goal
+    expected = {r["bin"]: r["n"] for r in report_run(b, write=False)["by_route_rooms"]}
+    assert {r["rooms"]: r["episodes"] for r in rows} == expected  # the same bins as `vidnav report`
+    assert "by_route_rooms" not in compare_runs(a, b)
+    main(["compare", str(a), str(b), "--by-rooms"])
+    assert "by rooms on the reference route:" in capsys.readouterr().out
+    with pytest.raises(VidNavError, match="split 'val_unseen' not found"):
+        compare_runs(a, b, by_rooms=True, data=tmp_path)

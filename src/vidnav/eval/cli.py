@@ -119,17 +119,21 @@ def compare_command(
     episodes: Optional[int] = typer.Option(None, help="only the first N common episodes (by id)"),
     samples: int = typer.Option(2000, help="bootstrap resamples"),
     seed: int = typer.Option(0, help="bootstrap seed"),
+    by_rooms: bool = typer.Option(False, "--by-rooms", help="also the goal counts and McNemar's p per number of "
+                                                            "rooms on the reference route (vidnav houses)"),
+    data: Optional[Path] = typer.Option(None, help="benchmark folder for --by-rooms (default: the one in run.json)"),
 ) -> None:
     """Paired comparison of two runs on their common episodes: goals only A / only B reached with McNemar's exact
     p, and B - A for every metric with a bootstrap 95 % interval.
 
-    Example: vidnav compare runs/default runs/mine
+    Example: vidnav compare runs/default runs/mine --by-rooms
     """
     from vidnav.eval.compare import compare_runs, format_comparison
 
     if samples < 100:
         raise typer.BadParameter(f"must be >= 100, got {samples}", param_hint="--samples")
-    typer.echo(format_comparison(compare_runs(a, b, episodes=episodes, samples=samples, seed=seed)))
+    typer.echo(format_comparison(compare_runs(a, b, episodes=episodes, samples=samples, seed=seed,
+                                                      by_rooms=by_rooms, data=data)))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,8 @@
 Two agents evaluated on the same episodes are compared episode by episode, which is far more sensitive
 than comparing their means: success with McNemar's exact test on the discordant episodes (solved by one
 agent only), the other metrics with a paired bootstrap 95 % interval of the mean difference B - A.
+With ``by_rooms`` the goal counts and McNemar's test are repeated per number of rooms on the reference route
+(vidnav houses only), to see whether a change helps short routes or long ones.
 """
 
 from __future__ import annotations
@@ -64,9 +66,47 @@ def _order(ids: set[str]) -> list[str]:
     return sorted(ids, key=lambda i: (0, int(i), "") if i.isdigit() else (1, 0, i))
 
 
+def _goal_counts(ra: dict[str, dict], rb: dict[str, dict], ids: list[str]) -> dict:
+    only_a = sum(1 for i in ids if float(ra[i]["success"]) and not float(rb[i]["success"]))
+    only_b = sum(1 for i in ids if float(rb[i]["success"]) and not float(ra[i]["success"]))
+    both = sum(1 for i in ids if float(ra[i]["success"]) and float(rb[i]["success"]))
+    return {"only_a": only_a, "only_b": only_b, "both": both, "neither": len(ids) - only_a - only_b - both,
+            "mcnemar_p": mcnemar_exact(only_a, only_b)}
+
+
+def paired_by_rooms(ra: dict[str, dict], rb: dict[str, dict], ids: list[str], rooms: dict[str, int]) -> list[dict]:
+    """Goal counts and McNemar's p per route-rooms bin; ``rooms``: episode id -> rooms on its reference route."""
+    from vidnav.eval.report import ROOM_BINS, rooms_bin
+
+    bins: dict[str, list[str]] = {rooms_bin(k): [] for k in ROOM_BINS}
+    for i in ids:
+        bins[rooms_bin(rooms[i])].append(i)
+    return [{"rooms": label, "episodes": len(group), **_goal_counts(ra, rb, group)}
+            for label, group in bins.items()]
+
+
+def _route_rooms(data: str | Path, split: str, ids: list[str]) -> dict[str, int]:
+    from vidnav.data.episodes import load_split
+    from vidnav.eval.report import load_houses, route_of
+
+    by_id = {str(e.episode_id): e for e in load_split(data, split).episodes}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise VidNavError(f"episode {missing[0]!r} is not in the {split} split of {data}; point --data at the "
+                          "benchmark the runs used")
+    eps = [by_id[i] for i in ids]
+    houses = load_houses(data, eps)
+    if houses is None:
+        raise VidNavError(f"the scenes of {data} are not vidnav houses: --by-rooms needs the room layout")
+    return {i: len(route_of(houses[e.scene_id], e)) for i, e in zip(ids, eps)}
+
+
 def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samples: int = 2000,
-                 seed: int = 0) -> dict:
-    """Compare run B against run A on the episodes both finished (the first ``episodes`` of them, by id)."""
+                 seed: int = 0, by_rooms: bool = False, data: str | Path | None = None) -> dict:
+    """Compare run B against run A on the episodes both finished (the first ``episodes`` of them, by id).
+
+    ``by_rooms``: also the goal counts per number of rooms on the reference route, read from ``data`` (default:
+    the benchmark named in the runs' run.json)."""
     a, b = Path(a), Path(b)
     ra, ma = _load(a)
     rb, mb = _load(b)
@@ -93,13 +133,16 @@ def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samp
         lo, hi = bootstrap_interval(diffs, samples=samples, seed=seed)
         rows.append({"metric": m, "a": sum(float(ra[i][m]) for i in ids) / n,
                      "b": sum(float(rb[i][m]) for i in ids) / n, "diff": sum(diffs) / n, "lo": lo, "hi": hi})
-    only_a = sum(1 for i in ids if float(ra[i]["success"]) and not float(rb[i]["success"]))
-    only_b = sum(1 for i in ids if float(rb[i]["success"]) and not float(ra[i]["success"]))
-    both = sum(1 for i in ids if float(ra[i]["success"]) and float(rb[i]["success"]))
-    return {"a": str(a), "b": str(b), "agent_a": ma.get("agent"), "agent_b": mb.get("agent"),
-            "split": ma.get("split") or mb.get("split"), "episodes": n,
-            "only_a": only_a, "only_b": only_b, "both": both, "neither": n - only_a - only_b - both,
-            "mcnemar_p": mcnemar_exact(only_a, only_b), "bootstrap_samples": samples, "metrics": rows}
+    split = ma.get("split") or mb.get("split")
+    out = {"a": str(a), "b": str(b), "agent_a": ma.get("agent"), "agent_b": mb.get("agent"), "split": split,
+           "episodes": n, **_goal_counts(ra, rb, ids), "bootstrap_samples": samples, "metrics": rows}
+    if by_rooms:
+        data = data if data is not None else ma.get("data") or mb.get("data")
+        if data is None or split is None:
+            raise VidNavError(f"{a / 'run.json'} does not name the data and split; pass --data (and evaluate "
+                              "with `vidnav eval`, which records the split)")
+        out["by_route_rooms"] = paired_by_rooms(ra, rb, ids, _route_rooms(data, split, ids))
+    return out
 
 
 def format_comparison(c: dict) -> str:
@@ -112,4 +155,9 @@ def format_comparison(c: dict) -> str:
     for r in c["metrics"]:
         lines.append(f"{r['metric']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} | "
                      f"[{r['lo']:+.3f}, {r['hi']:+.3f}]")
+    if c.get("by_route_rooms"):
+        lines += ["", "by rooms on the reference route:", "rooms | eps | A goals | B goals | only A | only B | p"]
+        for r in c["by_route_rooms"]:
+            lines.append(f"{r['rooms']} | {r['episodes']} | {r['only_a'] + r['both']} | {r['only_b'] + r['both']} | "
+                         f"{r['only_a']} | {r['only_b']} | {r['mcnemar_p']:.3f}")
     return "\n".join(lines)

@@ -123,19 +123,13 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
            "by_start_distance": _rows(by_dist)}
     if houses is None:
         return rep
-    def rooms_bin(k: int) -> str:
-        return f"{k}" if k < ROOM_BINS[-1] else f">={ROOM_BINS[-1]}"
-
     by_rooms: dict[str, list[dict]] = {rooms_bin(k): [] for k in ROOM_BINS}
     modes: dict[str, list[dict]] = {m: [] for m in MODES}
     passed = wrong_exit = near_exit = 0
     for r in results:
         ep = episodes[str(r["episode_id"])]
         house = houses[ep.scene_id]
-        route = rooms_along(house, ep.reference_path)
-        if not route:
-            raise VidNavError(f"episode {ep.episode_id}: its reference path lies outside every room of "
-                              f"{ep.scene_id}; is --data the benchmark this run used?")
+        route = route_of(house, ep)
         by_rooms[rooms_bin(len(route))].append(r)
         if float(r["success"]):
             continue
@@ -161,6 +155,37 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
     return rep
 
 
+def load_houses(data: str | Path, episodes: Sequence) -> dict[str, object] | None:
+    """scene_id -> House for the episodes' scenes, or None when they are not vidnav house files (e.g. the
+    Matterport scenes of real VLN-CE data), for which only distances can be broken down."""
+    from vidnav.sim.house import House
+
+    houses: dict[str, object] = {}
+    for ep in episodes:
+        if ep.scene_id in houses:
+            continue
+        path = Path(ep.scene_id) if Path(ep.scene_id).is_absolute() else Path(data) / ep.scene_id
+        if not ep.scene_id.endswith(".json") or not path.is_file():
+            return None
+        houses[ep.scene_id] = House.load(path)
+    return houses
+
+
+def rooms_bin(k: int) -> str:
+    """The label of the route-rooms bin of a route through ``k`` rooms (the last bin is open)."""
+    return f"{k}" if k < ROOM_BINS[-1] else f">={ROOM_BINS[-1]}"
+
+
+def route_of(house, episode) -> list[int]:
+    """Ids of the rooms the episode's reference path passes through, in order (a room entered twice counts
+    twice); an error when it lies outside every room, i.e. the house is not the episode's."""
+    route = rooms_along(house, episode.reference_path)
+    if not route:
+        raise VidNavError(f"episode {episode.episode_id}: its reference path lies outside every room of "
+                          f"{episode.scene_id}; is --data the benchmark this run used?")
+    return route
+
+
 def report_run(run: str | Path, data: str | Path | None = None, split: str | None = None,
                episodes: int | None = None, write: bool = True) -> dict:
     """Break down the run in folder ``run`` (written by `vidnav eval`); ``data`` / ``split`` default to the
@@ -168,7 +193,6 @@ def report_run(run: str | Path, data: str | Path | None = None, split: str | Non
     (atomically) unless ``write`` is False."""
     from vidnav.data.episodes import load_split
     from vidnav.eval.compare import read_run
-    from vidnav.sim.house import House
 
     run = Path(run)
     results_path = run / "results.jsonl"
@@ -188,16 +212,7 @@ def report_run(run: str | Path, data: str | Path | None = None, split: str | Non
         results = [r for r in results if str(r["episode_id"]) in by_id]
         if not results:
             raise VidNavError(f"{results_path} holds none of the first {episodes} episodes of {split}")
-    houses: dict[str, object] | None = {}
-    for r in results:
-        ep = by_id.get(str(r["episode_id"]))
-        if ep is None or ep.scene_id in houses:
-            continue
-        path = Path(ep.scene_id) if Path(ep.scene_id).is_absolute() else Path(data) / ep.scene_id
-        if not ep.scene_id.endswith(".json") or not path.is_file():
-            houses = None  # not vidnav houses (e.g. Matterport scenes): distances only
-            break
-        houses[ep.scene_id] = House.load(path)
+    houses = load_houses(data, [by_id[str(r["episode_id"])] for r in results if str(r["episode_id"]) in by_id])
     rep = {"run": str(run), "agent": meta.get("agent"), "data": str(data), "split": split,
            **breakdown(results, by_id, houses)}
     if write:
