@@ -6,7 +6,7 @@ import pytest
 
 from vidnav.cli import main
 from vidnav.errors import VidNavError
-from vidnav.eval.compare import bootstrap_interval, compare_runs, mcnemar_exact, paired_by_rooms
+from vidnav.eval.compare import _route_rooms, bootstrap_interval, compare_runs, mcnemar_exact, paired_by_rooms
 
 
 def test_mcnemar_exact():
@@ -103,3 +103,9 @@ def test_compare_by_rooms_on_real_runs(tiny_benchmark, tmp_path, capsys):
     assert "by rooms on the reference route:" in capsys.readouterr().out
     with pytest.raises(VidNavError, match="split 'val_unseen' not found"):
         compare_runs(a, b, by_rooms=True, data=tmp_path)
+    first = str(json.loads((a / "results.jsonl").read_text().splitlines()[0])["episode_id"])
+    with pytest.raises(VidNavError, match="no such id, or another scene"):  # an unknown id, then a moved one
+        _route_rooms(tiny_benchmark, "val_unseen", {"nope": {}}, ["nope"])
+    with pytest.raises(VidNavError, match="no such id, or another scene"):
+        _route_rooms(tiny_benchmark, "val_unseen", {first: {"scene_id": "houses/elsewhere.json"}}, [first])
+    assert _route_rooms(tiny_benchmark, "val_unseen", {first: {}}, [first])[first] >= 1

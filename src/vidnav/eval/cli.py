@@ -132,8 +132,8 @@ def compare_command(
 
     if samples < 100:
         raise typer.BadParameter(f"must be >= 100, got {samples}", param_hint="--samples")
-    typer.echo(format_comparison(compare_runs(a, b, episodes=episodes, samples=samples, seed=seed,
-                                                      by_rooms=by_rooms, data=data)))
+    comparison = compare_runs(a, b, episodes=episodes, samples=samples, seed=seed, by_rooms=by_rooms, data=data)
+    typer.echo(format_comparison(comparison))
 
 
 def register(app: typer.Typer) -> None:

@@ -85,15 +85,15 @@ def paired_by_rooms(ra: dict[str, dict], rb: dict[str, dict], ids: list[str], ro
             for label, group in bins.items()]
 
 
-def _route_rooms(data: str | Path, split: str, ids: list[str]) -> dict[str, int]:
+def _route_rooms(data: str | Path, split: str, results: dict[str, dict], ids: list[str]) -> dict[str, int]:
     from vidnav.data.episodes import load_split
     from vidnav.eval.report import load_houses, route_of
 
     by_id = {str(e.episode_id): e for e in load_split(data, split).episodes}
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise VidNavError(f"episode {missing[0]!r} is not in the {split} split of {data}; point --data at the "
-                          "benchmark the runs used")
+    foreign = [i for i in ids if i not in by_id or results[i].get("scene_id", by_id[i].scene_id) != by_id[i].scene_id]
+    if foreign:
+        raise VidNavError(f"episode {foreign[0]!r} is not in the {split} split of {data} (no such id, or another "
+                          "scene); point --data at the benchmark the runs used")
     eps = [by_id[i] for i in ids]
     houses = load_houses(data, eps)
     if houses is None:
@@ -141,7 +141,7 @@ def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samp
         if data is None or split is None:
             raise VidNavError(f"{a / 'run.json'} does not name the data and split; pass --data (and evaluate "
                               "with `vidnav eval`, which records the split)")
-        out["by_route_rooms"] = paired_by_rooms(ra, rb, ids, _route_rooms(data, split, ids))
+        out["by_route_rooms"] = paired_by_rooms(ra, rb, ids, _route_rooms(data, split, ra, ids))
     return out
 
 
