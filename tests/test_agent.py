@@ -72,6 +72,24 @@ def test_streaming_actions_equal_batch_planning(frames, memory):
     assert streamed == canonical_actions(planned)
 
 
+def test_streaming_equals_batch_planning_with_instruction_states(frames):
+    torch.manual_seed(2)
+    model = build_model("tiny", instruction_states=True).eval()
+    with torch.no_grad():
+        model.instruction_adapter.weight.normal_(std=0.05)  # trained, not the zero start
+    agent = Agent(model)
+    instruction = "leave the bedroom by the door on your left and stop at the red box"
+    agent.reset(instruction)
+    feats = []
+    for f in frames[:6]:
+        feats.append(model.encode_frames(f))
+        streamed = agent.act(f)
+    planned = model.plan(model.prepare_batch([instruction], [torch.cat(feats)]))[0]
+    from vidnav.model.actions import canonical_actions
+
+    assert streamed == canonical_actions(planned)
+
+
 @pytest.mark.parametrize("bad, match", [
     (np.zeros((224, 224, 3), dtype=np.float32), "uint8"),
     (np.full((224, 224, 3), np.nan), "NaN"),

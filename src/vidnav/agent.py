@@ -62,7 +62,8 @@ class Agent:
         q_hidden = m.encode_queries(q["input_ids"], q["attention_mask"])
         self._encoder = m.frame_encoder(q_hidden[0] if q_hidden is not None else None,
                                         q["attention_mask"][0].to(dev) if q_hidden is not None else None)
-        prefix = m.prefix_embeds(torch.tensor(ids, dtype=torch.long))[None]
+        prefix = m.prefix_embeds(torch.tensor(ids, dtype=torch.long), q_hidden[0] if q_hidden is not None else None,
+                                 q["attention_mask"][0])[None]
         self._prefix_len = prefix.shape[1]
         out = m._base_lm().model(inputs_embeds=prefix, position_ids=torch.arange(self._prefix_len, device=dev)[None],
                                  use_cache=True)

@@ -153,6 +153,44 @@ def test_loading_a_broken_checkpoint_says_what_is_wrong(tiny_model, tmp_path):
         VidNavForCausalLM.from_pretrained(tmp_path / "c")
 
 
+def test_instruction_states_start_as_the_checkpoint_and_put_context_on_each_word(tiny_model, feats, tmp_path):
+    """A checkpoint trained without instruction_states loads with it as the same model (the map starts at zero);
+    once trained, each instruction word carries the text encoder's state of it in its sentence."""
+    b = _batch(tiny_model, feats)
+    tiny_model.save_pretrained(tmp_path / "plain")
+    model = VidNavForCausalLM.from_pretrained(tmp_path / "plain", instruction_states=True)
+    torch.testing.assert_close(model(**b).logits, tiny_model(**b).logits)
+    model.train()
+    model(**b).loss.backward()
+    assert model.instruction_adapter.weight.grad.abs().sum() > 0  # it learns from the action loss
+    model.eval()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        model.instruction_adapter.weight.normal_(std=0.05)
+
+    def door_embedding(text):
+        q = model.query_tokenizer([text], return_tensors="pt")
+        ids = torch.tensor(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+        prefix = model.prefix_embeds(ids, model.encode_queries(q["input_ids"], q["attention_mask"])[0],
+                                     q["attention_mask"][0])
+        start = len(model._prompt_ids()) + 1  # after the prompt and <nav>
+        return prefix[start + ids.tolist().index(model.tokenizer.convert_tokens_to_ids("door"))]
+
+    plain = tiny_model.prefix_embeds(torch.tensor(tiny_model.tokenizer("the door", add_special_tokens=False)["input_ids"]))
+    a, c = door_embedding("leave the kitchen by the door on the left"), door_embedding("stop at the door")
+    assert not torch.allclose(a, c, atol=1e-3)  # the same word, two sentences: two inputs
+    assert not torch.allclose(a, plain[len(tiny_model._prompt_ids()) + 2], atol=1e-3)
+    logits = model(**b).logits
+    model.save_pretrained(tmp_path / "states")
+    loaded = VidNavForCausalLM.from_pretrained(tmp_path / "states")
+    assert loaded.config.instruction_states
+    torch.testing.assert_close(loaded(**b).logits, logits)
+    with pytest.raises(VidNavError, match="query_hidden"):
+        model.prefix_embeds(torch.tensor([2000]))
+    with pytest.raises(VidNavError, match="instruction_states needs the LM to read the text encoder's tokens"):
+        build_model("small", device="meta", instruction_states=True)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(instructions=["go"], features=[torch.zeros(2, 64, 100)]), r"shape \[T>=1, 64, 320\]"),
     (dict(instructions=["go"], features=[torch.zeros(0, 64, 320)]), r"T>=1"),

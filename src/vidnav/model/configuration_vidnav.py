@@ -37,6 +37,9 @@ class VidNavConfig(PretrainedConfig):
         projector: ``"mlp2x_gelu"`` or ``"mlp_downsample"`` (NaVILA).
         memory: ``"navid"``, ``"uninavid"``, ``"navila"`` or ``"llamavid"`` (see vidnav.model.memory).
         use_context_token: add the LLaMA-VID context token per frame; None = the strategy's default.
+        instruction_states: add the frozen text encoder's contextual states of the instruction, through a
+            trainable linear map that starts at zero, to the LM's instruction token embeddings (needs the LM to
+            read the text encoder's tokens, as ``tiny`` does). A checkpoint trained without it loads unchanged.
         current_pool, history_pool: g of the g×g pooling for the current frame (64 tokens at 8) and for
             short-term history frames (4 tokens at 2).
         uninavid_window: B, the number of history frames kept at ``history_pool`` by ``uninavid``.
@@ -75,6 +78,7 @@ class VidNavConfig(PretrainedConfig):
         projector: str = "mlp2x_gelu",
         memory: str = "uninavid",
         use_context_token: bool | None = None,
+        instruction_states: bool = False,
         current_pool: int = 8,
         history_pool: int = 2,
         uninavid_window: int = 64,
@@ -109,6 +113,7 @@ class VidNavConfig(PretrainedConfig):
         self.projector = projector
         self.memory = memory
         self.use_context_token = use_context_token
+        self.instruction_states = instruction_states
         self.current_pool = current_pool
         self.history_pool = history_pool
         self.uninavid_window = uninavid_window

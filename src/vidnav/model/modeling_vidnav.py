@@ -100,6 +100,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         c = self.vision.hidden_size
         self.projector = build_projector(config.projector, c, d)
         self.context = ContextAttention(self.text_encoder.hidden_size, c, d) if self.memory.use_context else None
+        # contextual instruction states added to the LM's instruction embeddings; zero at the start, so a model
+        # fine-tuned with it begins as the checkpoint it was loaded from
+        self.instruction_adapter = nn.Linear(self.text_encoder.hidden_size, d) if config.instruction_states else None
         self.markers = nn.Parameter(torch.zeros(len(MARKERS), d))
         self.post_init()
         if pretrained:  # after post_init, which would re-initialise plain nn.Modules (BatchNorm statistics...)
@@ -114,6 +117,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
     def _init_weights(self, module):
         if module is self:
             nn.init.normal_(self.markers, std=self.config.initializer_range)
+        elif module is self.instruction_adapter:
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
         else:
             super()._init_weights(module)
 
@@ -290,17 +296,31 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         return FrameEncoder(self.projector, self.vision.grid, self.context, queries, query_mask)
 
     def encode_queries(self, query_ids: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor | None:
-        if self.context is None:
+        """Text-encoder states [B, M, Ct] of the instruction, or None when nothing reads them."""
+        if self.context is None and self.instruction_adapter is None:
             return None
         dev = self.markers.device
         return self.text_encoder(query_ids.to(dev), query_mask.to(dev))
 
-    def prefix_embeds(self, instruction_ids: torch.Tensor) -> torch.Tensor:
-        """[prompt] <nav> instruction <hist> for one sample (instruction_ids without padding) → [L, D]."""
+    def prefix_embeds(self, instruction_ids: torch.Tensor, query_hidden: torch.Tensor | None = None,
+                      query_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """[prompt] <nav> instruction <hist> for one sample (instruction_ids without padding) → [L, D].
+
+        With ``instruction_states``, ``query_hidden`` [M, Ct] / ``query_mask`` [M] are the text encoder's states
+        of the same instruction ([CLS] words [SEP], padded): word i's state goes onto instruction token i.
+        """
         emb = self._base_lm().get_input_embeddings()
         dev = self.markers.device
         prompt = emb(torch.tensor(self._prompt_ids(), device=dev))
         instr = emb(instruction_ids.to(dev))
+        if self.instruction_adapter is not None:
+            if query_hidden is None or query_mask is None:
+                raise VidNavError("this model reads the instruction's text-encoder states (instruction_states); "
+                                  "pass query_hidden and query_mask from encode_queries")
+            words = query_hidden[query_mask.to(query_hidden.device).bool()][1:-1]  # drop [CLS] and [SEP]
+            n = min(words.shape[0], instr.shape[0])  # truncation keeps 2 fewer words on the encoder's side
+            added = self.instruction_adapter(words[:n].to(self.markers.dtype))
+            instr = torch.cat([instr[:n] + added.to(instr.dtype), instr[n:]], dim=0)
         m = self.markers
         return torch.cat([prompt, m[NAV : NAV + 1], instr, m[HIST : HIST + 1]], dim=0)
 
@@ -321,7 +341,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
                                      query_mask[i].to(dev) if q_hidden is not None else None)
             vis = self.memory.build(enc, feats[i], black)
             ids = input_ids[i][attention_mask[i].bool()]
-            rows.append(torch.cat([self.prefix_embeds(ids), self.suffix_embeds(vis.history, vis.current)]))
+            prefix = self.prefix_embeds(ids, q_hidden[i] if q_hidden is not None else None, query_mask[i])
+            rows.append(torch.cat([prefix, self.suffix_embeds(vis.history, vis.current)]))
         n_ctx = max(r.shape[0] for r in rows)
         embeds = torch.stack([F.pad(r, (0, 0, n_ctx - r.shape[0], 0)) for r in rows])
         mask = torch.stack([torch.arange(n_ctx, device=dev) >= n_ctx - r.shape[0] for r in rows]).long()
@@ -505,6 +526,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         state = load_file(str(path / WEIGHTS_NAME))
         expected = set(model.checkpoint_state_dict())
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if config.instruction_states:  # added to a checkpoint trained without it: starts at zero, same model
+            missing = [k for k in missing if not k.startswith("instruction_adapter.")]
         if missing and all(k.startswith("context.") for k in missing) and not unexpected:
             raise VidNavError(f"checkpoint {path} was trained without context tokens; load it with "
                               "use_context_token=False (or a memory strategy that does not use them)")
@@ -562,6 +585,10 @@ def _validate_config(config: VidNavConfig) -> None:
         raise VidNavError(f"unknown projector {config.projector!r}; choose one of {', '.join(PROJECTORS)}")
     if config.lm_train not in ("full", "lora", "frozen"):
         raise VidNavError(f"lm_train must be full, lora or frozen, got {config.lm_train!r}")
+    if config.instruction_states and not (config.text_encoder == MINILM and config.lm_tokenizer == MINILM):
+        raise VidNavError("instruction_states needs the LM to read the text encoder's tokens (text_encoder and "
+                          f"lm_tokenizer both {MINILM!r}, as in the tiny preset); got text_encoder="
+                          f"{config.text_encoder!r}, lm_tokenizer={config.lm_tokenizer!r}")
     if config.lm == "scratch" and config.lm_train != "full":
         raise VidNavError("an LM trained from scratch (lm='scratch') needs lm_train='full'")
     if int(config.num_actions) < 1:
