@@ -98,6 +98,12 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
         t < 2 for tr in NavSamples([rollout]).trajectories for t in inflections(tr.targets))  # within first_frames
     with pytest.raises(VidNavError, match="inflection_repeat"):
         NavSamples([rollout], inflection_repeat=-1)
+    # the inflection frames alone (vidnav validate --inflections), within first_frames when it is given
+    only = NavSamples([rollout], only_inflections=True)
+    assert only.samples == [(j, t) for j, tr in enumerate(only.trajectories) for t in inflections(tr.targets)]
+    assert all(t < 3 for _, t in NavSamples([rollout], only_inflections=True, first_frames=3).samples)
+    with pytest.raises(VidNavError, match="only_inflections takes the inflection frames as they are"):
+        NavSamples([rollout], only_inflections=True, stride=2)
     dagger = synthetic_rollout(tmp_path / "D1", n_trajectories=2, n_frames=5, seed=3, source="dagger-1")
     both = NavSamples([rollout, dagger])
     assert len(both) == 48 + 10 and both.summary()["sources"] == {"expert": 6, "dagger-1": 2}

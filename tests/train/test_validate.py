@@ -94,6 +94,12 @@ def test_validate_cli_writes_json(tmp_path, model, samples):
     main(["validate", "--agent", str(tmp_path / "ckpt"), "--data", str(samples.rollout_dirs[0]), "--samples", "0",
           "--first-frames", "2", "--out", str(out)])
     assert json.loads(out.read_text())["samples"] == 4 * 2  # 4 trajectories, frames 0 and 1 of each
+    main(["validate", "--agent", str(tmp_path / "ckpt"), "--data", str(samples.rollout_dirs[0]), "--samples", "0",
+          "--inflections", "--out", str(out)])
+    from vidnav.data.dataset import inflections
+
+    turns = sum(len(inflections(t.targets)) for t in samples.trajectories)
+    assert 4 <= turns < len(samples) and json.loads(out.read_text())["samples"] == turns  # the stop is one in each
 
 
 def test_swap_instructions_gives_each_path_another_paths_instructions(tmp_path):

@@ -150,13 +150,14 @@ class NavSamples(Dataset):
     times, so training sees where to stop more often; with ``first_frames`` only those among the first frames.
     ``inflection_repeat``: every inflection frame (:func:`inflections`, the expert's first action changes) is listed
     that many extra times, whatever the stride: VLN-CE's inflection weighting, done by listing instead of by a
-    loss weight. Items are small dicts; :class:`NavCollator` loads the features.
+    loss weight. ``only_inflections``: the samples are the inflection frames alone (no stride, no repeats), to score
+    a model where copying its last action fails. Items are small dicts; :class:`NavCollator` loads the features.
     """
 
     def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
                  stride: int = 1, first_frames: int | None = None, start_frames: int | None = None,
                  start_repeat: int = 0, end_frames: int | None = None, end_repeat: int = 0,
-                 inflection_repeat: int = 0):
+                 inflection_repeat: int = 0, only_inflections: bool = False):
         if isinstance(rollout_dirs, (str, os.PathLike)):
             rollout_dirs = [rollout_dirs]
         if not rollout_dirs:
@@ -164,6 +165,9 @@ class NavSamples(Dataset):
         if max_history is not None and int(max_history) < 1:
             raise VidNavError(f"max_history must be >= 1 (or None for all frames), got {max_history}")
         check_sampling(stride, first_frames, start_frames, start_repeat, end_frames, end_repeat, inflection_repeat)
+        if only_inflections and (start_repeat or end_repeat or inflection_repeat or int(stride) != 1):
+            raise VidNavError("only_inflections takes the inflection frames as they are; drop stride, start_repeat, "
+                              "end_repeat and inflection_repeat")
         self.rollout_dirs = [Path(d) for d in rollout_dirs]
         self.max_history = None if max_history is None else int(max_history)
         self.stride = int(stride)
@@ -194,6 +198,9 @@ class NavSamples(Dataset):
         self.first_frames = None if first_frames is None else int(first_frames)
         for j, traj in enumerate(self.trajectories):
             end = traj.length if self.first_frames is None else min(traj.length, self.first_frames)
+            if only_inflections:
+                self.samples.extend((j, t) for t in inflections(traj.targets) if t < end)
+                continue
             ts = list(range(0, end, self.stride))
             if ts[-1] != traj.length - 1 and end == traj.length:
                 ts.append(traj.length - 1)
@@ -207,7 +214,8 @@ class NavSamples(Dataset):
                 turns = [t for t in inflections(traj.targets) if t < end]
                 self.samples.extend((j, t) for _ in range(int(inflection_repeat)) for t in turns)
         if not self.samples:
-            raise VidNavError(f"no training samples in {', '.join(map(str, self.rollout_dirs))} (no trajectories)")
+            why = "no inflection frames" if only_inflections else "no trajectories"
+            raise VidNavError(f"no samples in {', '.join(map(str, self.rollout_dirs))} ({why})")
 
     @property
     def feature_shape(self) -> tuple[int, int]:

@@ -136,6 +136,9 @@ def validate_command(
     batch_size: int = typer.Option(16, help="samples per forward pass"),
     max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
     first_frames: Optional[int] = typer.Option(None, help="score only the first N frames of each trajectory"),
+    only_inflections: bool = typer.Option(False, "--inflections",
+                                          help="score only the frames where the expert's first action changes "
+                                               "(first turn, doorways, corners, the stop)"),
     swapped: bool = typer.Option(False, "--swap-instructions",
                                  help="also score with each path's instructions swapped for another path's "
                                       "(does the model read the instruction at all?)"),
@@ -146,7 +149,8 @@ def validate_command(
     from vidnav.io import write_json
     from vidnav.train.validate import action_accuracy, format_report, swap_instructions
 
-    held_out = NavSamples(list(data), max_history=max_history, first_frames=first_frames)
+    held_out = NavSamples(list(data), max_history=max_history, first_frames=first_frames,
+                          only_inflections=only_inflections)
     model = load_agent(None if agent == "default" else agent).model
     metrics = action_accuracy(model, held_out, max_samples=samples or None, seed=seed, batch_size=batch_size)
     metrics = {"agent": agent, "data": list(data), "seed": seed, **metrics}
