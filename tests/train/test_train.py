@@ -269,6 +269,29 @@ def test_learns_two_trajectories(tmp_path):
     assert again["steps"] == 50 and again["wall_seconds"] == summary["wall_seconds"]
 
 
+def test_packed_training_learns_two_trajectories(tmp_path):
+    from vidnav.model import VidNavForCausalLM
+    from vidnav.train import train
+
+    data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
+    summary = train(TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"),
+                                max_steps=40, batch_size=2, lr=2e-3, lr_scheduler="constant", logging_steps=5,
+                                save_steps=1000, pack_frames=3, end_frames=1, end_repeat=2, progress=False))
+    # 2 trajectories of 4 frames in items of at most 3 frames: 4 sequences, 8 supervised frames (the stops weighted 3)
+    assert summary["samples"] == 4 and summary["supervised_frames"] == 8 and summary["steps"] == 40
+    assert summary["final_loss"] < summary["first_loss"] / 4
+    model = VidNavForCausalLM.from_pretrained(tmp_path / "run" / "final")
+    ds = NavSamples([data])
+    items = [ds[i] for i in range(len(ds))]
+    plans = model.plan(NavCollator(model, ds, with_index=False)(items))
+    right = sum(p == q for plan, it in zip(plans, items) for p, q in zip(plan, it["targets"]))
+    assert right / (4 * len(items)) >= 0.9, (plans, [it["targets"] for it in items])
+    with pytest.raises(VidNavError, match="pack_frames"):
+        TrainConfig(data=[str(data)], pack_frames=4, max_history=2).validate()
+    with pytest.raises(VidNavError, match="gradient checkpointing"):
+        TrainConfig(data=[str(data)], pack_frames=4, gradient_checkpointing=True).validate()
+
+
 # -- resume ----------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_sigkill_then_rerun_resumes_to_same_weights(tmp_path, rollout):

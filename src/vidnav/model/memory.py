@@ -67,13 +67,6 @@ class Visual:
     long_term_counts: list[int] = field(default_factory=list)  # frames merged into each long-term token
 
 
-def _blocks(content: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
-    """[T, n, D] (+ context [T, D]) → [T·(n+1), D] with each frame's context token first."""
-    if ctx is not None:
-        content = torch.cat([ctx[:, None, :], content], dim=1)
-    return content.reshape(-1, content.shape[-1])
-
-
 def _frame_block(ft: FrameTokens, tokens: torch.Tensor) -> torch.Tensor:
     return tokens if ft.context is None else torch.cat([ft.context[None], tokens], dim=0)
 
@@ -187,16 +180,37 @@ class MemoryStrategy:
     def frame_tokens(self, enc: FrameEncoder, feats: torch.Tensor) -> FrameTokens:
         return enc.frame(feats, self.current_pool, self.history_pool, self.use_context)
 
+    # -- packed training (vidnav.model.packing) ----------------------------------------------------------
+    # While a strategy's history is the concatenation of per-frame blocks, frames 0..t-1 in order, the
+    # history of frame t is a prefix of frame t+1's; one sequence can then hold the history once and the
+    # current-frame blocks of many frames t after it (each attending only to its own prefix).
+    # frames t <= this have as history exactly the blocks of frames 0..t-1 (build() agrees); -1: none (NaVILA
+    # pads even frame 0's history with black frames)
+    shared_history_frames: float = -1
+
+    def history_blocks(self, enc: FrameEncoder, feats: torch.Tensor) -> torch.Tensor:
+        """[T, N, C] → [T, r, D]: each frame's block while it is history (context token first, if any)."""
+        content = enc.content(feats, self.history_pool)
+        if self.use_context:
+            content = torch.cat([enc.context(feats)[:, None], content], dim=1)
+        return content
+
+    def current_blocks(self, enc: FrameEncoder, feats: torch.Tensor) -> torch.Tensor:
+        """[T, N, C] → [T, c, D]: each frame's block while it is the current observation."""
+        content = enc.content(feats, self.current_pool)
+        if self.use_context:
+            content = torch.cat([enc.context(feats)[:, None], content], dim=1)
+        return content
+
     def _current(self, enc: FrameEncoder, feats: torch.Tensor) -> torch.Tensor:
-        cur = enc.content(feats[-1:], self.current_pool)
-        ctx = enc.context(feats[-1:]) if self.use_context else None
-        return _blocks(cur, ctx)
+        return self.current_blocks(enc, feats[-1:])[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
 class NaVidMemory(MemoryStrategy):
     name = "navid"
     default_context = True
+    shared_history_frames = float("inf")
 
     def budget(self, num_frames: int) -> Budget:
         t = num_frames
@@ -204,9 +218,8 @@ class NaVidMemory(MemoryStrategy):
 
     def build(self, enc, feats, black=None):
         t = _check_frames(feats)
-        hist = enc.content(feats[:-1], self.history_pool)
-        ctx = enc.context(feats[:-1]) if self.use_context else None
-        return Visual(_blocks(hist, ctx), self._current(enc, feats), self.budget(t))
+        hist = self.history_blocks(enc, feats[:-1]).flatten(0, 1)
+        return Visual(hist, self._current(enc, feats), self.budget(t))
 
     def stream(self, black=None):
         return _NaVidStream(self)
@@ -243,6 +256,7 @@ class UniNaVidMemory(MemoryStrategy):
         self.tau = float(config.merge_threshold)
         if self.window < 1:
             raise VidNavError(f"uninavid_window must be >= 1, got {self.window}")
+        self.shared_history_frames = self.window  # no frame has left the window yet: nothing merged
 
     def budget(self, num_frames: int) -> Budget:
         hist = num_frames - 1
@@ -255,7 +269,7 @@ class UniNaVidMemory(MemoryStrategy):
         t = _check_frames(feats)
         n_old = max(0, t - 1 - self.window)
         win = feats[n_old : t - 1]
-        short = _blocks(enc.content(win, self.history_pool), enc.context(win) if self.use_context else None)
+        short = self.history_blocks(enc, win).flatten(0, 1)
         old = enc.content(feats[:n_old], self.history_pool).mean(dim=1)  # one token per old frame
         long, counts = merge_sequence(old, self.tau)
         budget = Budget(self.current_pool**2, self.history_pool**2 * win.shape[0], len(counts),
@@ -323,7 +337,7 @@ class NaVILAMemory(MemoryStrategy):
         idx = navila_indices(t - 1, self.samples)
         pad = self.samples - len(idx)
         frames = torch.cat([black.to(feats.device, feats.dtype).expand(pad, -1, -1), feats[idx]], dim=0)
-        hist = _blocks(enc.content(frames, self.history_pool), enc.context(frames) if self.use_context else None)
+        hist = self.history_blocks(enc, frames).flatten(0, 1)
         return Visual(hist, self._current(enc, feats), self.budget(t))
 
     def stream(self, black=None):
@@ -359,13 +373,14 @@ class LLaMAVIDMemory(MemoryStrategy):
         self.use_context = True  # the context token is half of LLaMA-VID's two tokens per frame
         self.current_pool = 1
         self.history_pool = 1
+        self.shared_history_frames = float("inf")
 
     def budget(self, num_frames: int) -> Budget:
         return Budget(1, num_frames - 1, 0, num_frames)
 
     def build(self, enc, feats, black=None):
         t = _check_frames(feats)
-        hist = _blocks(enc.content(feats[:-1], 1), enc.context(feats[:-1]))
+        hist = self.history_blocks(enc, feats[:-1]).flatten(0, 1)
         return Visual(hist, self._current(enc, feats), self.budget(t))
 
     def stream(self, black=None):

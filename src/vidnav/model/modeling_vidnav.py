@@ -271,6 +271,42 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             batch["labels"] = self._labels(targets, len(instructions))
         return batch
 
+    def prepare_packed_batch(self, instructions: list[str], features: list[torch.Tensor], frames: list[list[int]],
+                             targets: list[list[list[str]]], weights: list[list[float]] | None = None
+                             ) -> dict[str, torch.Tensor]:
+        """Collate packed sequences (:mod:`vidnav.model.packing`): sequence i holds the features [T_i, N, C] of
+        frames 0..T_i-1 and supervises the frames ``frames[i]`` (ascending, each < T_i) with ``targets[i][b]``,
+        the next actions at ``frames[i][b]``, each counted ``weights[i][b]`` times in the loss (default 1).
+
+        Returns :meth:`prepare_batch`'s inputs plus block_frames [ΣB], num_blocks [S], block_weights [ΣB] and
+        labels [ΣB, answer tokens].
+        """
+        batch = self.prepare_batch(instructions, features)
+        if len(frames) != len(features) or len(targets) != len(features):
+            raise VidNavError(f"need frames and targets for each of the {len(features)} sequences, got "
+                              f"{len(frames)} frame lists and {len(targets)} target lists")
+        weights = [[1.0] * len(f) for f in frames] if weights is None else weights
+        flat_t, flat_targets, flat_w = [], [], []
+        for i, (ts, tg, ws) in enumerate(zip(frames, targets, weights)):
+            n = int(batch["num_frames"][i])
+            ts = [int(t) for t in ts]
+            if not ts or any(b <= a for a, b in zip(ts, ts[1:])) or ts[0] < 0 or ts[-1] >= n:
+                raise VidNavError(f"frames[{i}] = {ts}: need ascending frame indices in 0..{n - 1} "
+                                  f"(the sequence holds {n} frames)")
+            if len(tg) != len(ts) or len(ws) != len(ts):
+                raise VidNavError(f"sequence {i} supervises {len(ts)} frames but has {len(tg)} targets and "
+                                  f"{len(ws)} weights; give one of each per frame")
+            if any(not float(w) > 0 for w in ws):
+                raise VidNavError(f"weights[{i}] = {list(ws)}: every weight must be > 0")
+            flat_t += ts
+            flat_targets += list(tg)
+            flat_w += [float(w) for w in ws]
+        batch["labels"] = self._labels(flat_targets, len(flat_targets))
+        batch["block_frames"] = torch.tensor(flat_t, dtype=torch.long)
+        batch["num_blocks"] = torch.tensor([len(ts) for ts in frames], dtype=torch.long)
+        batch["block_weights"] = torch.tensor(flat_w, dtype=torch.float32)
+        return batch
+
     def _labels(self, targets, batch_size: int) -> torch.Tensor:
         if len(targets) != batch_size:
             raise VidNavError(f"need one target list per sample: {batch_size} samples, {len(targets)} targets")
@@ -356,9 +392,22 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
 
     # -- training forward -----------------------------------------------------------------------------------
     def forward(self, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames,
-                labels=None, **kwargs) -> CausalLMOutputWithPast:
+                labels=None, block_frames=None, num_blocks=None, block_weights=None, **kwargs) -> CausalLMOutputWithPast:
         """Loss on the answer tokens (``labels``); logits only at the answer positions ([B, La, V]), or at the
-        last context position without labels (the LM head runs nowhere else)."""
+        last context position without labels (the LM head runs nowhere else).
+
+        A packed batch (:meth:`prepare_packed_batch`: ``block_frames``, ``num_blocks``, ``block_weights``) gives the
+        weighted loss over all its blocks and their logits [ΣB, La, V] (:mod:`vidnav.model.packing`).
+        """
+        if block_frames is not None:
+            from vidnav.model.packing import assemble_packed, packed_loss
+
+            if labels is None or num_blocks is None or block_weights is None:
+                raise VidNavError("a packed batch needs labels, num_blocks and block_weights (prepare_packed_batch)")
+            packed = assemble_packed(self, input_ids, attention_mask, query_ids, query_mask, visual_features,
+                                     num_frames, block_frames, num_blocks, labels)
+            loss, logits = packed_loss(self, packed, labels, block_weights)
+            return CausalLMOutputWithPast(loss=loss, logits=logits)
         embeds, mask, pos, n_ctx = self._assemble(input_ids, attention_mask, query_ids, query_mask,
                                                   visual_features, num_frames, labels)
         base = self._base_lm()

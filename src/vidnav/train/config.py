@@ -34,6 +34,8 @@ class TrainConfig:
     end_frames: int | None = None  # with end_repeat: the last N frames of each trajectory (near the goal) ...
     end_repeat: int = 0  # ... are listed this many extra times in the training data (not in eval data)
     inflection_repeat: int = 0  # frames where the expert's first action changes: listed this many extra times
+    pack_frames: int | None = None  # > 0: items of up to N frames of one trajectory, each frame's listing a weight,
+    #   the instruction and history run once per item (vidnav.model.packing); batch_size then counts items
     eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
     eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
     eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (None: all)
@@ -90,6 +92,13 @@ class TrainConfig:
 
         check_sampling(self.stride, self.first_frames, self.start_frames, self.start_repeat, self.end_frames,
                        self.end_repeat, self.inflection_repeat)
+        if self.pack_frames is not None and (int(self.pack_frames) < 1 or self.max_history is not None):
+            raise VidNavError(f"pack_frames must be >= 1 and cannot be combined with max_history (packed sequences "
+                              f"keep every history frame), got pack_frames={self.pack_frames}, "
+                              f"max_history={self.max_history}")
+        if self.pack_frames and self.gradient_checkpointing:
+            raise VidNavError("pack_frames runs the frames' rows on the LM's KV cache of the shared part, which "
+                              "gradient checkpointing switches off; use one or the other")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
         if self.lr <= 0:

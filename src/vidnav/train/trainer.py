@@ -291,6 +291,7 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
     from transformers.integrations import TensorBoardCallback
 
     from vidnav.data.dataset import NavCollator, NavSamples
+    from vidnav.data.packing import PackedCollator, PackedSamples
 
     if (out / SUMMARY).is_file() and (out / FINAL / "config.json").is_file():
         summary = read_json(out / SUMMARY, what="train summary")
@@ -302,6 +303,8 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
     data = NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride,  # validates before the model
                       first_frames=cfg.first_frames, start_frames=cfg.start_frames, start_repeat=cfg.start_repeat,
                       end_frames=cfg.end_frames, end_repeat=cfg.end_repeat, inflection_repeat=cfg.inflection_repeat)
+    if cfg.pack_frames:
+        data = PackedSamples(data, cfg.pack_frames)
     held_out = (NavSamples(cfg.eval_data, max_history=cfg.max_history, first_frames=cfg.first_frames)
                 if cfg.eval_data else None)
     model = build_train_model(cfg, init_from)
@@ -321,14 +324,17 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
         start_step = int(read_json(resume / "trainer_state.json", what="trainer state").get("global_step", 0))
     if is_main:
         what = f"resuming from {resume} (step {start_step})" if resume else "starting"
-        print(f"stage {stage}: {what}; {len(data)} samples from {len(data.trajectories)} trajectories; "
+        items = (f"{len(data)} packed sequences ({data.supervised_frames} supervised frames)" if cfg.pack_frames
+                 else f"{len(data)} samples")
+        print(f"stage {stage}: {what}; {items} from {len(data.trajectories)} trajectories; "
               f"trainable {n_train:,} of {total:,} parameters ({', '.join(trainable)})")
 
     if held_out is not None and tuple(held_out.feature_shape) != tuple(data.feature_shape):
         raise VidNavError(f"--eval-data features have shape {tuple(held_out.feature_shape)} per frame but the "
                           f"training data's are {tuple(data.feature_shape)}; use rollouts of the same vision tower")
     trainer = _trainer_class()(model=model, args=args, train_dataset=data, eval_dataset=held_out,
-                               data_collator=NavCollator(model, data), record_samples=cfg.record_samples,
+                               data_collator=(PackedCollator if cfg.pack_frames else NavCollator)(model, data),
+                               record_samples=cfg.record_samples,
                                eval_samples=cfg.eval_samples)
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, TensorBoardCallback) and cb.tb_writer is None:
@@ -355,7 +361,8 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
         "first_loss": logged[0] if logged else None,
         "train_loss": result.training_loss,  # mean over the steps run by this invocation
         "wall_seconds": round(wall, 3),
-        "samples": len(data),
+        "samples": len(data),  # packed sequences with pack_frames
+        "supervised_frames": data.supervised_frames if cfg.pack_frames else len(data),
         "trajectories": len(data.trajectories),
         "sources": data.summary()["sources"],
         "epochs": trainer.state.epoch,
