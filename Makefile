@@ -37,6 +37,7 @@ bench: setup
 	$(PY) bench/eval_workers.py --episodes 24
 	$(PY) bench/agent_step.py
 	$(PY) bench/feature_cache.py
+	$(PY) bench/packed_training.py
 	$(PY) bench/context_token.py
 	$(PY) bench/validate_prefill.py
 
