@@ -1,11 +1,14 @@
 import gzip
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from vidnav import assets
 from vidnav.errors import VidNavError
-from vidnav.io import read_json, write_json
+from vidnav.io import read_json, write_json, writer_lock
 
 
 def test_write_json_gz_is_deterministic_and_roundtrips(tmp_path):
@@ -40,3 +43,33 @@ def test_weight_packages_are_found_without_a_hub():
 def test_missing_package_message_says_how_to_fix():
     with pytest.raises(VidNavError, match="make setup"):
         assets.package_dir("surely_not_a_module_xyz", "surely-not")
+
+
+def test_writer_lock_refuses_a_second_job_until_the_first_ends(tmp_path):
+    with writer_lock(tmp_path, "test"):
+        with pytest.raises(VidNavError, match=f"{tmp_path} is being written by another test job"):
+            with writer_lock(tmp_path, "test"):
+                pass
+    with writer_lock(tmp_path, "test"):  # released on exit
+        pass
+    with pytest.raises(RuntimeError):  # and when the job fails
+        with writer_lock(tmp_path, "test"):
+            raise RuntimeError
+    with writer_lock(tmp_path, "test"):
+        pass
+
+
+def test_writer_lock_of_a_killed_process_is_gone(tmp_path):
+    code = ("import sys, time; from vidnav.io import writer_lock; "
+            "held = writer_lock(sys.argv[1], 'test'); held.__enter__(); print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(VidNavError, match="another test job"):
+            with writer_lock(tmp_path, "test"):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with writer_lock(tmp_path, "test"):  # SIGKILL left no stale lock
+        pass

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,28 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise VidNavError(f"{what} {path} is truncated or not gzip: {e}; rebuild or re-download it") from e
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise VidNavError(f"{what} {path} is not valid JSON ({e}); rebuild or re-download it") from e
+
+
+@contextmanager
+def writer_lock(folder: str | os.PathLike, what: str):
+    """Hold an exclusive lock on ``folder/.writer.lock`` while a resumable job writes into ``folder``.
+
+    A second job started on the same folder fails at once instead of reading a half-written last line as torn
+    (and rewriting the file under the first job) or appending the same records twice. The operating system drops
+    the lock when its process ends, however it ends, so a killed job leaves nothing to clean up.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder / ".writer.lock", "ab")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise VidNavError(f"{folder} is being written by another {what} job; wait for it to end (or stop it), "
+                              "or give this one another --out") from None
+        yield
+    finally:
+        f.close()
 
 
 def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records file") -> list[dict]:

@@ -8,6 +8,8 @@ import pytest
 from vidnav.data.episodes import load_split
 from vidnav.data.features import FeatureStore
 from vidnav.data.rollouts import collect_rollouts, expert_targets, select_episodes
+from vidnav.errors import VidNavError
+from vidnav.io import writer_lock
 from vidnav.sim.house import House
 from vidnav.sim.navmap import ACTION_WORDS, NavMap
 
@@ -37,6 +39,11 @@ def test_expert_rollouts_cache_features_once_per_path_and_label_every_frame(tiny
         assert r["targets"][-1] == ["stop"] * 4
     assert np.isfinite(store.get(recs[0]["key"]).astype(np.float32)).all()
 
+    with writer_lock(out, "rollouts"):  # a second job on a folder still being written is refused untouched
+        before = (out / "trajectories.jsonl").read_bytes()
+        with pytest.raises(VidNavError, match="is being written by another rollouts job"):
+            collect_rollouts(tiny_benchmark, "train", out, episodes=5, progress=False)
+        assert (out / "trajectories.jsonl").read_bytes() == before
     again = collect_rollouts(tiny_benchmark, "train", out, episodes=5, progress=False)  # resume: only the new one
     assert again["skipped"] == 4 and again["episodes"] == 1 and len(read(out)) == 5
 
@@ -96,8 +103,6 @@ def test_dagger_policy_plans_again_after_the_expert_overrides_it(tiny_benchmark,
 
 
 def test_bad_arguments(tiny_benchmark, tmp_path):
-    from vidnav.errors import VidNavError
-
     with pytest.raises(VidNavError, match="beta"):
         collect_rollouts(tiny_benchmark, "train", tmp_path / "x", beta=1.5, progress=False)
     with pytest.raises(VidNavError, match="--policy"):
@@ -125,7 +130,6 @@ def test_shards_split_whole_paths_between_processes(tiny_benchmark, tmp_path):
 
 def test_instructions_per_path(tiny_benchmark, tmp_path):
     from vidnav.data.episodes import load_split
-    from vidnav.errors import VidNavError
 
     eps = load_split(tiny_benchmark, "train").episodes
     firsts = {}
@@ -140,8 +144,6 @@ def test_instructions_per_path(tiny_benchmark, tmp_path):
 
 def test_select_episodes_takes_the_paths_after_the_skipped_ones():
     from types import SimpleNamespace
-
-    from vidnav.errors import VidNavError
 
     # two houses, three paths each, two instructions per path; house b's paths come interleaved with a's
     order = [("a", 1), ("b", 4), ("a", 2), ("b", 5), ("a", 3), ("b", 6)]

@@ -8,6 +8,7 @@ import pytest
 from vidnav.errors import VidNavError
 from vidnav.eval.agents import PlanOptions
 from vidnav.eval.runner import evaluate
+from vidnav.io import writer_lock
 from vidnav.sim.navmap import FORWARD, STOP
 
 KEYS = {"episodes", "success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error", "trajectory_length",
@@ -95,6 +96,10 @@ def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
                  env_kw={"allow_sliding": True}, progress=False)
     with pytest.raises(VidNavError, match="workers"):
         evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "z", workers=0, progress=False)
+    with writer_lock(tmp_path / "busy", "evaluation"):  # another evaluation is writing there
+        with pytest.raises(VidNavError, match="busy is being written by another evaluation job"):
+            evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "busy", episodes=1, progress=False)
+    assert not (tmp_path / "busy" / "results.jsonl").exists() and not (tmp_path / "busy" / "run.json").exists()
 
 
 def test_sliding_run_is_recorded_and_the_oracle_still_succeeds(tiny_benchmark, tmp_path):

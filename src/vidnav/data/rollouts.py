@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vidnav.errors import VidNavError
-from vidnav.io import JsonlAppender, read_jsonl_records
+from vidnav.io import JsonlAppender, read_jsonl_records, writer_lock
 from vidnav.sim.navmap import ACTION_WORDS, STOP, WORD_ACTIONS, FollowerConfig
 
 
@@ -154,89 +154,91 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
     source = source or ("expert" if policy is None else f"dagger-b{beta:g}")
     follower = follower or FollowerConfig()
     out = Path(out)
-    eps = load_split(data_dir, split)
-    selected = select_episodes(eps.episodes, episodes_limit=episodes,
-                               paths_per_house=paths_per_house, skip_paths=skip_paths,
-                               instructions_per_path=instructions_per_path)
-    if shard is not None:  # whole paths per shard: a path's frames are rendered and encoded once
-        index, count = parse_shard(shard)
-        order = {t: i for i, t in enumerate(dict.fromkeys(e.trajectory_id for e in selected))}
-        selected = [e for e in selected if order[e.trajectory_id] % count == index]
-    agent, encode, model = _policy_and_encoder(policy, preset)
-    k = k or model.config.num_actions
-    env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
-    traj_path = out / "trajectories.jsonl"
-    previous = read_jsonl_records(traj_path, "episode_id", "trajectories")
-    _check_same_follower(traj_path, previous, follower)
-    done = {r["episode_id"] for r in previous}
-    store = None
-    stats = {"episodes": 0, "frames_encoded": 0, "skipped": len(done), "success": 0}
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    with writer_lock(out, "rollouts"):  # before reading what is done: one job per folder
+        eps = load_split(data_dir, split)
+        selected = select_episodes(eps.episodes, episodes_limit=episodes,
+                                   paths_per_house=paths_per_house, skip_paths=skip_paths,
+                                   instructions_per_path=instructions_per_path)
+        if shard is not None:  # whole paths per shard: a path's frames are rendered and encoded once
+            index, count = parse_shard(shard)
+            order = {t: i for i, t in enumerate(dict.fromkeys(e.trajectory_id for e in selected))}
+            selected = [e for e in selected if order[e.trajectory_id] % count == index]
+        agent, encode, model = _policy_and_encoder(policy, preset)
+        k = k or model.config.num_actions
+        env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
+        traj_path = out / "trajectories.jsonl"
+        previous = read_jsonl_records(traj_path, "episode_id", "trajectories")
+        _check_same_follower(traj_path, previous, follower)
+        done = {r["episode_id"] for r in previous}
+        store = None
+        stats = {"episodes": 0, "frames_encoded": 0, "skipped": len(done), "success": 0}
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn(f"rollouts {source} on {split}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with JsonlAppender(traj_path) as lines, Progress(*columns, disable=not progress) as bar:
-        task_id = bar.add_task("collect", total=len(selected), completed=len(done))
-        for ep in selected:
-            eid = str(ep.episode_id)
-            if eid in done:
-                continue
-            task = env.task_from_episode(ep, eps.gt.get(eid) if eps.gt else None)
-            # the expert's frames depend only on the path: one key per trajectory
-            key = f"{split}/traj-{ep.trajectory_id}" if policy is None else f"{split}/{source}/ep-{eid}"
-            obs, info = env.reset(options={"task": task})
-            nav = env.navmap
-            rng = np.random.default_rng([seed, zlib.crc32(f"{source}/{eid}".encode())])
-            frames, targets, poses = [obs["rgb"]], [], []
-            if agent is not None:
-                agent.reset(task.instruction)
-            queue: list[str] = []
-            feats = []
-            executed: list[str] = []
-            while True:
-                # the expert's next k actions: simulated from this state under DAgger; for the expert itself
-                # they are the actions it goes on to take (filled in below), so one follower call per step
-                tgt = expert_targets(nav, env.pose, task.goal, k, follower) if agent is not None else \
-                    [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal, follower)]]
-                targets.append(tgt)
-                poses.append([round(float(v), 5) for v in env.pose])
-                if agent is not None:  # DAgger: the policy sees the frame whatever gets executed
-                    import torch
+        columns = [TextColumn(f"rollouts {source} on {split}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn()]
+        with JsonlAppender(traj_path) as lines, Progress(*columns, disable=not progress) as bar:
+            task_id = bar.add_task("collect", total=len(selected), completed=len(done))
+            for ep in selected:
+                eid = str(ep.episode_id)
+                if eid in done:
+                    continue
+                task = env.task_from_episode(ep, eps.gt.get(eid) if eps.gt else None)
+                # the expert's frames depend only on the path: one key per trajectory
+                key = f"{split}/traj-{ep.trajectory_id}" if policy is None else f"{split}/{source}/ep-{eid}"
+                obs, info = env.reset(options={"task": task})
+                nav = env.navmap
+                rng = np.random.default_rng([seed, zlib.crc32(f"{source}/{eid}".encode())])
+                frames, targets, poses = [obs["rgb"]], [], []
+                if agent is not None:
+                    agent.reset(task.instruction)
+                queue: list[str] = []
+                feats = []
+                executed: list[str] = []
+                while True:
+                    # the expert's next k actions: simulated from this state under DAgger; for the expert itself
+                    # they are the actions it goes on to take (filled in below), so one follower call per step
+                    tgt = expert_targets(nav, env.pose, task.goal, k, follower) if agent is not None else \
+                        [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal, follower)]]
+                    targets.append(tgt)
+                    poses.append([round(float(v), 5) for v in env.pose])
+                    if agent is not None:  # DAgger: the policy sees the frame whatever gets executed
+                        import torch
 
-                    f = encode(frames[-1][None])
-                    feats.append(f)
-                    agent.observe_features(torch.from_numpy(f).float())
-                    if not queue:
-                        queue = agent.plan()
-                    mine = queue.pop(0)
-                    word = tgt[0] if rng.random() < beta else mine
-                    if word != mine:  # the rest of the policy's plan assumed its own action: plan again
-                        queue = []
-                else:
-                    word = tgt[0]
-                executed.append(word)
-                obs, _, terminated, truncated, info = env.step(WORD_ACTIONS[word])
-                if terminated or truncated:
-                    break
-                frames.append(obs["rgb"])
-            if agent is None:
-                padded = executed + ["stop"] * k
-                targets = [padded[t:t + k] for t in range(len(executed))]
-            if store is None:
-                shape = feats[0].shape[1:] if feats else encode(frames[0][None]).shape[1:]
-                store = FeatureStore(out / "features", shape=tuple(shape), encoder=model.config.vision_tower)
-            if key not in store:
-                arr = np.concatenate(feats) if feats else np.concatenate(
-                    [encode(np.stack(frames[i:i + 32])) for i in range(0, len(frames), 32)])
-                store.add(key, arr)
-                stats["frames_encoded"] += len(arr)
-            lines.write({"key": key, "instruction": task.instruction, "targets": targets, "source": source,
-                         "episode_id": eid, "scene_id": ep.scene_id, "success": float(info["success"]),
-                         "poses": poses, **_follower_fields(follower)})
-            stats["episodes"] += 1
-            stats["success"] += float(info["success"])
-            bar.advance(task_id)
-    env.close()
-    return stats
+                        f = encode(frames[-1][None])
+                        feats.append(f)
+                        agent.observe_features(torch.from_numpy(f).float())
+                        if not queue:
+                            queue = agent.plan()
+                        mine = queue.pop(0)
+                        word = tgt[0] if rng.random() < beta else mine
+                        if word != mine:  # the rest of the policy's plan assumed its own action: plan again
+                            queue = []
+                    else:
+                        word = tgt[0]
+                    executed.append(word)
+                    obs, _, terminated, truncated, info = env.step(WORD_ACTIONS[word])
+                    if terminated or truncated:
+                        break
+                    frames.append(obs["rgb"])
+                if agent is None:
+                    padded = executed + ["stop"] * k
+                    targets = [padded[t:t + k] for t in range(len(executed))]
+                if store is None:
+                    shape = feats[0].shape[1:] if feats else encode(frames[0][None]).shape[1:]
+                    store = FeatureStore(out / "features", shape=tuple(shape), encoder=model.config.vision_tower)
+                if key not in store:
+                    arr = np.concatenate(feats) if feats else np.concatenate(
+                        [encode(np.stack(frames[i:i + 32])) for i in range(0, len(frames), 32)])
+                    store.add(key, arr)
+                    stats["frames_encoded"] += len(arr)
+                lines.write({"key": key, "instruction": task.instruction, "targets": targets, "source": source,
+                             "episode_id": eid, "scene_id": ep.scene_id, "success": float(info["success"]),
+                             "poses": poses, **_follower_fields(follower)})
+                stats["episodes"] += 1
+                stats["success"] += float(info["success"])
+                bar.advance(task_id)
+        env.close()
+        return stats
 
 
 def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, follower: FollowerConfig, *,

@@ -19,7 +19,7 @@ from pathlib import Path
 from vidnav.errors import VidNavError
 from vidnav.eval import metrics
 from vidnav.eval.agents import PlanOptions, agent_weights, make_agent
-from vidnav.io import JsonlAppender, read_jsonl_records, write_json
+from vidnav.io import JsonlAppender, read_jsonl_records, write_json, writer_lock
 
 def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) -> dict:
     """Run one episode to STOP or the step limit; return its result record (positions, actions, metrics)."""
@@ -140,54 +140,55 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     out.mkdir(parents=True, exist_ok=True)
     options = options or PlanOptions()
     env_kw = env_kw or {}
-    _check_run(out, {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
-                     "allow_sliding": bool(env_kw.get("allow_sliding", False)), **asdict(options)},
-               restart_if_changed)
-    results_path = out / "results.jsonl"
-    done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
-    n_video = len(selected) if video is True else int(video or 0)
-    jobs = []
-    for i, ep in enumerate(selected):
-        if str(ep.episode_id) in done:
-            continue
-        vpath = out / "videos" / f"{ep.episode_id}.mp4" if i < n_video else None
-        jobs.append((ep, eps.gt.get(str(ep.episode_id)) if eps.gt else None, vpath))
+    with writer_lock(out, "evaluation"):  # before reading what is done: one run per folder
+        meta = {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
+                "allow_sliding": bool(env_kw.get("allow_sliding", False)), **asdict(options)}
+        _check_run(out, meta, restart_if_changed)
+        results_path = out / "results.jsonl"
+        done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
+        n_video = len(selected) if video is True else int(video or 0)
+        jobs = []
+        for i, ep in enumerate(selected):
+            if str(ep.episode_id) in done:
+                continue
+            vpath = out / "videos" / f"{ep.episode_id}.mp4" if i < n_video else None
+            jobs.append((ep, eps.gt.get(str(ep.episode_id)) if eps.gt else None, vpath))
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn(f"eval {agent} on {split}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("SR {task.fields[sr]:.2f}")]
-    finished = [done[str(e.episode_id)] for e in selected if str(e.episode_id) in done]
-    with JsonlAppender(results_path) as f, Progress(*columns, disable=not progress, transient=False) as bar:
-        task_id = bar.add_task("eval", total=len(selected), completed=len(finished),
-                               sr=metrics.summarize(finished)["success"] if finished else 0.0)
+        columns = [TextColumn(f"eval {agent} on {split}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("SR {task.fields[sr]:.2f}")]
+        finished = [done[str(e.episode_id)] for e in selected if str(e.episode_id) in done]
+        with JsonlAppender(results_path) as f, Progress(*columns, disable=not progress, transient=False) as bar:
+            task_id = bar.add_task("eval", total=len(selected), completed=len(finished),
+                                   sr=metrics.summarize(finished)["success"] if finished else 0.0)
 
-        def record(rec: dict) -> None:
-            f.write(rec)
-            finished.append(rec)
-            bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
+            def record(rec: dict) -> None:
+                f.write(rec)
+                finished.append(rec)
+                bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
 
-        if jobs and workers == 1:
-            _worker_init(str(data_dir), agent, seed, threads, env_kw, options)
-            try:
-                for job in jobs:
-                    record(_worker_run(job))
-            finally:
-                _W.pop("env").close()
-        elif jobs:
-            import multiprocessing as mp
+            if jobs and workers == 1:
+                _worker_init(str(data_dir), agent, seed, threads, env_kw, options)
+                try:
+                    for job in jobs:
+                        record(_worker_run(job))
+                finally:
+                    _W.pop("env").close()
+            elif jobs:
+                import multiprocessing as mp
 
-            ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context
-            with ctx.Pool(workers, initializer=_worker_init,
-                          initargs=(str(data_dir), agent, seed, threads, env_kw, options)) as pool:
-                for rec in pool.imap_unordered(_worker_run, jobs):
-                    record(rec)
-    order = {str(e.episode_id): i for i, e in enumerate(selected)}
-    finished = sorted((r for r in finished if r["episode_id"] in order), key=lambda r: order[r["episode_id"]])
-    summary = metrics.summarize(finished)
-    write_json(out / "summary.json", {**summary, "agent": agent, "split": split, "data": str(data_dir)})
-    return summary
+                ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context
+                with ctx.Pool(workers, initializer=_worker_init,
+                              initargs=(str(data_dir), agent, seed, threads, env_kw, options)) as pool:
+                    for rec in pool.imap_unordered(_worker_run, jobs):
+                        record(rec)
+        order = {str(e.episode_id): i for i, e in enumerate(selected)}
+        finished = sorted((r for r in finished if r["episode_id"] in order), key=lambda r: order[r["episode_id"]])
+        summary = metrics.summarize(finished)
+        write_json(out / "summary.json", {**summary, "agent": agent, "split": split, "data": str(data_dir)})
+        return summary
 
 
 def format_table(rows: dict[str, dict]) -> str:
