@@ -72,16 +72,17 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 
 
 @contextmanager
-def writer_lock(folder: str | os.PathLike, what: str):
-    """Hold an exclusive lock on ``folder/.writer.lock`` while a resumable job writes into ``folder``.
+def writer_lock(folder: str | os.PathLike, what: str, name: str = ".writer.lock"):
+    """Hold an exclusive lock on ``folder/name`` while a resumable job writes into ``folder``.
 
     A second job started on the same folder fails at once instead of reading a half-written last line as torn
     (and rewriting the file under the first job) or appending the same records twice. The operating system drops
-    the lock when its process ends, however it ends, so a killed job leaves nothing to clean up.
+    the lock when its process ends, however it ends, so a killed job leaves nothing to clean up. Processes that
+    write one folder together (the ranks of a distributed run) each take a lock of their own ``name``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    f = open(folder / ".writer.lock", "ab")
+    f = open(folder / name, "ab")
     try:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -333,6 +333,26 @@ def test_sigkill_then_rerun_resumes_to_same_weights(tmp_path, rollout):
     assert abs(summary["final_loss"] - ref["final_loss"]) < 1e-4
 
 
+def test_second_training_job_into_one_out_is_refused_and_touches_nothing(tmp_path, rollout):
+    """Two identical commands into one OUT: the second would delete the first's half-saved checkpoint."""
+    from vidnav.io import writer_lock
+    from vidnav.train import train
+
+    out = tmp_path / "run"
+    saving = out / "checkpoints" / "checkpoint-5"  # the first job is writing it: no trainer_state.json yet
+    saving.mkdir(parents=True)
+    (saving / "model.safetensors").write_bytes(b"half")
+    cfg = TrainConfig(preset="tiny", overrides=FAST, data=[str(rollout)], out=str(out), max_steps=2, batch_size=2,
+                      progress=False)
+    with writer_lock(out, "training", name=".writer-rank0.lock"):  # what the first job (rank 0) holds
+        with pytest.raises(VidNavError, match=f"{out} is being written by another training job"):
+            train(cfg)
+    assert (saving / "model.safetensors").read_bytes() == b"half"
+    assert sorted(p.name for p in out.iterdir()) == [".writer-rank0.lock", "checkpoints"]
+    with writer_lock(out, "training", name=".writer-rank1.lock"):  # another rank's lock does not block rank 0
+        assert train(cfg)["steps"] == 2
+
+
 # -- DDP -------------------------------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

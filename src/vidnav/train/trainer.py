@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from vidnav.errors import VidNavError
-from vidnav.io import read_json, write_json
+from vidnav.io import read_json, write_json, writer_lock
 from vidnav.train.config import RESUME_FREE, TrainConfig
 
 CHECKPOINTS = "checkpoints"
@@ -397,14 +397,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     stages = resolve_stages(cfg)
     summary: dict[str, Any] = {}
     init_from = cfg.init_from
-    for i, stage in enumerate(stages):
-        last = i == len(stages) - 1
-        stage_out = out if last else out / stage
-        if stage == "align" and not last:
-            summary = run_stage(cfg, stage, stage_out, init_from=init_from, epochs=cfg.align_epochs,
-                                max_steps=cfg.align_max_steps, lr=cfg.align_lr)
-        else:
-            summary = run_stage(cfg, stage, stage_out, init_from=init_from, epochs=cfg.epochs,
-                                max_steps=cfg.max_steps, lr=cfg.align_lr if stage == "align" else cfg.lr)
-        init_from = stage_out / FINAL
+    # one job per OUT (a second one would delete the first's half-saved checkpoint as "cut by a kill"); the
+    # ranks of one distributed run share OUT, so each locks its own file (torchrun / accelerate set RANK)
+    with writer_lock(out, "training", name=f".writer-rank{int(os.environ.get('RANK', '0'))}.lock"):
+        for i, stage in enumerate(stages):
+            last = i == len(stages) - 1
+            stage_out = out if last else out / stage
+            if stage == "align" and not last:
+                summary = run_stage(cfg, stage, stage_out, init_from=init_from, epochs=cfg.align_epochs,
+                                    max_steps=cfg.align_max_steps, lr=cfg.align_lr)
+            else:
+                summary = run_stage(cfg, stage, stage_out, init_from=init_from, epochs=cfg.epochs,
+                                    max_steps=cfg.max_steps, lr=cfg.align_lr if stage == "align" else cfg.lr)
+            init_from = stage_out / FINAL
     return summary
