@@ -185,44 +185,8 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                 task = env.task_from_episode(ep, eps.gt.get(eid) if eps.gt else None)
                 # the expert's frames depend only on the path: one key per trajectory
                 key = f"{split}/traj-{ep.trajectory_id}" if policy is None else f"{split}/{source}/ep-{eid}"
-                obs, info = env.reset(options={"task": task})
-                nav = env.navmap
                 rng = np.random.default_rng([seed, zlib.crc32(f"{source}/{eid}".encode())])
-                frames, targets, poses = [obs["rgb"]], [], []
-                if agent is not None:
-                    agent.reset(task.instruction)
-                queue: list[str] = []
-                feats = []
-                executed: list[str] = []
-                while True:
-                    # the expert's next k actions: simulated from this state under DAgger; for the expert itself
-                    # they are the actions it goes on to take (filled in below), so one follower call per step
-                    tgt = expert_targets(nav, env.pose, task.goal, k, follower) if agent is not None else \
-                        [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal, follower)]]
-                    targets.append(tgt)
-                    poses.append([round(float(v), 5) for v in env.pose])
-                    if agent is not None:  # DAgger: the policy sees the frame whatever gets executed
-                        import torch
-
-                        f = encode(frames[-1][None])
-                        feats.append(f)
-                        agent.observe_features(torch.from_numpy(f).float())
-                        if not queue:
-                            queue = agent.plan()
-                        mine = queue.pop(0)
-                        word = tgt[0] if rng.random() < beta else mine
-                        if word != mine:  # the rest of the policy's plan assumed its own action: plan again
-                            queue = []
-                    else:
-                        word = tgt[0]
-                    executed.append(word)
-                    obs, _, terminated, truncated, info = env.step(WORD_ACTIONS[word])
-                    if terminated or truncated:
-                        break
-                    frames.append(obs["rgb"])
-                if agent is None:
-                    padded = executed + ["stop"] * k
-                    targets = [padded[t:t + k] for t in range(len(executed))]
+                frames, feats, targets, poses, info = _roll_episode(env, task, agent, encode, k, follower, beta, rng)
                 if store is None:
                     shape = feats[0].shape[1:] if feats else encode(frames[0][None]).shape[1:]
                     store = FeatureStore(out / "features", shape=tuple(shape), encoder=model.config.vision_tower)
@@ -239,6 +203,47 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                 bar.advance(task_id)
         env.close()
         return stats
+
+
+def _roll_episode(env, task, agent, encode, k: int, follower: FollowerConfig, beta: float, rng):
+    """Run one episode to its end: the expert alone (``agent`` None) or DAgger (the policy, mixed with the expert
+    by ``beta``). Returns the frames, their features (DAgger only: the policy encodes as it goes), each state's
+    targets (the follower's next ``k`` actions) and pose, and the last step's info."""
+    obs, info = env.reset(options={"task": task})
+    nav = env.navmap
+    frames, targets, poses, feats, executed = [obs["rgb"]], [], [], [], []
+    if agent is not None:
+        agent.reset(task.instruction)
+    queue: list[str] = []
+    while True:
+        # the expert's next k actions: simulated from this state under DAgger; for the expert itself they are the
+        # actions it goes on to take (filled in below), so one follower call per step
+        tgt = expert_targets(nav, env.pose, task.goal, k, follower) if agent is not None else \
+            [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal, follower)]]
+        targets.append(tgt)
+        poses.append([round(float(v), 5) for v in env.pose])
+        word = tgt[0]
+        if agent is not None:  # DAgger: the policy sees the frame whatever gets executed
+            import torch
+
+            f = encode(frames[-1][None])
+            feats.append(f)
+            agent.observe_features(torch.from_numpy(f).float())
+            if not queue:
+                queue = agent.plan()
+            mine = queue.pop(0)
+            word = tgt[0] if rng.random() < beta else mine
+            if word != mine:  # the rest of the policy's plan assumed its own action: plan again
+                queue = []
+        executed.append(word)
+        obs, _, terminated, truncated, info = env.step(WORD_ACTIONS[word])
+        if terminated or truncated:
+            break
+        frames.append(obs["rgb"])
+    if agent is None:
+        padded = executed + ["stop"] * k
+        targets = [padded[t:t + k] for t in range(len(executed))]
+    return frames, feats, targets, poses, info
 
 
 def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, follower: FollowerConfig, *,
