@@ -378,3 +378,5 @@ def test_ddp_two_cpu_processes(tmp_path, rollout):
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 3
     assert (out / "final" / "model.safetensors").is_file()
+    # each rank locked OUT under its own rank (the Trainer's), so neither refused the other
+    assert sorted(p.name for p in out.glob(".writer-rank*.lock")) == [".writer-rank0.lock", ".writer-rank1.lock"]

@@ -398,8 +398,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     init_from = cfg.init_from
     # one job per OUT (a second one would delete the first's half-saved checkpoint as "cut by a kill"); the
-    # ranks of one distributed run share OUT, so each locks its own file (torchrun / accelerate set RANK)
-    with writer_lock(out, "training", name=f".writer-rank{int(os.environ.get('RANK', '0'))}.lock"):
+    # ranks of one distributed run share OUT, so each locks its own file. The rank is the Trainer's own
+    # (accelerate's, which also reads MPI and SLURM launches), so the lock and the checkpoints agree on it.
+    rank = _training_args(cfg, out, epochs=cfg.epochs, max_steps=cfg.max_steps, lr=cfg.lr).process_index
+    with writer_lock(out, "training", name=f".writer-rank{rank}.lock"):
         for i, stage in enumerate(stages):
             last = i == len(stages) - 1
             stage_out = out if last else out / stage
