@@ -232,7 +232,8 @@ def _roll_episode(env, task, agent, encode, k: int, follower: FollowerConfig, be
             if not queue:
                 queue = agent.plan()
             mine = queue.pop(0)
-            word = tgt[0] if rng.random() < beta else mine
+            if rng.random() >= beta:  # with probability beta the expert's action is executed instead
+                word = mine
             if word != mine:  # the rest of the policy's plan assumed its own action: plan again
                 queue = []
         executed.append(word)
