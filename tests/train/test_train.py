@@ -98,6 +98,12 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
         t < 2 for tr in NavSamples([rollout]).trajectories for t in inflections(tr.targets))  # within first_frames
     with pytest.raises(VidNavError, match="inflection_repeat"):
         NavSamples([rollout], inflection_repeat=-1)
+    # a folder listed twice is weighted twice: its trajectories come again, in order, read from the same store
+    double = NavSamples([rollout, rollout], stride=3)
+    assert len(double) == 2 * len(strided) and len(double.trajectories) == 12
+    assert [tr.key for tr in double.trajectories] == [tr.key for tr in strided.trajectories] * 2
+    assert torch.equal(double.features(6, 5), double.features(0, 5))
+    assert double.summary()["rollouts"] == [str(rollout)] * 2
     # the inflection frames alone (vidnav validate --inflections), within first_frames when it is given
     only = NavSamples([rollout], only_inflections=True)
     assert only.samples == [(j, t) for j, tr in enumerate(only.trajectories) for t in inflections(tr.targets)]
