@@ -40,7 +40,8 @@ def train_command(
     preset: Optional[str] = typer.Option(None, help="tiny, small, navid-7b, uninavid-7b or navila-8b"),
     memory: Optional[str] = typer.Option(None, help="navid, uninavid, navila or llamavid (default: the preset's)"),
     data: Optional[List[str]] = typer.Option(None, "--data", "-d",
-                                             help="rollout folder (repeat to aggregate DAgger rounds; a folder given K times weighs K times)"),
+                                             help="rollout folder (repeat to aggregate DAgger rounds; "
+                                                  "a folder given K times weighs K times)"),
     eval_data: Optional[List[str]] = typer.Option(None, "--eval-data",
                                                   help="held-out rollout folder (repeatable): action accuracy "
                                                        "every --eval-steps and at the end"),
