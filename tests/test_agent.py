@@ -284,6 +284,46 @@ def test_model_agent_executes_the_first_act_steps_of_each_plan(frames, monkeypat
     assert ma.agent.steps == 6  # every frame went into the memory, planned from or not
 
 
+def test_expert_start_turns_the_agent_as_the_expert_would_then_lets_the_model_drive(frames, monkeypatch):
+    """--expert-start: while the expert's action is a turn, it is executed and the frame goes into the model's
+    memory without a plan; from the expert's first forward (or stop) on, the model plans, every episode anew."""
+    from vidnav.eval.agents import ModelAgent, PlanOptions
+    from vidnav.sim.navmap import FORWARD, LEFT, RIGHT
+
+    class Env:  # the expert's actions of one episode, one per call
+        def __init__(self, actions):
+            self.actions = list(actions)
+
+        def expert_action(self):
+            return self.actions.pop(0)
+
+    ma = ModelAgent(None, options=PlanOptions(expert_start=True, break_loops=True))
+    plans = []
+
+    def act(rgb, ban_first=None):
+        plans.append(ma.agent.steps)
+        ma.agent.observe(rgb)
+        return ["right"] * 4
+
+    monkeypatch.setattr(ma.agent, "act", act)
+    obs = {"instruction": "go to the kitchen", "rgb": frames[0]}
+    env = Env([LEFT, LEFT, RIGHT, FORWARD])
+    ma.reset(env, obs)
+    acted = [ma.act({**obs, "rgb": frames[i]}, {}) for i in range(6)]
+    assert acted == [LEFT, LEFT, RIGHT, RIGHT, RIGHT, RIGHT]
+    assert plans == [3] and ma.agent.steps == 6  # the first plan came after three expert turns, all seen
+    assert env.actions == []  # the expert was asked until its first forward, and never again
+    assert len(ma.views.views) == 1  # the expert's turns were not plans: the loop breaker saw one view
+
+    env = Env([FORWARD])  # a new episode: the expert is asked again; it would go straight on, so the model plans
+    ma.reset(env, obs)
+    assert ma.act(obs, {}) == RIGHT and plans == [3, 0]
+    ma = ModelAgent(None, options=PlanOptions())  # off by default: the expert is never asked
+    monkeypatch.setattr(ma.agent, "act", act)
+    ma.reset(Env([]), obs)
+    assert ma.act(obs, {}) == RIGHT
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
 def test_plan_options_reject_bad_numbers(bad):
     from vidnav.eval.agents import PlanOptions

@@ -136,6 +136,34 @@ def test_retrained_checkpoint_is_another_run(tiny_benchmark, tmp_path):
     assert len(lines(out)) == 1
 
 
+def test_expert_start_runs_the_experts_first_turns_then_the_model(tiny_benchmark, tmp_path):
+    """--expert-start in a real episode: the recorded actions open with the expert's turns from the start pose;
+    the run records the option, so a run without it is another run."""
+    from vidnav.data.episodes import load_split
+    from vidnav.sim.env import VLNEnv
+    from vidnav.sim.navmap import LEFT, RIGHT
+
+    out = tmp_path / "start"
+    evaluate(tiny_benchmark, "val_unseen", "default", out, episodes=3, env_kw={"max_steps": 25},
+             options=PlanOptions(expert_start=True), progress=False)
+    assert json.loads((out / "run.json").read_text())["expert_start"] is True
+    eps = load_split(tiny_benchmark, "val_unseen")
+    env = VLNEnv(data_dir=tiny_benchmark)
+    turned = 0
+    for rec, ep in zip(lines(out), eps.episodes):
+        env.reset(options={"task": env.task_from_episode(ep, eps.gt_for(ep))})
+        turns = []
+        while (a := env.expert_action()) in (LEFT, RIGHT):
+            turns.append(a)
+            env.step(a)
+        assert rec["actions"][:len(turns)] == turns
+        turned += len(turns)
+    env.close()
+    assert turned > 0  # the episodes do start with expert turns
+    with pytest.raises(VidNavError, match="expert_start=True; now expert_start=False"):
+        evaluate(tiny_benchmark, "val_unseen", "default", out, episodes=3, env_kw={"max_steps": 25}, progress=False)
+
+
 def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
     from vidnav.cli import main
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vidnav.errors import VidNavError
-from vidnav.sim.navmap import FORWARD, STOP, WORD_ACTIONS
+from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, WORD_ACTIONS
 BUILTIN = ("oracle", "random", "forward", "default")
 
 
@@ -89,12 +89,17 @@ class PlanOptions:
 
     ``act_steps``: execute only the first N actions of each plan, then plan again from the new view (a
     receding horizon; None: the whole plan, as Uni-NaVid executes its 4 actions).
+
+    ``expert_start``: a privileged diagnostic, not a way to run an agent: the expert's turns at the start of each
+    episode (until it would first step forward or stop) are executed for the agent, whose memory sees their
+    frames; then the model drives. It measures what a wrong first heading costs.
     """
 
     replan_when_blocked: bool = False
     break_loops: bool = False
     act_steps: int | None = None
     loop_plans: int = LOOP_PLANS
+    expert_start: bool = False
 
     def __post_init__(self):
         if self.act_steps is not None and not _whole(self.act_steps):
@@ -129,15 +134,23 @@ class ModelAgent(NavAgent):
         self.views: PlannedViews | None = None  # per episode, made in reset when options.break_loops
         self.queue: deque[int] = deque()
         self._last: tuple[int, np.ndarray] | None = None
+        self._expert_env = None  # the environment, while options.expert_start turns the agent for it
 
     def reset(self, env, obs):
         self.agent.reset(obs["instruction"])
         self.queue.clear()
         self._last = None
         self.views = PlannedViews() if self.options.break_loops else None
+        self._expert_env = env if self.options.expert_start else None
 
     def act(self, obs, info):
         rgb = np.asarray(obs["rgb"])
+        if self._expert_env is not None:  # expert_start: the expert's first turns, seen by the model's memory
+            action = self._expert_env.expert_action()
+            if action in (LEFT, RIGHT):
+                self.agent.observe(rgb)
+                return action
+            self._expert_env = None
         blocked = (self.options.replan_when_blocked and self._last is not None and self._last[0] == FORWARD
                    and blocked_step(self._last[1], rgb))
         if blocked:  # drop the rest of the plan and re-plan now, starting with anything but forward

@@ -34,6 +34,10 @@ def eval_command(
     sliding: bool = typer.Option(False, "--sliding",
                                  help="a forward step blocked by a wall moves along it instead of not at all "
                                       "(habitat's allow_sliding, on in R2R-CE; off by default here, as in RxR-CE)"),
+    expert_start: bool = typer.Option(False, "--expert-start",
+                                      help="diagnostic (privileged), model agents: the expert's turns at the start "
+                                           "of each episode are executed for the agent, which sees their frames; "
+                                           "then the model drives"),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
@@ -44,7 +48,7 @@ def eval_command(
 
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
     options = PlanOptions(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
-                          loop_plans=LOOP_PLANS if loop_plans is None else loop_plans)
+                          loop_plans=LOOP_PLANS if loop_plans is None else loop_plans, expert_start=expert_start)
     summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
                        options=options, env_kw={"allow_sliding": True} if sliding else None)
     typer.echo(format_table({agent: summary}))
