@@ -243,7 +243,6 @@ def test_start_end_and_inflection_repeat_reach_the_training_data_only(tmp_path):
 
 
 def test_learns_two_trajectories(tmp_path):
-    from vidnav.model import VidNavForCausalLM
     from vidnav.train import train
 
     data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
@@ -257,10 +256,7 @@ def test_learns_two_trajectories(tmp_path):
     saved = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert saved["steps"] == 50 and saved["wall_seconds"] > 0
 
-    model = VidNavForCausalLM.from_pretrained(tmp_path / "run" / "final")
-    ds = NavSamples([data])
-    items = [ds[i] for i in range(len(ds))]
-    plans = model.plan(NavCollator(model, ds, with_index=False)(items))
+    plans, items = _plans_of(tmp_path / "run" / "final", data)
     right = sum(p == q for plan, it in zip(plans, items) for p, q in zip(plan, it["targets"]))
     assert right / (4 * len(items)) >= 0.9, (plans, [it["targets"] for it in items])
     # validation ran at steps 20 and 40 and after the last step, on the final weights: the same plans as above
@@ -275,8 +271,17 @@ def test_learns_two_trajectories(tmp_path):
     assert again["steps"] == 50 and again["wall_seconds"] == summary["wall_seconds"]
 
 
-def test_packed_training_learns_two_trajectories(tmp_path):
+def _plans_of(final, data):
+    """The plans of the trained model in ``final`` for every sample of the rollout folder ``data``."""
     from vidnav.model import VidNavForCausalLM
+
+    model = VidNavForCausalLM.from_pretrained(final)
+    ds = NavSamples([data])
+    items = [ds[i] for i in range(len(ds))]
+    return model.plan(NavCollator(model, ds, with_index=False)(items)), items
+
+
+def test_packed_training_learns_two_trajectories(tmp_path):
     from vidnav.train import train
 
     data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
@@ -286,10 +291,7 @@ def test_packed_training_learns_two_trajectories(tmp_path):
     # 2 trajectories of 4 frames in items of at most 3 frames: 4 sequences, 8 supervised frames (the stops weighted 3)
     assert summary["samples"] == 4 and summary["supervised_frames"] == 8 and summary["steps"] == 40
     assert summary["final_loss"] < summary["first_loss"] / 4
-    model = VidNavForCausalLM.from_pretrained(tmp_path / "run" / "final")
-    ds = NavSamples([data])
-    items = [ds[i] for i in range(len(ds))]
-    plans = model.plan(NavCollator(model, ds, with_index=False)(items))
+    plans, items = _plans_of(tmp_path / "run" / "final", data)
     right = sum(p == q for plan, it in zip(plans, items) for p, q in zip(plan, it["targets"]))
     assert right / (4 * len(items)) >= 0.9, (plans, [it["targets"] for it in items])
     with pytest.raises(VidNavError, match="pack_frames"):
