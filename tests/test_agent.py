@@ -285,7 +285,7 @@ def test_model_agent_executes_the_first_act_steps_of_each_plan(frames, monkeypat
 
 
 def test_expert_start_turns_the_agent_as_the_expert_would_then_lets_the_model_drive(frames, monkeypatch):
-    """--expert-start: while the expert's action is a turn, it is executed and the frame goes into the model's
+    """--expert-start turns: while the expert's action is a turn, it is executed and the frame goes into the model's
     memory without a plan; from the expert's first forward (or stop) on, the model plans, every episode anew."""
     from vidnav.eval.agents import ModelAgent, PlanOptions
     from vidnav.sim.navmap import FORWARD, LEFT, RIGHT
@@ -297,7 +297,7 @@ def test_expert_start_turns_the_agent_as_the_expert_would_then_lets_the_model_dr
         def expert_action(self):
             return self.actions.pop(0)
 
-    ma = ModelAgent(None, options=PlanOptions(expert_start=True, break_loops=True))
+    ma = ModelAgent(None, options=PlanOptions(expert_start="turns", break_loops=True))
     plans = []
 
     def act(rgb, ban_first=None):
@@ -322,6 +322,8 @@ def test_expert_start_turns_the_agent_as_the_expert_would_then_lets_the_model_dr
     monkeypatch.setattr(ma.agent, "act", act)
     ma.reset(Env([]), obs)
     assert ma.act(obs, {}) == RIGHT
+    with pytest.raises(VidNavError, match="--expert-start must be one of turns, room, got 'door'"):
+        PlanOptions(expert_start="door")
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

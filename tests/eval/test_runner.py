@@ -136,32 +136,44 @@ def test_retrained_checkpoint_is_another_run(tiny_benchmark, tmp_path):
     assert len(lines(out)) == 1
 
 
-def test_expert_start_runs_the_experts_first_turns_then_the_model(tiny_benchmark, tmp_path):
-    """--expert-start in a real episode: the recorded actions open with the expert's turns from the start pose;
-    the run records the option, so a run without it is another run."""
+@pytest.mark.parametrize("mode", ["turns", "room"])
+def test_expert_start_runs_the_expert_then_the_model(tiny_benchmark, tmp_path, mode):
+    """--expert-start in real episodes: the recorded actions open with the expert's from the start pose, up to
+    its first forward (turns) or until the agent stands in another room (room); the run records the mode, so a
+    run without it is another run."""
     from vidnav.data.episodes import load_split
     from vidnav.sim.env import VLNEnv
     from vidnav.sim.navmap import LEFT, RIGHT
 
-    out = tmp_path / "start"
-    evaluate(tiny_benchmark, "val_unseen", "default", out, episodes=3, env_kw={"max_steps": 25},
-             options=PlanOptions(expert_start=True), progress=False)
-    assert json.loads((out / "run.json").read_text())["expert_start"] is True
+    out = tmp_path / mode
+    kw = dict(episodes=3, env_kw={"max_steps": 60}, progress=False)
+    evaluate(tiny_benchmark, "val_unseen", "default", out, options=PlanOptions(expert_start=mode), **kw)
+    assert json.loads((out / "run.json").read_text())["expert_start"] == mode
     eps = load_split(tiny_benchmark, "val_unseen")
     env = VLNEnv(data_dir=tiny_benchmark)
-    turned = 0
+    led = handed = 0
     for rec, ep in zip(lines(out), eps.episodes):
-        env.reset(options={"task": env.task_from_episode(ep, eps.gt_for(ep))})
-        turns = []
-        while (a := env.expert_action()) in (LEFT, RIGHT):
-            turns.append(a)
+        task = env.task_from_episode(ep, eps.gt_for(ep))
+        env.reset(options={"task": task})
+        start_room = task.house.room_at(task.start[0], task.start[1])
+        expert = []
+        while True:
+            a = env.expert_action()
+            room = task.house.room_at(env.pose[0], env.pose[1])
+            if (a not in (LEFT, RIGHT)) if mode == "turns" else (a == STOP or room not in (None, start_room)):
+                break
+            expert.append(a)
             env.step(a)
-        assert rec["actions"][:len(turns)] == turns
-        turned += len(turns)
+        assert rec["actions"][:len(expert)] == expert
+        if mode == "room" and len(rec["actions"]) > len(expert):  # handed over in the next room, not before
+            x, _, z = rec["positions"][len(expert)]
+            assert task.house.room_at(x, z) not in (None, start_room)
+            handed += 1
+        led += len(expert)
     env.close()
-    assert turned > 0  # the episodes do start with expert turns
-    with pytest.raises(VidNavError, match="expert_start=True; now expert_start=False"):
-        evaluate(tiny_benchmark, "val_unseen", "default", out, episodes=3, env_kw={"max_steps": 25}, progress=False)
+    assert led > 0 and (mode == "turns" or handed > 0)  # the expert led, and (room) handed over in the next room
+    with pytest.raises(VidNavError, match=f"expert_start='{mode}'; now expert_start=None"):
+        evaluate(tiny_benchmark, "val_unseen", "default", out, **kw)
 
 
 def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):

@@ -90,16 +90,18 @@ class PlanOptions:
     ``act_steps``: execute only the first N actions of each plan, then plan again from the new view (a
     receding horizon; None: the whole plan, as Uni-NaVid executes its 4 actions).
 
-    ``expert_start``: a privileged diagnostic, not a way to run an agent: the expert's turns at the start of each
-    episode (until it would first step forward or stop) are executed for the agent, whose memory sees their
-    frames; then the model drives. It measures what a wrong first heading costs.
+    ``expert_start``: a privileged diagnostic, not a way to run an agent: at the start of each episode the
+    simulator's expert acts for the agent, whose memory sees the frames, and then the model drives. ``"turns"``:
+    the expert's turns until it would first step forward (what a wrong first heading costs); ``"room"``: the
+    expert's actions until the agent stands in another room than the start room (what getting out of the first
+    room by the route's door costs). The expert never stops for the agent. None: off.
     """
 
     replan_when_blocked: bool = False
     break_loops: bool = False
     act_steps: int | None = None
     loop_plans: int = LOOP_PLANS
-    expert_start: bool = False
+    expert_start: str | None = None
 
     def __post_init__(self):
         if self.act_steps is not None and not _whole(self.act_steps):
@@ -108,8 +110,14 @@ class PlanOptions:
         if not _whole(self.loop_plans):
             raise VidNavError(f"--loop-plans must be a whole number >= 1 (plans from one view before the loop "
                               f"breaker steps in), got {self.loop_plans!r}")
+        if self.expert_start not in EXPERT_STARTS:
+            raise VidNavError(f"--expert-start must be one of {', '.join(m for m in EXPERT_STARTS if m)}, "
+                              f"got {self.expert_start!r}")
         if self.loop_plans != LOOP_PLANS and not self.break_loops:
             raise VidNavError("--loop-plans applies to the loop breaker: add --break-loops")
+
+
+EXPERT_STARTS = (None, "turns", "room")
 
 
 def _whole(n) -> bool:
@@ -134,7 +142,7 @@ class ModelAgent(NavAgent):
         self.views: PlannedViews | None = None  # per episode, made in reset when options.break_loops
         self.queue: deque[int] = deque()
         self._last: tuple[int, np.ndarray] | None = None
-        self._expert_env = None  # the environment, while options.expert_start turns the agent for it
+        self._expert_env = None  # the environment, while options.expert_start has the expert act for the agent
 
     def reset(self, env, obs):
         self.agent.reset(obs["instruction"])
@@ -145,9 +153,9 @@ class ModelAgent(NavAgent):
 
     def act(self, obs, info):
         rgb = np.asarray(obs["rgb"])
-        if self._expert_env is not None:  # expert_start: the expert's first turns, seen by the model's memory
-            action = self._expert_env.expert_action()
-            if action in (LEFT, RIGHT):
+        if self._expert_env is not None:  # expert_start: the expert acts, the model's memory sees the frames
+            action = self._expert_action(self._expert_env)
+            if action is not None:
                 self.agent.observe(rgb)
                 return action
             self._expert_env = None
@@ -163,6 +171,16 @@ class ModelAgent(NavAgent):
         action = self.queue.popleft()
         self._last = (action, rgb) if self.options.replan_when_blocked else None
         return action
+
+    def _expert_action(self, env) -> int | None:
+        """The expert's action while ``options.expert_start`` still has it act; None once the model drives."""
+        action = env.expert_action()
+        if self.options.expert_start == "turns":
+            return action if action in (LEFT, RIGHT) else None
+        house = env.task.house
+        here = house.room_at(env.pose[0], env.pose[1])
+        start = house.room_at(env.task.start[0], env.task.start[1])
+        return action if action != STOP and (here is None or here is start) else None
 
     def _plan(self, rgb: np.ndarray, ban: set[str]) -> list[str]:
         if self.views is None:

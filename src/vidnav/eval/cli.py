@@ -34,10 +34,11 @@ def eval_command(
     sliding: bool = typer.Option(False, "--sliding",
                                  help="a forward step blocked by a wall moves along it instead of not at all "
                                       "(habitat's allow_sliding, on in R2R-CE; off by default here, as in RxR-CE)"),
-    expert_start: bool = typer.Option(False, "--expert-start",
-                                      help="diagnostic (privileged), model agents: the expert's turns at the start "
-                                           "of each episode are executed for the agent, which sees their frames; "
-                                           "then the model drives"),
+    expert_start: Optional[str] = typer.Option(None, "--expert-start",
+                                               help="diagnostic (privileged), model agents: at the start of each "
+                                                    "episode the expert acts for the agent, which sees the frames, "
+                                                    "then the model drives; 'turns': until the expert would first "
+                                                    "step forward, 'room': until the agent is out of the start room"),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
