@@ -8,7 +8,7 @@ import pytest
 
 from vidnav import assets
 from vidnav.errors import VidNavError
-from vidnav.io import read_json, write_json, writer_lock
+from vidnav.io import JsonlAppender, read_json, read_jsonl_records, write_json, writer_lock
 
 
 def test_write_json_gz_is_deterministic_and_roundtrips(tmp_path):
@@ -73,3 +73,20 @@ def test_writer_lock_of_a_killed_process_is_gone(tmp_path):
         holder.wait()
     with writer_lock(tmp_path, "test"):  # SIGKILL left no stale lock
         pass
+
+
+def test_a_torn_last_line_is_skipped_by_readers_and_cut_only_by_the_writer(tmp_path):
+    path = tmp_path / "results.jsonl"
+    with JsonlAppender(path) as out:
+        out.write({"episode_id": "1"})
+    with open(path, "ab") as f:  # the writer killed mid-line, or still writing it
+        f.write(b'{"episode_id": "2", "succ')
+    before, inode = path.read_bytes(), path.stat().st_ino
+    assert read_jsonl_records(path, "episode_id") == [{"episode_id": "1"}]
+    assert path.read_bytes() == before and path.stat().st_ino == inode  # a reader (report, compare) changes nothing
+    assert read_jsonl_records(path, "episode_id", repair=True) == [{"episode_id": "1"}]
+    assert path.read_bytes() == b'{"episode_id": "1"}\n'
+    with open(path, "ab") as f:
+        f.write(b'not json\n{"episode_id": "3"}\n')
+    with pytest.raises(VidNavError, match="results.jsonl: line 2 is not a valid"):
+        read_jsonl_records(path, "episode_id")

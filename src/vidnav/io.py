@@ -94,11 +94,14 @@ def writer_lock(folder: str | os.PathLike, what: str, name: str = ".writer.lock"
         f.close()
 
 
-def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records file") -> list[dict]:
+def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records file",
+                       repair: bool = False) -> list[dict]:
     """Records of an append-only JSONL file written by ``JsonlAppender``; each must hold ``key``.
 
-    A torn last line (the writer was killed mid-line) is dropped and the file rewritten without it, so
-    appending resumes cleanly; a bad line anywhere else is an error naming the file and line.
+    A torn last line (the writer was killed mid-line, or is writing it now) is skipped; a bad line anywhere
+    else is an error naming the file and line. ``repair`` (only for the file's writer, under its
+    ``writer_lock``) also rewrites the file without the torn line, so appending resumes cleanly. A reader
+    must not: a running writer would go on appending to the replaced file.
     """
     path = Path(path)
     if not path.exists():
@@ -120,7 +123,7 @@ def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records f
             raise VidNavError(f"{path}: line {i + 1} is not a valid {what} line (needs a JSON object with {key!r}); "
                               "delete the file to start over") from None
         good.append(rec)
-    if torn:
+    if torn and repair:
         atomic_write_bytes(path, b"".join(json.dumps(r).encode() + b"\n" for r in good))
     return good
 

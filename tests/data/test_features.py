@@ -16,10 +16,13 @@ def test_roundtrip_and_reopen(tmp_path):
     s2 = FeatureStore(tmp_path / "f")
     assert set(s2.keys()) == {"a", "b"} and s2.n_rows == 7
     np.testing.assert_allclose(s2.get("b"), b.astype(np.float16))
+    with pytest.raises(VidNavError, match="opened to read"):
+        s2.add("c", b)
+    w = FeatureStore(tmp_path / "f", shape=(4, 3))
     with pytest.raises(VidNavError, match="already holds"):
-        s2.add("a", a)
+        w.add("a", a)
     with pytest.raises(VidNavError, match="expected"):
-        s2.add("c", np.zeros((2, 5, 3)))
+        w.add("c", np.zeros((2, 5, 3)))
     with pytest.raises(VidNavError, match="not"):
         FeatureStore(tmp_path / "f", shape=(8, 3))
     with pytest.raises(VidNavError, match="encoder"):
@@ -34,7 +37,13 @@ def test_interrupted_append_is_rolled_back(tmp_path):
         f.write(np.zeros((4, 2, 2), np.float16).tobytes())
     with open(tmp_path / "f" / "index.jsonl", "ab") as f:
         f.write(b'{"key": "b", "sha')
-    s2 = FeatureStore(tmp_path / "f")
+    shard, index = (tmp_path / "f" / "shard-00000.f16").read_bytes(), (tmp_path / "f" / "index.jsonl").read_bytes()
+    reader = FeatureStore(tmp_path / "f")  # a reader (training, validate) while the writer may be mid-append:
+    assert reader.keys() == ["a"]          # it ignores the unindexed rows and the torn line, and cuts nothing
+    np.testing.assert_allclose(reader.get("a"), 1.0)
+    assert (tmp_path / "f" / "shard-00000.f16").read_bytes() == shard
+    assert (tmp_path / "f" / "index.jsonl").read_bytes() == index
+    s2 = FeatureStore(tmp_path / "f", shape=(2, 2))  # the writer, resuming after the crash, repairs
     assert s2.keys() == ["a"]
     assert (tmp_path / "f" / "shard-00000.f16").stat().st_size == 3 * 2 * 2 * 2
     s2.add("b", np.full((2, 2, 2), 7.0))

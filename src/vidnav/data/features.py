@@ -21,14 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from vidnav.errors import VidNavError
-from vidnav.io import read_json, write_json
+from vidnav.io import atomic_write_bytes, read_json, write_json
 
 SHARD_BYTES = 2 * 1024**3  # start a new shard file after ~2 GB
 
 
 class FeatureStore:
     def __init__(self, root: str | os.PathLike, shape: tuple[int, int] | None = None, encoder: str | None = None):
-        """Open (or create, when ``shape`` is given) a store at ``root``."""
+        """Open (or create, when ``shape`` is given) a store at ``root``.
+
+        Opened with ``shape`` (by its writer, under the folder's ``writer_lock``), the store repairs what a
+        killed writer left: a torn index line and rows past the last index line are cut. Opened without it
+        (to read), it only ignores them: a writer may be between writing a trajectory's rows and its line.
+        """
         self.root = Path(root)
         meta_path = self.root / "meta.json"
         if meta_path.exists():
@@ -37,10 +42,10 @@ class FeatureStore:
             self.encoder = meta.get("encoder")
             if shape is not None and tuple(shape) != self.shape:
                 raise VidNavError(f"feature store {self.root} holds features of shape {self.shape}, not {tuple(shape)}; "
-                                  "use another --features folder for a different vision tower")
+                                  "collect into another --out folder for a different vision tower")
             if encoder is not None and self.encoder is not None and encoder != self.encoder:
                 raise VidNavError(f"feature store {self.root} was made by encoder {self.encoder!r}, not {encoder!r}; "
-                                  "use another --features folder")
+                                  "collect into another --out folder")
         else:
             if shape is None:
                 raise VidNavError(f"no feature store at {self.root} (missing meta.json); collect features first")
@@ -49,6 +54,7 @@ class FeatureStore:
             write_json(meta_path, {"shape": list(self.shape), "dtype": "float16", "encoder": encoder})
         self.row_bytes = int(np.prod(self.shape)) * 2
         self.index: dict[str, tuple[int, int, int]] = {}
+        self.writable = shape is not None
         self._load_index()
         self._maps: dict[int, np.memmap] = {}
 
@@ -69,8 +75,11 @@ class FeatureStore:
                 good.append(line)
                 self.index[e["key"]] = (int(e["shard"]), int(e["offset"]), int(e["length"]))
                 ends[int(e["shard"])] = max(ends.get(int(e["shard"]), 0), int(e["offset"]) + int(e["length"]))
-            if len(good) != len([x for x in lines if x.strip()]):
-                path.write_bytes(b"".join(x + b"\n" for x in good))
+            if self.writable and len(good) != len([x for x in lines if x.strip()]):
+                atomic_write_bytes(path, b"".join(x + b"\n" for x in good))
+        self._ends = ends
+        if not self.writable:
+            return
         # cut rows written after the last index line (an interrupted append)
         for shard_path in self.root.glob("shard-*.f16"):
             shard = int(shard_path.stem.split("-")[1])
@@ -78,7 +87,6 @@ class FeatureStore:
             if shard_path.stat().st_size > want:
                 with open(shard_path, "r+b") as f:
                     f.truncate(want)
-        self._ends = ends
 
     def __contains__(self, key: str) -> bool:
         return key in self.index
@@ -96,6 +104,8 @@ class FeatureStore:
     # -- write -----------------------------------------------------------------------------------
     def add(self, key: str, feats: np.ndarray) -> None:
         """Append the features of one trajectory ([T, N, C]); a key already stored is an error."""
+        if not self.writable:
+            raise VidNavError(f"feature store {self.root} was opened to read; open it with shape= to write")
         if key in self.index:
             raise VidNavError(f"feature store {self.root} already holds {key!r}")
         feats = np.ascontiguousarray(feats, dtype=np.float16)

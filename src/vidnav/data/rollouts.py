@@ -167,7 +167,7 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
         k = k or model.config.num_actions
         env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
         traj_path = out / "trajectories.jsonl"
-        previous = read_jsonl_records(traj_path, "episode_id", "trajectories")
+        previous = read_jsonl_records(traj_path, "episode_id", "trajectories", repair=True)
         _check_same_follower(traj_path, previous, follower)
         done = {r["episode_id"] for r in previous}
         store = None

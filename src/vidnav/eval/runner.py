@@ -145,7 +145,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
                 "allow_sliding": bool(env_kw.get("allow_sliding", False)), **asdict(options)}
         _check_run(out, meta, restart_if_changed)
         results_path = out / "results.jsonl"
-        done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results")}
+        done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results", repair=True)}
         n_video = len(selected) if video is True else int(video or 0)
         jobs = []
         for i, ep in enumerate(selected):
