@@ -201,6 +201,28 @@ def test_config_yaml_round_trip_and_rerun_guard(tmp_path, rollout):
         _check_same_run(cfg.replace(lr=1.0), tmp_path / "run", is_main=True)
 
 
+def test_last_checkpoint_knows_deepspeed_checkpoints_and_cleans_only_cut_ones(tmp_path):
+    """A DeepSpeed checkpoint has no optimizer.pt (its engine saves `latest` + global_step*/); resuming must
+    not take it for one cut by a kill and delete it."""
+    from vidnav.train.trainer import last_checkpoint
+
+    def ckpt(step, *files):
+        d = tmp_path / f"checkpoint-{step}"
+        for f in files:
+            (d / f).parent.mkdir(parents=True, exist_ok=True)
+            (d / f).write_text(json.dumps({"global_step": step}) if f == "trainer_state.json" else "x")
+        return d
+
+    plain = ckpt(10, "model.safetensors", "optimizer.pt", "trainer_state.json")
+    ds = ckpt(20, "model.safetensors", "global_step20/mp_rank_00_model_states.pt", "trainer_state.json")
+    (ds / "latest").write_text("global_step20")
+    cut = ckpt(30, "model.safetensors", "optimizer.pt")  # killed before trainer_state.json
+    assert last_checkpoint(tmp_path, clean=True) == ds
+    assert not cut.exists() and ds.is_dir() and plain.is_dir()
+    (ds / "latest").write_text("global_step99")  # names a folder that is not there: not whole
+    assert last_checkpoint(tmp_path) == plain and ds.is_dir()
+
+
 def test_lora_checkpoint_round_trip_and_align_stage():
     """Trainer checkpoints go through save_pretrained; resume must bring the LoRA adapter back too."""
     from vidnav.model import build_model
@@ -269,6 +291,10 @@ def test_learns_two_trajectories(tmp_path):
 
     again = train(cfg)  # a finished run is not retrained
     assert again["steps"] == 50 and again["wall_seconds"] == summary["wall_seconds"]
+    before = (tmp_path / "run" / "train_summary.json").read_bytes()
+    with pytest.raises(VidNavError, match="different settings \\(max_steps\\)"):  # not "already finished"
+        train(cfg.replace(max_steps=80))
+    assert (tmp_path / "run" / "train_summary.json").read_bytes() == before
 
 
 def _plans_of(final, data):

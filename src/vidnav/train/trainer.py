@@ -129,7 +129,16 @@ def _is_complete(ckpt: Path) -> bool:
         json.loads((ckpt / "trainer_state.json").read_text())
     except (OSError, ValueError):
         return False
-    return (ckpt / "model.safetensors").is_file() and (ckpt / "optimizer.pt").is_file()
+    return (ckpt / "model.safetensors").is_file() and ((ckpt / "optimizer.pt").is_file() or _has_deepspeed_state(ckpt))
+
+
+def _has_deepspeed_state(ckpt: Path) -> bool:
+    """Under DeepSpeed the optimizer is saved by its engine: a ``latest`` file naming a ``global_step*`` folder."""
+    try:
+        tag = (ckpt / "latest").read_text().strip()
+    except OSError:
+        return False
+    return bool(tag) and (ckpt / tag).is_dir() and any((ckpt / tag).iterdir())
 
 
 def last_checkpoint(folder: str | os.PathLike, clean: bool = False) -> Path | None:
@@ -293,13 +302,13 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
     from vidnav.data.dataset import NavCollator, NavSamples
     from vidnav.data.packing import PackedCollator, PackedSamples
 
+    args = _training_args(cfg, out, epochs=epochs, max_steps=max_steps, lr=lr)
+    is_main = args.process_index == 0
+    _check_same_run(cfg, out, is_main)  # before "finished": other settings into a finished OUT are refused too
     if (out / SUMMARY).is_file() and (out / FINAL / "config.json").is_file():
         summary = read_json(out / SUMMARY, what="train summary")
         print(f"stage {stage}: already finished in {out} ({summary.get('steps')} steps); nothing to do")
         return summary
-    args = _training_args(cfg, out, epochs=epochs, max_steps=max_steps, lr=lr)
-    is_main = args.process_index == 0
-    _check_same_run(cfg, out, is_main)
     data = NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride,  # validates before the model
                       first_frames=cfg.first_frames, start_frames=cfg.start_frames, start_repeat=cfg.start_repeat,
                       end_frames=cfg.end_frames, end_repeat=cfg.end_repeat, inflection_repeat=cfg.inflection_repeat)
