@@ -1,6 +1,8 @@
 """The evaluation runner: result records, summary, resume after a kill, parallel workers, videos, errors."""
 
+import gzip
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -96,10 +98,32 @@ def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
                  env_kw={"allow_sliding": True}, progress=False)
     with pytest.raises(VidNavError, match="workers"):
         evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "z", workers=0, progress=False)
+    evaluate(tiny_benchmark, "val_unseen", "random", tmp_path / "r", episodes=1, seed=1, progress=False)
+    with pytest.raises(VidNavError, match="seed=1; now seed=2"):  # other draws: resuming would mix two runs
+        evaluate(tiny_benchmark, "val_unseen", "random", tmp_path / "r", episodes=2, seed=2, progress=False)
+    with pytest.raises(VidNavError, match="env={}; now env={'max_steps': 3}"):
+        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1, env_kw={"max_steps": 3},
+                 progress=False)
+    evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1, seed=5, progress=False)  # unused
     with writer_lock(tmp_path / "busy", "evaluation"):  # another evaluation is writing there
         with pytest.raises(VidNavError, match="busy is being written by another evaluation job"):
             evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "busy", episodes=1, progress=False)
     assert not (tmp_path / "busy" / "results.jsonl").exists() and not (tmp_path / "busy" / "run.json").exists()
+
+
+def test_an_empty_split_is_a_clear_error(tiny_benchmark, tmp_path):
+    """`vidnav demo` builds no train houses: its train split exists and is empty."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_benchmark, data)
+    for name in ("val_seen.json.gz", "val_seen_gt.json.gz"):
+        with gzip.open(data / "val_seen" / name, "rt") as f:
+            doc = json.load(f)
+        doc = {**doc, "episodes": []} if "episodes" in doc else {}
+        with gzip.open(data / "val_seen" / name, "wt") as f:
+            json.dump(doc, f)
+    with pytest.raises(VidNavError, match="split 'val_seen' has no episodes"):
+        evaluate(data, "val_seen", "oracle", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "summary.json").exists()
 
 
 def test_sliding_run_is_recorded_and_the_oracle_still_succeeds(tiny_benchmark, tmp_path):

@@ -70,7 +70,8 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) ->
     return result
 
 
-RUN_KEYS = ("agent", "weights", "data", "split", "allow_sliding", *(f.name for f in fields(PlanOptions)))
+RUN_KEYS = ("agent", "weights", "data", "split", "allow_sliding", "seed", "env",
+            *(f.name for f in fields(PlanOptions)))
 
 
 def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
@@ -79,7 +80,8 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
     run = out / "run.json"
     if run.exists():
         old = json.loads(run.read_text())
-        missing = {**asdict(PlanOptions()), "allow_sliding": False}  # run.json files from before these keys
+        missing = {**asdict(PlanOptions()), "allow_sliding": False,  # run.json files from before these keys
+                   "seed": 0 if meta["agent"] == "random" else None, "env": {}}
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
         if diff and restart_if_changed:
             print(f"{out} holds results of another run ({', '.join(diff)} changed): starting it over")
@@ -137,12 +139,18 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     selected = eps.episodes if episodes is None else eps.episodes[:episodes]
     if episodes is not None and episodes < 1:
         raise VidNavError(f"--episodes must be >= 1, got {episodes}")
+    if not selected:
+        raise VidNavError(f"{data_dir}: split {split!r} has no episodes; evaluate another --split, or rebuild "
+                          "the data with houses in this split")
     out.mkdir(parents=True, exist_ok=True)
     options = options or PlanOptions()
     env_kw = env_kw or {}
     with writer_lock(out, "evaluation"):  # before reading what is done: one run per folder
         meta = {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
-                "allow_sliding": bool(env_kw.get("allow_sliding", False)), **asdict(options)}
+                "allow_sliding": bool(env_kw.get("allow_sliding", False)),
+                # the random agent's draws, and any other environment setting (e.g. max_steps), change results
+                "seed": seed if agent == "random" else None,
+                "env": {k: v for k, v in sorted(env_kw.items()) if k != "allow_sliding"}, **asdict(options)}
         _check_run(out, meta, restart_if_changed)
         results_path = out / "results.jsonl"
         done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results", repair=True)}
