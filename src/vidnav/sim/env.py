@@ -3,7 +3,8 @@
 Actions are VLN-CE's: 0 STOP, 1 MOVE_FORWARD (0.25 m), 2 TURN_LEFT (15°), 3 TURN_RIGHT (15°).
 An episode ends when the agent calls STOP (terminated) or after ``max_steps`` actions (truncated).
 Observations: {"rgb": HxWx3 uint8, "instruction": str} (+ "depth" HxWx1 float32 metres on request).
-``info`` carries the live VLN-CE metrics (distance to goal, success, SPL, nDTW, ...).
+``info`` carries the live VLN-CE metrics (distance to goal, success, SPL, oracle success, path length, ...;
+nDTW and sDTW need the whole path and are computed by the evaluation runner).
 
     env = gymnasium.make("vidnav/MiniHouseVLN-v0")
     obs, info = env.reset(seed=0)                      # a generated house, path and instruction
@@ -22,7 +23,7 @@ from gymnasium import spaces
 
 from vidnav.errors import VidNavError
 from vidnav.sim.house import House
-from vidnav.eval.metrics import SUCCESS_DISTANCE
+from vidnav.eval.metrics import SUCCESS_DISTANCE, oracle_success, spl
 from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, NavMap
 
 ENV_ID = "vidnav/MiniHouseVLN-v0"
@@ -172,7 +173,7 @@ class VLNEnv(gym.Env):
             self.positions.append((x, z))
         info = self._info()
         self._min_distance = min(self._min_distance, info["distance_to_goal"])
-        info["oracle_success"] = float(self._min_distance < self.task.goal_radius)
+        info["oracle_success"] = oracle_success([self._min_distance], self.task.goal_radius)
         terminated = self.stopped
         truncated = not terminated and self.steps >= self.max_steps
         reward = float(info["success"]) if terminated else 0.0
@@ -190,15 +191,14 @@ class VLNEnv(gym.Env):
         x, z, h = self.pose
         d = self._nav.distance(x, z, *self.task.goal)
         success = float(self.stopped and d < self.task.goal_radius)
-        spl = success * self.start_distance / max(self.start_distance, self._path_length, 1e-9)
         return {
             "episode_id": self.task.episode_id,
             "position": (float(x), float(z)),
             "heading": float(h),
             "distance_to_goal": d,
             "success": success,
-            "spl": spl,
-            "oracle_success": float(min(self._min_distance, d) < self.task.goal_radius),
+            "spl": spl(success, self.start_distance, self._path_length),
+            "oracle_success": oracle_success([self._min_distance, d], self.task.goal_radius),
             "trajectory_length": self._path_length,
             "steps": self.steps,
             "collisions": self.collisions,
