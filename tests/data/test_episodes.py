@@ -3,8 +3,6 @@ import gzip
 import json
 import math
 import shutil
-import sys
-import types
 
 import pytest
 from typer.testing import CliRunner
@@ -250,27 +248,7 @@ def test_bad_gt(tmp_path):
 # ---------------------------------------------------------------- into the simulator
 
 
-def test_episode_to_task(monkeypatch):
-    try:
-        from vidnav.sim.env import NavTask  # noqa: F401
-    except ImportError:
-        # the simulator env is built on another branch: stand in a module with the same NavTask
-        from dataclasses import dataclass, field
-
-        @dataclass
-        class NavTask:
-            house: object
-            start: tuple
-            goal: tuple
-            instruction: str
-            reference: list = field(default_factory=list)
-            goal_radius: float = 3.0
-            episode_id: str = ""
-            gt_locations: list | None = None
-
-        mod = types.ModuleType("vidnav.sim.env")
-        mod.NavTask = NavTask
-        monkeypatch.setitem(sys.modules, "vidnav.sim.env", mod)
+def test_episode_to_task():
     house = object()
     task = episode_to_task(make_episode(5), house, GtPath([[1, 0, 2], [1.25, 0, 2]], [1, 0], 1))
     assert task.house is house and task.episode_id == "5"
