@@ -6,7 +6,8 @@ the agent's radius against wall segments and landmark discs), and a test checks 
 
 Geodesic distances: an occupancy grid (``resolution`` metres per cell, inflated by the agent radius
 plus a safety margin) is turned into a graph with 16-neighbour moves, and Dijkstra from the goal gives
-the distance field (within 3 % of the straight line where that is free, as tests/sim/test_navmap.py checks; habitat uses a navmesh for the same).
+the distance field (within 3 % of the straight line where that is free, as tests/sim/test_navmap.py
+checks; habitat uses a navmesh for the same).
 """
 
 from __future__ import annotations
