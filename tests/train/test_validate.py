@@ -126,6 +126,13 @@ def test_swap_instructions_gives_each_path_another_paths_instructions(tmp_path):
     assert swapped[0]["instruction"] == swapped.trajectories[0].instruction
     again = swap_instructions(samples, seed=0)
     assert [t.instruction for t in again.trajectories] == [t.instruction for t in swapped.trajectories]
+    # DAgger folders: one feature key per episode, the path in trajectory_id; never a sibling's instruction
+    dagger = [{**t, "key": f"ep-{j}", "trajectory_id": t["key"], "scene_id": "s"} for j, t in enumerate(trajs)]
+    folder = write_rollout(tmp_path / "D", dagger, {f"ep-{j}": feats[t["key"]] for j, t in enumerate(trajs)})
+    dag = NavSamples(folder)
+    for seed in range(5):
+        for before, after in zip(dag.trajectories, swap_instructions(dag, seed=seed).trajectories):
+            assert owner[after.instruction] != before.extra["trajectory_id"]
     one_path = NavSamples(write_rollout(tmp_path / "one", trajs[:3], {"path-0": feats["path-0"]}))
     with pytest.raises(VidNavError, match="at least two paths"):
         swap_instructions(one_path)

@@ -290,6 +290,8 @@ def write_rollout(root: str | os.PathLike, trajectories: Iterable[dict], feature
         line = {"key": traj["key"], "instruction": traj["instruction"], "targets": traj["targets"],
                 "source": traj.get("source", "expert"), "episode_id": str(traj.get("episode_id", traj["key"])),
                 "scene_id": str(traj.get("scene_id", "synthetic"))}
+        if "trajectory_id" in traj:
+            line["trajectory_id"] = str(traj["trajectory_id"])
         lines += json.dumps(line) + "\n"
     atomic_write_text(path, lines)
     return root

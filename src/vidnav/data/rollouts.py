@@ -196,7 +196,8 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                     store.add(key, arr)
                     stats["frames_encoded"] += len(arr)
                 lines.write({"key": key, "instruction": task.instruction, "targets": targets, "source": source,
-                             "episode_id": eid, "scene_id": ep.scene_id, "success": float(info["success"]),
+                             "episode_id": eid, "trajectory_id": str(ep.trajectory_id), "scene_id": ep.scene_id,
+                             "success": float(info["success"]),
                              "poses": poses, **_follower_fields(follower)})
                 stats["episodes"] += 1
                 stats["success"] += float(info["success"])

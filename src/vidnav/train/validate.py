@@ -46,13 +46,17 @@ def sample_subset(n: int, max_samples: int | None, seed: int = 0) -> list[int]:
 def swap_instructions(samples: NavSamples, seed: int = 0) -> NavSamples:
     """A copy of ``samples`` in which each trajectory reads an instruction written for a different path.
 
-    Paths (feature keys) are put in a seeded random cycle; the trajectories of a path take the instructions
-    of the next path in the cycle (its i-th trajectory the i-th instruction, wrapping around). Frames,
-    targets and sample order stay as they were.
+    Paths are put in a seeded random cycle; the trajectories of a path take the instructions of the next
+    path in the cycle (its i-th trajectory the i-th instruction, wrapping around). Frames, targets and
+    sample order stay as they were. A path is the episodes' ``trajectory_id`` (with the scene) where the
+    rollout lines record it: a DAgger round gives each episode of a path its own feature key. Folders
+    written before that field are grouped by feature key (one per path for expert rollouts).
     """
-    by_key: dict[tuple[int, str], list[int]] = {}
+    by_key: dict[tuple, list[int]] = {}
     for j, traj in enumerate(samples.trajectories):
-        by_key.setdefault((traj.rollout, traj.key), []).append(j)
+        tid = traj.extra.get("trajectory_id")
+        by_key.setdefault(("path", traj.scene_id, str(tid)) if tid is not None else ("key", traj.rollout, traj.key),
+                          []).append(j)
     keys = list(by_key)
     if len(keys) < 2:
         raise VidNavError("swapping instructions needs trajectories of at least two paths; "
