@@ -246,3 +246,7 @@ def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
           "--out", str(tmp_path / "demo")])
     assert "weights changed): starting it over" in capsys.readouterr().out
     assert json.loads((tmp_path / "demo" / "default" / "run.json").read_text())["weights"] == agent_weights("default")
+    with pytest.raises(SystemExit) as e:  # the set built for 1 episode holds 6: more is an error, not a silent cap
+        main(["demo", "--episodes", "7", "--workers", "1", "--data", str(tmp_path / "data"),
+              "--out", str(tmp_path / "d7")])
+    assert e.value.code == 2 and "holds 6 val_unseen episodes, fewer than --episodes 7" in capsys.readouterr().err

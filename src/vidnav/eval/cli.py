@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from vidnav.errors import VidNavError
+
 
 def eval_command(
     agent: str = typer.Option(..., help="oracle | random | forward | default (the shipped agent) | a checkpoint folder"),
@@ -83,6 +85,12 @@ def demo_command(
         typer.echo(f"building {houses} unseen houses into {data} ...")
         build_benchmark(data, BuildConfig(train_houses=0, unseen_houses=houses, unseen_per_house=6, seed=1),
                         workers=workers)
+    from vidnav.data.episodes import load_split
+
+    have = len(load_split(data, "val_unseen").episodes)
+    if have < episodes:  # built earlier for a smaller demo
+        raise VidNavError(f"{data} holds {have} val_unseen episodes, fewer than --episodes {episodes}; give another "
+                          f"--data folder (it is built on first use) or delete {data}")
     agents = (["default"] if (DEFAULT_AGENT_DIR / "config.json").exists() else []) + ["oracle", "forward", "random"]
     if "default" not in agents:
         typer.echo(f"no shipped agent at {DEFAULT_AGENT_DIR}: running the baselines only")
