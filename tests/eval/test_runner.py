@@ -112,7 +112,7 @@ def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
 
 
 def test_an_empty_split_is_a_clear_error(tiny_benchmark, tmp_path):
-    """`vidnav demo` builds no train houses: its train split exists and is empty."""
+    """A split file with no episodes, as `vidnav demo`'s train split (it builds no train houses)."""
     data = tmp_path / "data"
     shutil.copytree(tiny_benchmark, data)
     for name in ("val_seen.json.gz", "val_seen_gt.json.gz"):

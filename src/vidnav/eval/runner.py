@@ -81,7 +81,7 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
     if run.exists():
         old = json.loads(run.read_text())
         missing = {**asdict(PlanOptions()), "allow_sliding": False,  # run.json files from before these keys
-                   "seed": 0 if meta["agent"] == "random" else None, "env": {}}
+                   "seed": None if meta["seed"] is None else 0, "env": {}}
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
         if diff and restart_if_changed:
             print(f"{out} holds results of another run ({', '.join(diff)} changed): starting it over")
