@@ -31,12 +31,14 @@ def _register() -> None:
     from vidnav.data.cli import register as register_data
     from vidnav.eval.cli import register as register_eval
     from vidnav.model.cli import model_app
+    from vidnav.serve.cli import register as register_serve
     from vidnav.train.cli import register as register_train
 
     register_data(app)
     app.add_typer(model_app, name="model")
     register_eval(app)
     register_train(app)
+    register_serve(app)
 
 
 _register()

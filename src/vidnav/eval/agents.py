@@ -133,10 +133,12 @@ class ModelAgent(NavAgent):
     """
 
     def __init__(self, checkpoint: str | Path | None = None, name: str | None = None,
-                 options: PlanOptions | None = None, **overrides):
+                 options: PlanOptions | None = None, agent=None, **overrides):
         from vidnav.agent import load_agent
 
-        self.agent = load_agent(checkpoint, **overrides)
+        # agent: a ready streaming agent instead of a checkpoint (a vidnav.serve.RemoteAgent: the plan options
+        # then run here, on its camera frames, exactly as for the in-process agent)
+        self.agent = agent if agent is not None else load_agent(checkpoint, **overrides)
         self.name = name or (Path(checkpoint).name if checkpoint else "default")
         self.options = options or PlanOptions()
         self.views: PlannedViews | None = None  # per episode, made in reset when options.break_loops
@@ -271,14 +273,19 @@ def agent_weights(name: str) -> str | None:
         return checkpoint_fingerprint(DEFAULT_AGENT_DIR)
     if name in BUILTIN:
         return None
+    from vidnav.serve.client import RemoteAgent, is_url
+
+    if is_url(name):  # a `vidnav serve` server: the fingerprint of the weights it serves
+        with RemoteAgent(name) as remote:
+            return remote.health()["fingerprint"]
     path = Path(name)
     return checkpoint_fingerprint(path) if (path / "config.json").is_file() else None
 
 
 def make_agent(name: str, seed: int = 0, options: PlanOptions | None = None, **overrides) -> NavAgent:
-    """An agent by name: a built-in (`oracle`, `random`, `forward`, `default` = the shipped checkpoint)
-    or the path of a checkpoint folder (config.json + model.safetensors). ``options`` apply to model agents
-    only (see :class:`PlanOptions`)."""
+    """An agent by name: a built-in (`oracle`, `random`, `forward`, `default` = the shipped checkpoint),
+    the path of a checkpoint folder (config.json + model.safetensors) or the URL of a `vidnav serve` server.
+    ``options`` apply to model agents only (see :class:`PlanOptions`)."""
     if name == "oracle":
         return OracleAgent()
     if name == "random":
@@ -287,10 +294,15 @@ def make_agent(name: str, seed: int = 0, options: PlanOptions | None = None, **o
         return ForwardAgent()
     if name == "default":
         return ModelAgent(None, name="default", options=options, **overrides)
+    from vidnav.serve.client import RemoteAgent, is_url
+
+    if is_url(name):  # a `vidnav serve` server (its token from $VIDNAV_TOKEN)
+        return ModelAgent(name=name, options=options, agent=RemoteAgent(name))
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").exists():
             raise VidNavError(f"--agent {name}: folder has no config.json; name a checkpoint folder "
                               f"(written by `vidnav train`) or one of {', '.join(BUILTIN)}")
         return ModelAgent(path, options=options, **overrides)
-    raise VidNavError(f"unknown agent {name!r}: use one of {', '.join(BUILTIN)} or a checkpoint folder")
+    raise VidNavError(f"unknown agent {name!r}: use one of {', '.join(BUILTIN)}, a checkpoint folder or the "
+                      "http://HOST:PORT of a `vidnav serve` server")
