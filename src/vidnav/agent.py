@@ -140,6 +140,31 @@ class Agent:
                 self._cache.crop(-extra)
         return canonical_actions(words, self.num_actions)
 
+    @torch.no_grad()
+    def ask(self, question: str) -> str:
+        """Answer a question about what the agent has seen so far (e.g. "which room are you in?"), greedy and
+        deterministic. The memory is not changed: asking never alters the next plan. Models co-trained on
+        embodied questions (``vidnav train --qa-data``) answer the question families in
+        :mod:`vidnav.data.questions`; others answer whatever their LM writes."""
+        from vidnav.model.answers import check_question, greedy_answer
+
+        question = check_question(question)
+        if self._mem is None or self._mem.current is None:
+            raise VidNavError("call agent.reset(instruction) and give it a frame before asking about it")
+        m = self.model
+        ids = torch.tensor(m.tokenizer(question, add_special_tokens=False)["input_ids"][:64], dtype=torch.long)
+        vis = self._mem.visual()
+        cached = self._prefix_len + self._stable
+        suffix = m.suffix_embeds(vis.history[self._stable :], vis.current, ids)[None]
+        pos = torch.arange(cached, cached + suffix.shape[1], device=suffix.device)[None]
+        try:
+            out = m._base_lm().model(inputs_embeds=suffix, position_ids=pos, cache=self._cache, use_cache=True)
+            return greedy_answer(m, out.last_hidden_state[:, -1], out.cache, None, pos[:, -1])[0]
+        finally:
+            extra = self._cache.get_seq_length() - cached
+            if extra > 0:
+                self._cache.crop(-extra)
+
     # -- introspection ----------------------------------------------------------------------------------------
     def memory_state(self):
         """The memory's current visual tokens and counts (a vidnav.model.memory.Visual)."""

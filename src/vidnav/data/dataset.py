@@ -245,6 +245,96 @@ class NavSamples(Dataset):
                 "samples": len(self.samples), "sources": sources}
 
 
+class QASamples(Dataset):
+    """Embodied questions (:mod:`vidnav.data.questions`) at the frames of a NavSamples' trajectories.
+
+    ``benchmark``: the folder the rollouts were collected from (its houses and episodes give the route of each
+    trajectory; rollout lines need ``poses``). Each distinct (trajectory, frame) sample of ``nav`` becomes a
+    question with probability ``ratio`` (seeded), of a family drawn uniformly among those defined at that frame,
+    so ``ratio`` = 0.5 adds about half as many question items as there are navigation frames. Items carry
+    ``question`` and ``answer``; features come from ``nav``'s stores.
+    """
+
+    def __init__(self, nav: NavSamples, benchmark: str | os.PathLike, ratio: float = 0.5,
+                 families: Sequence[str] | None = None, seed: int = 0):
+        from vidnav.data.episodes import load_split
+        from vidnav.data.questions import FAMILIES, QUESTIONS, route_rooms, trajectory_facts
+        from vidnav.sim.house import House
+
+        families = tuple(families or FAMILIES)
+        unknown = [f for f in families if f not in QUESTIONS]
+        if unknown:
+            raise VidNavError(f"unknown question family {unknown[0]!r}; choose from {', '.join(QUESTIONS)}")
+        if not 0 < float(ratio) <= 1:
+            raise VidNavError(f"the question ratio must be in (0, 1], got {ratio}")
+        root = Path(benchmark)
+        episodes = {}
+        for split in ("train", "val_seen", "val_unseen"):
+            if (root / split).is_dir():
+                for ep in load_split(root, split).episodes:
+                    episodes[(ep.scene_id, str(ep.episode_id), ep.instruction.instruction_text)] = ep
+        self.nav = nav
+        self.items: list[tuple[int, int, str, str]] = []
+        houses: dict[str, House] = {}
+        frames: dict[int, set[int]] = {}
+        for j, t in nav.samples:
+            frames.setdefault(j, set()).add(t)
+        rng = np.random.default_rng(seed)
+        for j in sorted(frames):
+            traj = nav.trajectories[j]
+            ep = episodes.get((traj.scene_id, traj.episode_id, traj.instruction))
+            where = f"trajectory {traj.key!r} of {nav.rollout_dirs[traj.rollout]}"
+            if ep is None:
+                raise VidNavError(f"{where}: episode {traj.episode_id!r} of {traj.scene_id!r} with this instruction is "
+                                  f"not in the benchmark {root}; pass the --qa-data folder the rollouts came from")
+            poses = traj.extra.get("poses")
+            if not isinstance(poses, list) or len(poses) != traj.length:
+                raise VidNavError(f"{where} has no per-frame poses; re-collect it with `vidnav data rollouts`")
+            if traj.scene_id not in houses:
+                houses[traj.scene_id] = House.load(root / traj.scene_id)
+            house = houses[traj.scene_id]
+            facts = trajectory_facts(house, route_rooms(house, ep.reference_path), poses)
+            for t in sorted(frames[j]):
+                if rng.random() >= ratio:
+                    continue
+                defined = [f for f in families if facts[t].answer(f) is not None]
+                if defined:
+                    fam = defined[int(rng.integers(len(defined)))]
+                    self.items.append((j, t, QUESTIONS[fam], facts[t].answer(fam)))
+        if not self.items:
+            raise VidNavError(f"no question could be asked on {', '.join(map(str, nav.rollout_dirs))}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j, t, question, answer = self.items[i]
+        return {"trajectory": j, "t": t, "instruction": self.nav.trajectories[j].instruction,
+                "question": question, "targets": answer}
+
+
+class CoSamples(Dataset):
+    """Navigation samples followed by question items: one training set, the same collator (co-training)."""
+
+    def __init__(self, nav: NavSamples, qa: QASamples):
+        self.nav, self.qa = nav, qa
+
+    def __len__(self) -> int:
+        return len(self.nav) + len(self.qa)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.nav[i] if i < len(self.nav) else self.qa[i - len(self.nav)]
+        return {**item, "index": int(i)}
+
+    def __getattr__(self, name: str):  # trajectories, features, feature_shape, ... are the navigation set's
+        if name in ("nav", "qa"):
+            raise AttributeError(name)
+        return getattr(self.nav, name)
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.nav.summary(), "samples": len(self), "questions": len(self.qa)}
+
+
 class NavCollator:
     """Turns a list of NavSamples items into ``model.prepare_batch(...)`` output (+ ``sample_index``).
 
@@ -260,7 +350,9 @@ class NavCollator:
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         feats = [self.samples.features(it["trajectory"], it["t"]) for it in items]
-        batch = self.prepare([it["instruction"] for it in items], feats, [it["targets"] for it in items])
+        questions = [it.get("question") for it in items]
+        batch = self.prepare([it["instruction"] for it in items], feats, [it["targets"] for it in items],
+                             **({"questions": questions} if any(q is not None for q in questions) else {}))
         if self.with_index:
             batch["sample_index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
         return batch

@@ -5,6 +5,7 @@ far into visual tokens (pooled content tokens through a projector, optional LLaM
 causal LM reads
 
     [prompt] <nav> instruction <hist> history-tokens <obs> current-tokens <act>  →  k action words
+    [prompt] <nav> instruction <hist> history-tokens <obs> current-tokens question <act>  →  answer [SEP]
 
 where <nav>, <hist>, <obs>, <act> are learned marker embeddings. Visual tokens are scattered into
 ``inputs_embeds`` (as in llava_next_video); the loss covers the answer tokens only, and decoding is
@@ -35,6 +36,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from vidnav.errors import VidNavError
 from vidnav.io import atomic_write_bytes, atomic_write_text
 from vidnav.model.actions import ACTIONS, ActionCodec, canonical_actions
+from vidnav.model.answers import answer_ids, greedy_answer
+from vidnav.model.answers import question_ids as encode_questions
 from vidnav.model.configuration_vidnav import VidNavConfig
 from vidnav.model.frame_tokens import FrameEncoder
 from vidnav.model.lm import MINILM, build_lm, build_text_model, load_tokenizer, minilm_word_embeddings, tokenizer_path
@@ -226,7 +229,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
 
     # -- batch building -------------------------------------------------------------------------------------
     def prepare_batch(self, instructions: list[str], features: list[torch.Tensor],
-                      targets: list[list[str]] | None = None) -> dict[str, torch.Tensor]:
+                      targets: list[list[str]] | None = None,
+                      questions: list[str | None] | None = None) -> dict[str, torch.Tensor]:
         """Collate samples into the inputs of ``model(**batch)`` / ``model.plan(batch)``.
 
         ``features[i]`` holds the tower features [T_i, N, C] of frames 0..t of sample i (the last row is the
@@ -234,7 +238,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         ``stop``, words after the first ``stop`` become ``stop``). Returns CPU tensors:
         input_ids / attention_mask (instruction in the LM's tokens), query_ids / query_mask (instruction
         in the text encoder's tokens), visual_features [ΣT, N, C], num_frames [B] and, with targets,
-        labels [B, answer tokens] (-100 = padding).
+        labels [B, answer tokens] (-100 = padding). ``questions[i]`` (optional, None for a navigation sample)
+        makes sample i an embodied question: its text goes after the current frame's tokens
+        (question_ids / question_mask) and ``targets[i]`` is then the answer text.
         """
         if isinstance(instructions, str):
             raise VidNavError("instructions must be a list of strings (one per sample), got a single string")
@@ -267,8 +273,14 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             "visual_features": torch.cat([f.to(dtype) for f in feats], dim=0),
             "num_frames": torch.tensor([f.shape[0] for f in feats], dtype=torch.long),
         }
+        if questions is not None:
+            if len(questions) != len(instructions):
+                raise VidNavError(f"need one question (or None) per sample: {len(instructions)} samples, "
+                                  f"{len(questions)} questions")
+            if any(q is not None for q in questions):
+                batch["question_ids"], batch["question_mask"] = encode_questions(self.tokenizer, list(questions))
         if targets is not None:
-            batch["labels"] = self._labels(targets, len(instructions))
+            batch["labels"] = self._labels(targets, len(instructions), questions)
         return batch
 
     def prepare_packed_batch(self, instructions: list[str], features: list[torch.Tensor], frames: list[list[int]],
@@ -307,12 +319,15 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         batch["block_weights"] = torch.tensor(flat_w, dtype=torch.float32)
         return batch
 
-    def _labels(self, targets, batch_size: int) -> torch.Tensor:
+    def _labels(self, targets, batch_size: int, questions: list[str | None] | None = None) -> torch.Tensor:
         if len(targets) != batch_size:
             raise VidNavError(f"need one target list per sample: {batch_size} samples, {len(targets)} targets")
         k = self.config.num_actions
         rows = []
         for i, t in enumerate(targets):
+            if questions is not None and questions[i] is not None:
+                rows.append(answer_ids(self.tokenizer, t))
+                continue
             if isinstance(t, str):
                 t = t.split()
             words = [str(w).strip().lower() for w in t]
@@ -360,12 +375,17 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         m = self.markers
         return torch.cat([prompt, m[NAV : NAV + 1], instr, m[HIST : HIST + 1]], dim=0)
 
-    def suffix_embeds(self, history: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-        """history-tokens <obs> current-tokens <act> → [L, D]."""
+    def suffix_embeds(self, history: torch.Tensor, current: torch.Tensor,
+                      question_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """history-tokens <obs> current-tokens [question] <act> → [L, D] (question_ids: its LM tokens, unpadded)."""
         m = self.markers
-        return torch.cat([history.to(m.dtype), m[OBS : OBS + 1], current.to(m.dtype), m[ACT : ACT + 1]], dim=0)
+        parts = [history.to(m.dtype), m[OBS : OBS + 1], current.to(m.dtype)]
+        if question_ids is not None and question_ids.numel():
+            parts.append(self._base_lm().get_input_embeddings()(question_ids.to(m.device)).to(m.dtype))
+        return torch.cat(parts + [m[ACT : ACT + 1]], dim=0)
 
-    def _assemble(self, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames, labels=None):
+    def _assemble(self, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames, labels=None,
+                  question_ids=None, question_mask=None):
         """Left-padded contexts [B, Lc, D] followed by the answer tokens, with masks and position ids."""
         dev = self.markers.device
         q_hidden = self.encode_queries(query_ids, query_mask)
@@ -378,7 +398,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             vis = self.memory.build(enc, feats[i], black)
             ids = input_ids[i][attention_mask[i].bool()]
             prefix = self.prefix_embeds(ids, q_hidden[i] if q_hidden is not None else None, query_mask[i])
-            rows.append(torch.cat([prefix, self.suffix_embeds(vis.history, vis.current)]))
+            question = question_ids[i][question_mask[i].bool()] if question_ids is not None else None
+            rows.append(torch.cat([prefix, self.suffix_embeds(vis.history, vis.current, question)]))
         n_ctx = max(r.shape[0] for r in rows)
         embeds = torch.stack([F.pad(r, (0, 0, n_ctx - r.shape[0], 0)) for r in rows])
         mask = torch.stack([torch.arange(n_ctx, device=dev) >= n_ctx - r.shape[0] for r in rows]).long()
@@ -392,7 +413,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
 
     # -- training forward -----------------------------------------------------------------------------------
     def forward(self, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames,
-                labels=None, block_frames=None, num_blocks=None, block_weights=None, **kwargs) -> CausalLMOutputWithPast:
+                labels=None, block_frames=None, num_blocks=None, block_weights=None, question_ids=None,
+                question_mask=None, **kwargs) -> CausalLMOutputWithPast:
         """Loss on the answer tokens (``labels``); logits only at the answer positions ([B, La, V]), or at the
         last context position without labels (the LM head runs nowhere else).
 
@@ -402,6 +424,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         if block_frames is not None:
             from vidnav.model.packing import assemble_packed, packed_loss
 
+            if question_ids is not None:
+                raise VidNavError("packed batches carry no questions; train embodied questions without pack_frames")
             if labels is None or num_blocks is None or block_weights is None:
                 raise VidNavError("a packed batch needs labels, num_blocks and block_weights (prepare_packed_batch)")
             packed = assemble_packed(self, input_ids, attention_mask, query_ids, query_mask, visual_features,
@@ -409,7 +433,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             loss, logits = packed_loss(self, packed, labels, block_weights)
             return CausalLMOutputWithPast(loss=loss, logits=logits)
         embeds, mask, pos, n_ctx = self._assemble(input_ids, attention_mask, query_ids, query_mask,
-                                                  visual_features, num_frames, labels)
+                                                  visual_features, num_frames, labels, question_ids, question_mask)
         base = self._base_lm()
         hidden = base.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=False)
         hidden = hidden.last_hidden_state
@@ -425,7 +449,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
     def _prefill(self, batch: dict):
         """Run the context of a batch (labels ignored) through the LM: (output with KV cache, mask, positions)."""
         keys = ("input_ids", "attention_mask", "query_ids", "query_mask", "visual_features", "num_frames")
-        embeds, mask, pos, _ = self._assemble(*(batch[k] for k in keys))
+        embeds, mask, pos, _ = self._assemble(*(batch[k] for k in keys), None, batch.get("question_ids"),
+                                              batch.get("question_mask"))
         out = self._base_lm().model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
         return out, mask, pos
 
@@ -434,6 +459,14 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         """Greedy constrained decoding of k action words per sample (labels in ``batch`` are ignored)."""
         out, mask, pos = self._prefill(batch)
         return self.decode_actions(out.last_hidden_state[:, -1], out.cache, mask, pos[:, -1])
+
+    @torch.no_grad()
+    def answer(self, batch: dict) -> list[str]:
+        """Greedy free-text answers to the batch's questions (``prepare_batch(..., questions=...)``)."""
+        if "question_ids" not in batch:
+            raise VidNavError("the batch has no questions; build it with prepare_batch(..., questions=[...])")
+        out, mask, pos = self._prefill(batch)
+        return greedy_answer(self, out.last_hidden_state[:, -1], out.cache, mask, pos[:, -1])
 
     @torch.no_grad()
     def score_and_plan(self, batch: dict) -> tuple[torch.Tensor, list[list[str]]]:

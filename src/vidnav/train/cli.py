@@ -78,6 +78,11 @@ def train_command(
     pack_frames: Optional[int] = typer.Option(None, help="pack up to N frames of one trajectory per sequence: the "
                                                          "instruction and history run once for all N (same loss, ~3x "
                                                          "faster; --batch-size then counts sequences)"),
+    qa_data: Optional[str] = typer.Option(None, help="co-train embodied questions (which room, which room next, "
+                                                     "which door, rooms left) on the frames; the benchmark folder the "
+                                                     "rollouts came from"),
+    qa_ratio: Optional[float] = typer.Option(None, help="with --qa-data: question items per navigation frame "
+                                                        "(default 0.5)"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision (GPUs)"),
     gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                           help="recompute LM activations in backward"),
@@ -100,7 +105,7 @@ def train_command(
                  inflection_repeat=inflection_repeat, pack_frames=pack_frames, bf16=bf16,
                  gradient_checkpointing=gradient_checkpointing,
                  dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples,
-                 eval_steps=eval_steps, eval_samples=eval_samples)
+                 eval_steps=eval_steps, eval_samples=eval_samples, qa_data=qa_data, qa_ratio=qa_ratio)
     changes = {k: v for k, v in given.items() if v is not None}
     if data:
         changes["data"] = list(data)
@@ -175,3 +180,6 @@ def register(app: typer.Typer) -> None:
     """Attach `vidnav train` to the top-level app."""
     app.command("train", help=HELP, no_args_is_help=True)(train_command)
     app.command("validate", help=VALIDATE_HELP, no_args_is_help=True)(validate_command)
+    from vidnav.train.probe_cli import PROBE_HELP, probe_command
+
+    app.command("probe", help=PROBE_HELP, no_args_is_help=True)(probe_command)

@@ -36,6 +36,9 @@ class TrainConfig:
     inflection_repeat: int = 0  # frames where the expert's first action changes: listed this many extra times
     pack_frames: int | None = None  # > 0: items of up to N frames of one trajectory, each frame's listing a weight,
     #   the instruction and history run once per item (vidnav.model.packing); batch_size then counts items
+    qa_data: str | None = None  # the benchmark folder of the rollouts: co-train embodied questions on their frames
+    qa_ratio: float = 0.5  # with qa_data: about this many question items per navigation frame
+    qa_families: list[str] = field(default_factory=list)  # question families (vidnav.data.questions); [] = all
     eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
     eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
     eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (None: all)
@@ -99,6 +102,14 @@ class TrainConfig:
         if self.pack_frames and self.gradient_checkpointing:
             raise VidNavError("pack_frames runs the frames' rows on the LM's KV cache of the shared part, which "
                               "gradient checkpointing switches off; use one or the other")
+        if self.qa_data is not None:
+            if not (Path(self.qa_data) / "houses").is_dir():
+                raise VidNavError(f"qa_data {self.qa_data} is not a benchmark folder (no houses/); pass the folder "
+                                  "the rollouts were collected from (vidnav data build --out)")
+            if self.pack_frames:
+                raise VidNavError("qa_data (embodied questions) cannot be combined with pack_frames")
+            if not 0 < float(self.qa_ratio) <= 1:
+                raise VidNavError(f"qa_ratio must be in (0, 1], got {self.qa_ratio}")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
         if self.lr <= 0:

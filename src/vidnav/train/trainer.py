@@ -314,6 +314,10 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
                       end_frames=cfg.end_frames, end_repeat=cfg.end_repeat, inflection_repeat=cfg.inflection_repeat)
     if cfg.pack_frames:
         data = PackedSamples(data, cfg.pack_frames)
+    if cfg.qa_data:
+        from vidnav.data.dataset import CoSamples, QASamples
+
+        data = CoSamples(data, QASamples(data, cfg.qa_data, cfg.qa_ratio, cfg.qa_families or None, seed=cfg.seed))
     held_out = (NavSamples(cfg.eval_data, max_history=cfg.max_history, first_frames=cfg.first_frames)
                 if cfg.eval_data else None)
     model = build_train_model(cfg, init_from)
