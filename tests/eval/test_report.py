@@ -79,6 +79,8 @@ def test_breakdown_counts_every_episode_once():
     assert f["n"] == 6 and sum(modes.values()) == 6 and f["passed_goal"] == 1
     assert modes == {"step cap": 1, "never left start room": 2, "back in start room": 1, "in goal room": 0,
                      "on route": 1, "off route": 1}
+    assert f["by_episode"] == {"2": "never left start room", "3": "on route", "4": "step cap",
+                               "5": "back in start room", "6": "off route", "7": "never left start room"}
     # episode 6 left into the kitchen instead of room 1; episode 2 (not 7) reached the route's exit door
     assert f["wrong_exit"] == 1 and f["near_exit"] == 1
     assert {m["mode"]: m["median_steps"] for m in f["modes"]}["on route"] == 30

@@ -238,6 +238,9 @@ def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
     assert oracle["replan_when_blocked"] is oracle["break_loops"] is False
     for name in ("default", "oracle", "forward", "random"):
         assert len(list((tmp_path / "demo" / name / "videos").glob("*.mp4"))) == 1
+    page = tmp_path / "demo" / "report.html"  # one page with the four agents side by side
+    assert f"open {page} in a browser" in out and page.read_text().count('<td>oracle</td><td>oracle</td>') == 1
+    assert "A = default, B = random" in page.read_text()
     # a new shipped agent since the last demo: its row is run again, not read back from the old results
     from vidnav.eval.agents import agent_weights
 

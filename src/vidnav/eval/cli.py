@@ -77,7 +77,8 @@ def demo_command(
     from vidnav.agent import DEFAULT_AGENT_DIR
     from vidnav.data.build import BuildConfig, build_benchmark
     from vidnav.eval.agents import PlanOptions
-    from vidnav.eval.report import format_report, report_run
+    from vidnav.eval.html_report import html_report
+    from vidnav.eval.report import format_report
     from vidnav.eval.runner import evaluate, format_table
 
     if not (data / "val_unseen" / "val_unseen.json.gz").exists():
@@ -103,27 +104,36 @@ def demo_command(
             restart_if_changed=True)
     typer.echo("")
     typer.echo(format_table(rows))
+    page, reports = html_report([out / name for name in agents], out=out / "report.html", episodes=episodes)
     if "default" in agents:
         typer.echo(f"\nwhere the shipped agent fails (vidnav report {out / 'default'} --episodes {episodes}):")
-        typer.echo(format_report(report_run(out / "default", episodes=episodes)).split("\n", 2)[2])
+        typer.echo(format_report(reports[0]).split("\n", 2)[2])
     typer.echo(f"\nper-episode results and MP4s under {out}/<agent>/ (results.jsonl, summary.json, videos/)")
+    typer.echo(f"the agents side by side, with plots and videos: open {page} in a browser")
 
 
 def report_command(
-    run: Path = typer.Argument(..., help="an output folder of `vidnav eval --out RUN`"),
+    runs: list[Path] = typer.Argument(..., help="output folders of `vidnav eval --out RUN` (same data and split)"),
     data: Optional[Path] = typer.Option(None, help="benchmark folder (default: the one in RUN/run.json)"),
     split: Optional[str] = typer.Option(None, help="split (default: the one in RUN/run.json)"),
     episodes: Optional[int] = typer.Option(None, help="only the split's first N episodes"),
+    html: Optional[Path] = typer.Option(None, "--html", help="where to write the HTML report (default: "
+                                        "RUN/report.html; for several runs, report.html in their common folder)"),
 ) -> None:
     """Where an agent fails: SR by start distance and by rooms on the route, and how each failure ended
-    (never left the start room, stopped on or off the route, ...); writes RUN/report.json.
+    (never left the start room, stopped on or off the route, ...); writes RUN/report.json and an HTML report
+    of all RUNs (plots, paired comparison, a table of episodes with their videos and paths).
 
-    Example: vidnav report runs/default
+    Example: vidnav report runs/default runs/oracle --html runs/report.html
     """
-    from vidnav.eval.report import format_report, report_run
+    from vidnav.eval.html_report import html_report
+    from vidnav.eval.report import format_report
 
-    typer.echo(format_report(report_run(run, data=data, split=split, episodes=episodes)))
-    typer.echo(f"\nreport: {run / 'report.json'}")
+    page, reports = html_report(runs, out=html, data=data, split=split, episodes=episodes)
+    for run, rep in zip(runs, reports):
+        typer.echo(format_report(rep))
+        typer.echo(f"\nreport: {run / 'report.json'}\n")
+    typer.echo(f"HTML report (open it in a browser; it links the runs' MP4s): {page}")
 
 
 def compare_command(

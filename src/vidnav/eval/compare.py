@@ -102,11 +102,12 @@ def _route_rooms(data: str | Path, split: str, results: dict[str, dict], ids: li
 
 
 def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samples: int = 2000,
-                 seed: int = 0, by_rooms: bool = False, data: str | Path | None = None) -> dict:
+                 seed: int = 0, by_rooms: bool = False, data: str | Path | None = None,
+                 only: set[str] | None = None) -> dict:
     """Compare run B against run A on the episodes both finished (the first ``episodes`` of them, by id).
 
     ``by_rooms``: also the goal counts per number of rooms on the reference route, read from ``data`` (default:
-    the benchmark named in the runs' run.json)."""
+    the benchmark named in the runs' run.json); ``only``: episode ids to keep (e.g. a report's selection)."""
     a, b = Path(a), Path(b)
     ra, ma = _load(a)
     rb, mb = _load(b)
@@ -114,7 +115,7 @@ def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samp
         if ma.get(key) and mb.get(key) and ma[key] != mb[key]:
             raise VidNavError(f"{a} and {b} were evaluated on different {key}s ({ma[key]!r} vs {mb[key]!r}); "
                               "a paired comparison needs the same episodes")
-    ids = _order(set(ra) & set(rb))
+    ids = _order(set(ra) & set(rb) & (set(ra) if only is None else set(only)))
     if episodes is not None:
         if episodes < 1:
             raise VidNavError(f"--episodes must be >= 1, got {episodes}")

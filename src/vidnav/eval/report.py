@@ -126,6 +126,7 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
     by_rooms: dict[str, list[dict]] = {rooms_bin(k): [] for k in ROOM_BINS}
     modes: dict[str, list[dict]] = {m: [] for m in MODES}
     passed = wrong_exit = near_exit = 0
+    endings: dict[str, str] = {}
     for r in results:
         ep = episodes[str(r["episode_id"])]
         house = houses[ep.scene_id]
@@ -138,6 +139,7 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
         walked = rooms_along(house, r["positions"])
         mode = failure_mode(r, route, walked, goal_room.id if goal_room is not None else route[-1])
         modes[mode].append(r)
+        endings[str(r["episode_id"])] = mode
         passed += bool(float(r["oracle_success"]))
         door = _exit_door(house, route)
         if door is not None and len(walked) > 1 and walked[0] == route[0]:
@@ -151,7 +153,7 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
              "median_steps": _median([float(r["steps"]) for r in rs]),
              "median_length": _median([float(r["trajectory_length"]) for r in rs])} for m, rs in modes.items()]
     rep["failures"] = {"n": failures, "passed_goal": passed, "wrong_exit": wrong_exit, "near_exit": near_exit,
-                       "modes": rows}
+                       "modes": rows, "by_episode": endings}
     return rep
 
 
@@ -186,11 +188,11 @@ def route_of(house, episode) -> list[int]:
     return route
 
 
-def report_run(run: str | Path, data: str | Path | None = None, split: str | None = None,
-               episodes: int | None = None, write: bool = True) -> dict:
-    """Break down the run in folder ``run`` (written by `vidnav eval`); ``data`` / ``split`` default to the
-    ones in RUN/run.json; ``episodes``: only results of the split's first N episodes. Writes RUN/report.json
-    (atomically) unless ``write`` is False."""
+def load_run(run: str | Path, data: str | Path | None = None, split: str | None = None,
+             episodes: int | None = None) -> dict:
+    """What a report of the run in folder ``run`` reads: ``results`` (of the split's first ``episodes`` only,
+    when given), ``meta`` (RUN/run.json), ``data``, ``split``, ``episodes`` (episode id -> Episode of the
+    selected ones) and ``houses`` (as :func:`load_houses`); ``data`` / ``split`` default to RUN/run.json's."""
     from vidnav.data.episodes import load_split
     from vidnav.eval.compare import read_run
 
@@ -213,8 +215,19 @@ def report_run(run: str | Path, data: str | Path | None = None, split: str | Non
         if not results:
             raise VidNavError(f"{results_path} holds none of the first {episodes} episodes of {split}")
     houses = load_houses(data, [by_id[str(r["episode_id"])] for r in results if str(r["episode_id"]) in by_id])
-    rep = {"run": str(run), "agent": meta.get("agent"), "data": str(data), "split": split,
-           **breakdown(results, by_id, houses)}
+    return {"results": results, "meta": meta, "data": data, "split": split, "episodes": by_id, "houses": houses}
+
+
+def report_run(run: str | Path, data: str | Path | None = None, split: str | None = None,
+               episodes: int | None = None, write: bool = True, loaded: dict | None = None) -> dict:
+    """Break down the run in folder ``run`` (written by `vidnav eval`); ``data`` / ``split`` default to the
+    ones in RUN/run.json; ``episodes``: only results of the split's first N episodes; ``loaded``: what
+    :func:`load_run` returned for these arguments, if already read. Writes RUN/report.json (atomically)
+    unless ``write`` is False."""
+    run = Path(run)
+    d = loaded if loaded is not None else load_run(run, data, split, episodes)
+    rep = {"run": str(run), "agent": d["meta"].get("agent"), "data": str(d["data"]), "split": d["split"],
+           **breakdown(d["results"], d["episodes"], d["houses"])}
     if write:
         write_json(run / "report.json", rep)
     return rep
