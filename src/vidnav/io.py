@@ -95,13 +95,13 @@ def writer_lock(folder: str | os.PathLike, what: str, name: str = ".writer.lock"
 
 
 def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records file",
-                       repair: bool = False) -> list[dict]:
+                       repair: bool = False, fix: str = "delete the file to start over") -> list[dict]:
     """Records of an append-only JSONL file written by ``JsonlAppender``; each must hold ``key``.
 
     A torn last line (the writer was killed mid-line, or is writing it now) is skipped; a bad line anywhere
     else is an error naming the file and line. ``repair`` (only for the file's writer, under its
     ``writer_lock``) also rewrites the file without the torn line, so appending resumes cleanly. A reader
-    must not: a running writer would go on appending to the replaced file.
+    must not: a running writer would go on appending to the replaced file. ``fix`` ends the error message.
     """
     path = Path(path)
     if not path.exists():
@@ -121,7 +121,7 @@ def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records f
                 torn = True
                 continue
             raise VidNavError(f"{path}: line {i + 1} is not a valid {what} line (needs a JSON object with {key!r}); "
-                              "delete the file to start over") from None
+                              f"{fix}") from None
         good.append(rec)
     if torn and repair:
         atomic_write_bytes(path, b"".join(json.dumps(r).encode() + b"\n" for r in good))

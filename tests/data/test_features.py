@@ -50,3 +50,64 @@ def test_interrupted_append_is_rolled_back(tmp_path):
     s3 = FeatureStore(tmp_path / "f")
     np.testing.assert_allclose(s3.get("b"), 7.0)
     np.testing.assert_allclose(s3.get("a"), 1.0)
+
+
+def _store_with(tmp_path, *lengths):
+    s = FeatureStore(tmp_path / "f", shape=(2, 2), encoder="enc")
+    for i, n in enumerate(lengths):
+        s.add(f"k{i}", np.full((n, 2, 2), float(i + 1)))
+    return tmp_path / "f"
+
+
+@pytest.mark.parametrize("writer", [False, True])
+def test_a_bad_index_line_before_the_last_is_refused_not_cut(tmp_path, writer):
+    """Defect 1 of issue #33: a corrupt line in the middle of index.jsonl made the writer drop that line and every
+    line after it and cut the shard, losing trajectories another file still lists as collected."""
+    root = _store_with(tmp_path, 3, 2, 4)
+    lines = (root / "index.jsonl").read_bytes().split(b"\n")
+    lines[1] = b'{"key": "k1", "sha'  # damaged in the middle, not torn by a kill at the end
+    (root / "index.jsonl").write_bytes(b"\n".join(lines))
+    index, shard = (root / "index.jsonl").read_bytes(), (root / "shard-00000.f16").read_bytes()
+    with pytest.raises(VidNavError, match=r"index\.jsonl.*line 2"):
+        FeatureStore(root, shape=(2, 2)) if writer else FeatureStore(root)
+    assert (root / "index.jsonl").read_bytes() == index  # nothing repaired by deleting indexed data
+    assert (root / "shard-00000.f16").read_bytes() == shard
+
+
+@pytest.mark.parametrize("writer", [False, True])
+def test_a_shard_shorter_than_its_index_is_refused(tmp_path, writer):
+    """Defect 2 of issue #33: a truncated shard read as fewer rows, and every later frame was trained and scored
+    with the last row's features."""
+    root = _store_with(tmp_path, 3, 5)
+    shard = root / "shard-00000.f16"
+    shard.write_bytes(shard.read_bytes()[: 4 * 8])  # 4 rows of 8 bytes, the index says 8
+    with pytest.raises(VidNavError, match=r"shard-00000\.f16.*k1"):
+        FeatureStore(root, shape=(2, 2)) if writer else FeatureStore(root)
+    assert shard.stat().st_size == 4 * 8
+
+
+@pytest.mark.parametrize("damage", ["missing", "ragged"])
+def test_a_missing_or_ragged_shard_is_refused(tmp_path, damage):
+    root = _store_with(tmp_path, 3)
+    shard = root / "shard-00000.f16"
+    if damage == "missing":
+        shard.unlink()
+    else:
+        shard.write_bytes(shard.read_bytes()[:-3])
+    with pytest.raises(VidNavError, match=r"shard-00000\.f16"):
+        FeatureStore(root)
+
+
+def test_an_index_line_without_its_fields_is_refused(tmp_path):
+    root = _store_with(tmp_path, 3)
+    with open(root / "index.jsonl", "ab") as f:
+        f.write(b'{"key": "x", "shard": 0, "offset": -2, "length": 1}\n{"key": "y"}\n')
+    with pytest.raises(VidNavError, match=r"index\.jsonl.*line 2"):
+        FeatureStore(root)
+
+
+def test_a_reader_maps_only_indexed_rows_while_a_writer_appends_part_of_one(tmp_path):
+    root = _store_with(tmp_path, 3)
+    with open(root / "shard-00000.f16", "ab") as f:  # a writer mid-way through a row
+        f.write(b"\x00" * 5)
+    np.testing.assert_allclose(FeatureStore(root).get("k0"), 1.0)

@@ -242,3 +242,27 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
         {**{k: v for k, v in recs[0].items() if k != "poses"}, "source": "dagger-1"}) + "\n")
     with pytest.raises(VidNavError, match="cannot be replayed"):
         relabel_rollouts(tiny_benchmark, dagger, tmp_path / "x", course, progress=False)
+
+
+def test_a_damaged_feature_index_stops_a_rerun_instead_of_wiping_the_folder(tiny_benchmark, tmp_path):
+    """Defect 1 of issue #33: one corrupt line in the middle of features/index.jsonl, then a rerun with more
+    paths cut the store back to that line and wrote the new paths over the old rows (exit 0)."""
+    out = tmp_path / "expert"
+    collect_rollouts(tiny_benchmark, "train", out, episodes=7, progress=False)  # 3 paths: 3 index lines
+    index = out / "features" / "index.jsonl"
+    lines = index.read_bytes().split(b"\n")
+    lines[0] = lines[0][:-5] + b"#" + lines[0][-4:]
+    index.write_bytes(b"\n".join(lines))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(VidNavError, match=r"index\.jsonl: line 1"):
+        collect_rollouts(tiny_benchmark, "train", out, episodes=10, progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_trajectories_whose_features_are_gone_are_refused(tiny_benchmark, tmp_path):
+    out = tmp_path / "expert"
+    collect_rollouts(tiny_benchmark, "train", out, episodes=4, progress=False)
+    index = out / "features" / "index.jsonl"
+    index.write_bytes(index.read_bytes().split(b"\n", 1)[1])  # the first path's line is gone
+    with pytest.raises(VidNavError, match=r"trajectories\.jsonl lists trajectories whose features.*traj-1"):
+        collect_rollouts(tiny_benchmark, "train", out, episodes=5, progress=False)

@@ -9,7 +9,8 @@ feature grids from here instead of re-rendering and re-encoding video. Layout of
 
 Crash safety: rows are flushed before their index line is appended; on open, a half-written index
 line is dropped and bytes past the last indexed row are cut off, so an interrupted collection
-resumes where it stopped without losing or duplicating anything.
+resumes where it stopped without losing or duplicating anything. Damage a kill cannot leave (a bad line
+before the last, a shard shorter than its index says, or missing) is refused on open, never cut away.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vidnav.errors import VidNavError
-from vidnav.io import atomic_write_bytes, read_json, write_json
+from vidnav.io import dumps_json, read_json, read_jsonl_records, write_json
 
 SHARD_BYTES = 2 * 1024**3  # start a new shard file after ~2 GB
 
@@ -60,26 +61,40 @@ class FeatureStore:
 
     # -- index -----------------------------------------------------------------------------------
     def _load_index(self) -> None:
+        """Read index.jsonl and check it against the shards; a store that does not match its own index is refused.
+
+        Only what a killed writer leaves is repaired (by the writer): a torn *last* index line, and rows past the
+        last indexed one. A bad line before the last, an entry without its fields, or a shard shorter than its
+        index says is damage: nothing is cut (the rows indexed after it would be lost while a rollout folder's
+        trajectories.jsonl still lists them), the error names the folder, the key and the fix.
+        """
         path = self.root / "index.jsonl"
+        fix = (f"the features of {self.root} cannot be trusted: restore the folder from a copy, or collect "
+               "again into a new --out")
+        records = read_jsonl_records(path, "key", "feature index", repair=self.writable, fix=fix)
         ends: dict[int, int] = {}
-        if path.exists():
-            lines = path.read_bytes().split(b"\n")
-            good = []
-            for line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    e = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line cut by a crash: everything after it is discarded
-                good.append(line)
-                self.index[e["key"]] = (int(e["shard"]), int(e["offset"]), int(e["length"]))
-                ends[int(e["shard"])] = max(ends.get(int(e["shard"]), 0), int(e["offset"]) + int(e["length"]))
-            if self.writable and len(good) != len([x for x in lines if x.strip()]):
-                atomic_write_bytes(path, b"".join(x + b"\n" for x in good))
+        for n, e in enumerate(records, 1):
+            key, fields = e.get("key"), [e.get(f) for f in ("shard", "offset", "length")]
+            if not isinstance(key, str) or not all(type(v) is int for v in fields) or min(fields) < 0 \
+                    or fields[2] < 1 or key in self.index:
+                what = "a second line for the key" if key in self.index else \
+                    "needs a string key, integer shard >= 0, offset >= 0 and length >= 1"
+                raise VidNavError(f"{path}: line {n} ({dumps_json(e)[:120]}): {what}; {fix}")
+            shard, offset, length = fields
+            self.index[key] = (shard, offset, length)
+            ends[shard] = max(ends.get(shard, 0), offset + length)
         self._ends = ends
+        for shard, end in sorted(ends.items()):
+            shard_path = self.root / f"shard-{shard:05d}.f16"
+            size = shard_path.stat().st_size if shard_path.exists() else None
+            if size is None or size < end * self.row_bytes:
+                short = [k for k, (s, o, n) in self.index.items() if s == shard and (o + n) * self.row_bytes > (size or 0)]
+                have = "is missing" if size is None else f"holds {size} bytes ({size / self.row_bytes:g} rows)"
+                raise VidNavError(f"{shard_path} {have} but {path} indexes {end} rows of {self.row_bytes} bytes in it "
+                                  f"(keys {', '.join(short[:3])}{' ...' if len(short) > 3 else ''} lie past its end); "
+                                  f"{fix}")
         if not self.writable:
-            return
+            return  # a writer may be between a trajectory's rows and its index line: leave them
         # cut rows written after the last index line (an interrupted append)
         for shard_path in self.root.glob("shard-*.f16"):
             shard = int(shard_path.stem.split("-")[1])
@@ -138,7 +153,8 @@ class FeatureStore:
         mm = self._maps.get(shard)
         if mm is None:
             path = self.root / f"shard-{shard:05d}.f16"
-            mm = np.memmap(path, dtype=np.float16, mode="r").reshape(-1, *self.shape)
+            # only the indexed rows: bytes a writer is appending past them may not make a whole row yet
+            mm = np.memmap(path, dtype=np.float16, mode="r", shape=(self._ends[shard], *self.shape))
             self._maps[shard] = mm
         n = length if stop is None else min(stop, length)
         return mm[offset:offset + n]

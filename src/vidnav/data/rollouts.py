@@ -60,6 +60,16 @@ def _check_same_follower(traj_path: Path, previous: list[dict], follower: Follow
                               f"resume with the same value or use another --out")
 
 
+def _check_done_keys(traj_path: Path, previous: list[dict], store) -> None:
+    """Every trajectory listed as collected must have its features in the store, or resuming would skip it for
+    good while training cannot read it."""
+    lost = sorted({r["key"] for r in previous} - set(store.keys()))
+    if lost:
+        raise VidNavError(f"{traj_path} lists trajectories whose features are not in {store.root} "
+                          f"({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''}); restore the folder from a copy, "
+                          "or collect again into a new --out")
+
+
 class _Encoder:
     """The frozen vision tower of a preset (only the tower is used; features are what the model reads)."""
 
@@ -171,6 +181,8 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
         _check_same_follower(traj_path, previous, follower)
         done = {r["episode_id"] for r in previous}
         store = None
+        if previous or (out / "features" / "meta.json").exists():  # check the folder before rendering anything
+            _check_done_keys(traj_path, previous, FeatureStore(out / "features"))
         stats = {"episodes": 0, "frames_encoded": 0, "skipped": len(done), "success": 0}
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
