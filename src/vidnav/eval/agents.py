@@ -1,6 +1,6 @@
 """The agents `vidnav eval` can run, behind one small interface.
 
-    agent = make_agent("oracle")          # "oracle" | "random" | "forward" | "default" | a checkpoint folder
+    agent = make_agent("oracle")          # oracle | random | forward | symbolic | default | a checkpoint folder
     agent.reset(env, obs)                 # a new episode: env gives privileged access to the oracle only
     action = agent.act(obs, info)         # 0 STOP, 1 MOVE_FORWARD, 2 TURN_LEFT, 3 TURN_RIGHT
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from vidnav.errors import VidNavError
 from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, WORD_ACTIONS
-BUILTIN = ("oracle", "random", "forward", "default")
+BUILTIN = ("oracle", "random", "forward", "default", "symbolic")
 
 
 class NavAgent:
@@ -283,7 +283,8 @@ def agent_weights(name: str) -> str | None:
 
 
 def make_agent(name: str, seed: int = 0, options: PlanOptions | None = None, **overrides) -> NavAgent:
-    """An agent by name: a built-in (`oracle`, `random`, `forward`, `default` = the shipped checkpoint),
+    """An agent by name: a built-in (`oracle`, `random`, `forward`, `symbolic` = the privileged instruction
+    follower of :mod:`vidnav.eval.symbolic`, `default` = the shipped checkpoint),
     the path of a checkpoint folder (config.json + model.safetensors) or the URL of a `vidnav serve` server.
     ``options`` apply to model agents only (see :class:`PlanOptions`)."""
     if name == "oracle":
@@ -292,6 +293,10 @@ def make_agent(name: str, seed: int = 0, options: PlanOptions | None = None, **o
         return RandomAgent(seed)
     if name == "forward":
         return ForwardAgent()
+    if name == "symbolic":
+        from vidnav.eval.symbolic import SymbolicAgent
+
+        return SymbolicAgent()
     if name == "default":
         return ModelAgent(None, name="default", options=options, **overrides)
     from vidnav.serve.client import RemoteAgent, is_url
