@@ -39,6 +39,9 @@ def _register() -> None:
     register_eval(app)
     register_train(app)
     register_serve(app)
+    from vidnav.chat import chat_command
+
+    app.command("chat", no_args_is_help=False)(chat_command)
 
 
 _register()

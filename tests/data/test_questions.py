@@ -148,3 +148,75 @@ def test_the_collator_builds_mixed_batches(tiny_benchmark, rollout):
     batch = NavCollator(model, co)([co[0], co[len(nav)]])
     assert batch["labels"].shape[0] == 2 and batch["question_mask"][1].sum() > 0
     assert np.isfinite(float(model(**{k: v for k, v in batch.items() if k != "sample_index"}).loss))
+
+
+def test_question_accuracy_counts_exact_answers_per_family_beside_the_majority(tiny_benchmark, rollout):
+    from vidnav.model import build_model
+    from vidnav.train.validate import question_accuracy
+
+    model = build_model("tiny", current_pool=2, lm_config={"num_hidden_layers": 1})
+    nav = NavSamples([rollout], max_history=2)
+    qa = QASamples(nav, tiny_benchmark, ratio=1.0)
+    truth = {(it["trajectory"], it["t"]): it for it in (qa[i] for i in range(len(qa)))}
+    batches = []
+
+    def answer(batch):  # right on 'room' questions, a fixed wrong word elsewhere
+        items = batches.pop(0)
+        return [it["targets"] if it["question"] == QUESTIONS["room"] else "banana" for it in items]
+
+    collate = NavCollator(model, qa, with_index=False)
+    model.answer = answer
+    import vidnav.train.validate as v
+
+    class Spy(NavCollator):
+        def __call__(self, items):
+            batches.append(items)
+            return collate(items)
+
+    orig, v.NavCollator = v.NavCollator, Spy
+    try:
+        m = question_accuracy(model, qa, max_samples=None, batch_size=8)
+    finally:
+        v.NavCollator = orig
+    assert m["samples"] == len(qa) and len(truth) == len(qa)
+    fams = m["families"]
+    assert fams["room"]["accuracy"] == 1.0 and fams["next"]["accuracy"] == 0.0
+    assert sum(f["n"] for f in fams.values()) == len(qa)
+    assert 0 < fams["door"]["majority_accuracy"] <= 1 and fams["door"]["majority"] in ("left", "right", "ahead",
+                                                                                        "behind", "none")
+
+
+def test_chat_replays_an_episode_and_answers_each_question(tiny_benchmark, capsys):
+    from vidnav.cli import main
+    from vidnav.data.episodes import load_split
+
+    eid = str(load_split(tiny_benchmark, "val_unseen").episodes[0].episode_id)
+    args = ["chat", "--data", str(tiny_benchmark), "--episode", eid, "--steps", "6",
+            "-q", "which room are you in?", "-q", "which way is the door you should take?"]
+    main(args)
+    first = capsys.readouterr().out
+    assert first.count("Q: ") == 2 and first.count("A: ") == 2 and first.startswith("instruction: ")
+    main(args)
+    assert capsys.readouterr().out == first  # greedy and deterministic
+    with pytest.raises(SystemExit) as e:
+        main(["chat", "--data", str(tiny_benchmark), "--episode", "no-such-episode", "-q", "x?"])
+    assert e.value.code == 2 and "no-such-episode" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["chat", "-q", "x?"])
+    assert "either --data" in capsys.readouterr().err
+
+
+def test_chat_watches_a_video_file(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    from vidnav.cli import main
+
+    frames = np.random.default_rng(0).integers(0, 255, size=(5, 64, 64, 3), dtype=np.uint8)
+    video = tmp_path / "walk.mp4"
+    iio.imwrite(video, frames, fps=5)
+    main(["chat", "--video", str(video), "--instruction", "go to the kitchen", "-q", "which room are you in?"])
+    out = capsys.readouterr().out
+    assert "Q: which room are you in?" in out and "\nA: " in out
+    with pytest.raises(SystemExit):
+        main(["chat", "--video", str(tmp_path / "none.mp4"), "--instruction", "x", "-q", "y?"])
+    assert "not found" in capsys.readouterr().err

@@ -312,6 +312,9 @@ class QASamples(Dataset):
         return {"trajectory": j, "t": t, "instruction": self.nav.trajectories[j].instruction,
                 "question": question, "targets": answer}
 
+    def features(self, trajectory: int, t: int) -> torch.Tensor:
+        return self.nav.features(trajectory, t)
+
 
 class CoSamples(Dataset):
     """Navigation samples followed by question items: one training set, the same collator (co-training)."""

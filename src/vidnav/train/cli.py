@@ -151,6 +151,10 @@ def validate_command(
     swapped: bool = typer.Option(False, "--swap-instructions",
                                  help="also score with each path's instructions swapped for another path's "
                                       "(does the model read the instruction at all?)"),
+    questions: Optional[str] = typer.Option(None, "--questions",
+                                            help="also score embodied questions (which room, next room, door side, "
+                                                 "rooms left) per family; the benchmark folder the rollouts came "
+                                                 "from"),
     out: Optional[str] = typer.Option(None, help="write the metrics as JSON here"),
 ) -> None:
     from vidnav.agent import load_agent
@@ -171,6 +175,20 @@ def validate_command(
         typer.echo("with instructions of other paths:\n" + format_report(other))
         typer.echo(f"instruction reliance: loss +{other['loss'] - metrics['loss']:.4f}, first action "
                    f"{metrics['first_action_acc'] - other['first_action_acc']:+.3f} better with the right instruction")
+    if questions:
+        from vidnav.data.dataset import QASamples
+        from vidnav.train.validate import format_questions, question_accuracy, swap_question_instructions
+
+        qa = QASamples(held_out, questions, ratio=1.0, seed=seed)
+        metrics["questions"] = question_accuracy(model, qa, max_samples=samples or None, seed=seed,
+                                                 batch_size=batch_size)
+        typer.echo("embodied questions, exact answers:\n" + format_questions(metrics["questions"]))
+        if swapped:
+            other_qa = swap_question_instructions(qa, swap_instructions(held_out, seed))
+            metrics["questions_swapped_instructions"] = question_accuracy(
+                model, other_qa, max_samples=samples or None, seed=seed, batch_size=batch_size)
+            typer.echo("embodied questions with other paths' instructions:\n"
+                       + format_questions(metrics["questions_swapped_instructions"]))
     if out:
         write_json(out, metrics)
         typer.echo(f"wrote {out}")

@@ -121,6 +121,49 @@ def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512
     }
 
 
+@torch.no_grad()
+def question_accuracy(model, qa, *, max_samples: int | None = 512, batch_size: int = 16,
+                      seed: int = 0) -> dict[str, Any]:
+    """Exact-match accuracy of the greedy answers to a :class:`~vidnav.data.dataset.QASamples`' questions, per
+    question family, beside the majority answer's accuracy (what a model that ignores the frames and the words
+    could get) on the same items."""
+    from collections import Counter
+
+    from vidnav.data.questions import QUESTIONS
+
+    family_of = {q: f for f, q in QUESTIONS.items()}
+    was_training = model.training
+    model.eval()
+    collate = NavCollator(model, qa, with_index=False)
+    index = sample_subset(len(qa), max_samples, seed)
+    rows: dict[str, list[tuple[str, str]]] = {}
+    try:
+        for start in range(0, len(index), batch_size):
+            items = [qa[i] for i in index[start:start + batch_size]]
+            for item, said in zip(items, model.answer(collate(items))):
+                rows.setdefault(family_of[item["question"]], []).append((item["targets"], said))
+    finally:
+        model.train(was_training)
+    out: dict[str, Any] = {"samples": len(index), "families": {}}
+    for fam, pairs in sorted(rows.items()):
+        majority = Counter(t for t, _ in pairs).most_common(1)[0]
+        out["families"][fam] = {"n": len(pairs), "accuracy": sum(t == s for t, s in pairs) / len(pairs),
+                                "majority": majority[0], "majority_accuracy": majority[1] / len(pairs)}
+    return out
+
+
+def swap_question_instructions(qa, samples_swapped: NavSamples):
+    """The same question items (answers of each trajectory's own route) read with the swapped instructions."""
+    out = copy.copy(qa)
+    out.nav = samples_swapped
+    return out
+
+
+def format_questions(metrics: dict[str, Any]) -> str:
+    return "\n".join(f"  {fam:5s} {m['accuracy']:.3f} ({m['n']} questions; majority answer {m['majority']!r}: "
+                     f"{m['majority_accuracy']:.3f})" for fam, m in metrics["families"].items())
+
+
 def format_report(metrics: dict[str, Any]) -> str:
     """A few human-readable lines of :func:`action_accuracy` output."""
     recall = ", ".join(f"{w} {v:.2f}" if v is not None else f"{w} -" for w, v in metrics["recall"].items())
