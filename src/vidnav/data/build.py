@@ -108,12 +108,11 @@ def build_benchmark(out: str | Path, cfg: BuildConfig | None = None, workers: in
                   disable=not progress) as bar:
         task = bar.add_task("build", total=len(jobs))
         if workers > 1:
-            import multiprocessing as mp
+            from vidnav.pool import run_pool  # a worker that fails or dies ends the build instead of hanging
 
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for res in pool.imap_unordered(_house_job, jobs, chunksize=2):
-                    houses[res["name"]] = res
-                    bar.advance(task)
+            for res in run_pool(_house_job, jobs, workers, what="build worker"):
+                houses[res["name"]] = res
+                bar.advance(task)
         else:
             for job in jobs:
                 res = _house_job(job)

@@ -5,7 +5,7 @@
 ``OUT/results.jsonl`` gets one line per finished episode (appended and flushed as it finishes), so killing
 a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones. ``OUT/run.json``
 records what makes the run (agent, a fingerprint of its weights, data, split, whether blocked steps slide along
-walls, plan options); a rerun that differs in any of them raises instead of mixing two runs' episodes.
+walls, plan options, own or swapped instructions); a rerun that differs in any of them raises instead of mixing two runs' episodes.
 ``OUT/summary.json`` holds the episode means over all selected episodes; ``OUT/videos/`` the MP4s.
 """
 
@@ -19,13 +19,18 @@ from pathlib import Path
 from vidnav.errors import VidNavError
 from vidnav.eval import metrics
 from vidnav.eval.agents import PlanOptions, agent_weights, make_agent
+from vidnav.eval.swap import INSTRUCTIONS, swap_instructions
 from vidnav.io import JsonlAppender, read_jsonl_records, write_json, writer_lock
 
-def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) -> dict:
-    """Run one episode to STOP or the step limit; return its result record (positions, actions, metrics)."""
+def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, given=None) -> dict:
+    """Run one episode to STOP or the step limit; return its result record (positions, actions, metrics, the
+    instruction given). ``given``: the episode whose instruction the agent gets instead of its own
+    (``--instructions swapped``); the metrics stay those of ``episode``'s goal and path."""
     from vidnav.eval.video import EpisodeVideo
 
     task = env.task_from_episode(episode, gt)
+    if given is not None:
+        task.instruction = given.instruction.instruction_text
     obs, info = env.reset(options={"task": task})
     agent.reset(env, obs)
     y = float(episode.start_position[1])
@@ -64,13 +69,16 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None) ->
         "steps": int(info["steps"]),
         "collisions": int(info["collisions"]),
         "start_distance": float(env.start_distance),
+        "instruction": task.instruction,
     }
+    if given is not None:
+        result["instruction_from"] = str(given.episode_id)
     if video:
         video.write(video_path)
     return result
 
 
-RUN_KEYS = ("agent", "weights", "data", "split", "allow_sliding", "seed", "env",
+RUN_KEYS = ("agent", "weights", "data", "split", "allow_sliding", "seed", "env", "instructions", "instructions_seed",
             *(f.name for f in fields(PlanOptions)))
 
 
@@ -81,7 +89,8 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
     if run.exists():
         old = json.loads(run.read_text())
         missing = {**asdict(PlanOptions()), "allow_sliding": False,  # run.json files from before these keys
-                   "seed": None if meta["seed"] is None else 0, "env": {}}
+                   "seed": None if meta["seed"] is None else 0, "env": {}, "instructions": "own",
+                   "instructions_seed": None}
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
         if diff and restart_if_changed:
             print(f"{out} holds results of another run ({', '.join(diff)} changed): starting it over")
@@ -114,14 +123,14 @@ def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw
 
 
 def _worker_run(job):
-    episode, gt, video_path = job
-    return run_episode(_W["env"], _W["agent"], episode, gt, video_path)
+    episode, gt, video_path, given = job
+    return run_episode(_W["env"], _W["agent"], episode, gt, video_path, given)
 
 
 def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, episodes: int | None = None,
              workers: int = 1, video: bool | int = False, seed: int = 0, progress: bool = True,
              env_kw: dict | None = None, options: PlanOptions | None = None,
-             restart_if_changed: bool = False) -> dict:
+             restart_if_changed: bool = False, instructions: str = "own") -> dict:
     """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
 
     ``video``: True for an MP4 per episode, an int n for the first n episodes only.
@@ -129,6 +138,8 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     when blocked, break loops, execute only the first actions of each plan); recorded in OUT/run.json.
     ``restart_if_changed``: if OUT holds another run (e.g. the checkpoint's weights changed since), start over
     instead of raising.
+    ``instructions``: ``"own"``, or ``"swapped"``: every episode gets the instruction of another path in its
+    house, drawn with ``seed`` (:mod:`vidnav.eval.swap`); recorded in OUT/run.json and in each result line.
     """
     from vidnav.data.episodes import load_split
 
@@ -142,6 +153,9 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     if not selected:
         raise VidNavError(f"{data_dir}: split {split!r} has no episodes; evaluate another --split, or rebuild "
                           "the data with houses in this split")
+    if instructions not in INSTRUCTIONS:
+        raise VidNavError(f"--instructions must be one of {', '.join(INSTRUCTIONS)}, got {instructions!r}")
+    donors = swap_instructions(eps.episodes, selected, seed) if instructions == "swapped" else {}
     out.mkdir(parents=True, exist_ok=True)
     options = options or PlanOptions()
     env_kw = env_kw or {}
@@ -150,7 +164,9 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
                 "allow_sliding": bool(env_kw.get("allow_sliding", False)),
                 # the random agent's draws, and any other environment setting (e.g. max_steps), change results
                 "seed": seed if agent == "random" else None,
-                "env": {k: v for k, v in sorted(env_kw.items()) if k != "allow_sliding"}, **asdict(options)}
+                "env": {k: v for k, v in sorted(env_kw.items()) if k != "allow_sliding"},
+                
+                **asdict(options)}
         _check_run(out, meta, restart_if_changed)
         results_path = out / "results.jsonl"
         done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results", repair=True)}
@@ -160,7 +176,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
             if str(ep.episode_id) in done:
                 continue
             vpath = out / "videos" / f"{ep.episode_id}.mp4" if i < n_video else None
-            jobs.append((ep, eps.gt.get(str(ep.episode_id)) if eps.gt else None, vpath))
+            jobs.append((ep, eps.gt.get(str(ep.episode_id)) if eps.gt else None, vpath, donors.get(str(ep.episode_id))))
 
         threads = max(1, (os.cpu_count() or 1) // workers)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -185,13 +201,11 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
                 finally:
                     _W.pop("env").close()
             elif jobs:
-                import multiprocessing as mp
+                from vidnav.pool import run_pool  # a worker that fails or dies ends the run, results kept
 
-                ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context
-                with ctx.Pool(workers, initializer=_worker_init,
-                              initargs=(str(data_dir), agent, seed, threads, env_kw, options)) as pool:
-                    for rec in pool.imap_unordered(_worker_run, jobs):
-                        record(rec)
+                for rec in run_pool(_worker_run, jobs, workers, initializer=_worker_init, what="eval worker",
+                                    initargs=(str(data_dir), agent, seed, threads, env_kw, options)):
+                    record(rec)
         order = {str(e.episode_id): i for i, e in enumerate(selected)}
         finished = sorted((r for r in finished if r["episode_id"] in order), key=lambda r: order[r["episode_id"]])
         summary = metrics.summarize(finished)
