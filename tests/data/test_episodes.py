@@ -296,3 +296,20 @@ def test_cli_inspect_error(tmp_path):
     assert r.exit_code == 2
     assert "bad.json.gz" in r.output and "Traceback" not in r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+@pytest.mark.parametrize("bad", ["../../../escaped_video", "a/b", "", ".hidden", "x" * 200, "a\nb", "\\x"])
+def test_episode_ids_must_be_safe_as_file_names(bad):
+    """Defect 5 of issue #33: an episode id '../../../escaped_video' made `eval --video` write three folders above
+    --out; ids name files (videos, keys), so a string id must be a plain file name."""
+    d = make_episode().to_dict()
+    d["episode_id"] = bad
+    with pytest.raises(VidNavError, match=r"'episode_id'.*file name"):
+        Episode.from_dict(d, "x.json", 0)
+
+
+def test_usual_episode_ids_are_accepted():
+    for ok in (7, "7", "ep-3_a.b", "val_unseen.12"):
+        d = make_episode().to_dict()
+        d["episode_id"] = ok
+        assert Episode.from_dict(d, "x.json", 0).episode_id == ok

@@ -44,6 +44,7 @@ __all__ = [
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"
 MAX_INSTRUCTION_TOKENS = 200
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _FIX = "fix the file or rebuild it (vidnav data build), or re-download the VLN-CE split"
 
 
@@ -182,6 +183,9 @@ class Episode:
         ep_id = where.need(d, "episode_id")
         if not isinstance(ep_id, (int, str)) or isinstance(ep_id, bool):
             raise where.error("episode_id", f"must be an integer or a string, got {ep_id!r}")
+        if isinstance(ep_id, str) and not _SAFE_ID.fullmatch(ep_id):  # ids name files: videos, feature keys
+            raise where.error("episode_id", f"{ep_id[:80]!r} is not a plain file name (letters, digits, '.', '_', "
+                                            "'-'; not starting with '.'; at most 128 characters)")
         traj = where.need(d, "trajectory_id")
         scene = where.need(d, "scene_id")
         if not isinstance(scene, str) or not scene:
