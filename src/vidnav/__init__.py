@@ -4,6 +4,20 @@ __version__ = "0.1.0"
 
 from vidnav.errors import VidNavError
 
+ENV_ID = "vidnav/MiniHouseVLN-v0"
+
+
+def _register_env() -> None:
+    """Make ``gymnasium.make("vidnav/MiniHouseVLN-v0")`` work after ``import vidnav`` (the simulator itself
+    is imported only when the environment is made)."""
+    import gymnasium
+
+    if ENV_ID not in gymnasium.registry:
+        gymnasium.register(id=ENV_ID, entry_point="vidnav.sim.env:VLNEnv", max_episode_steps=None)
+
+
+_register_env()
+
 
 def __getattr__(name):  # the model stack imports torch/transformers: only when asked for
     if name in ("load_agent", "Agent", "DEFAULT_AGENT_DIR"):
@@ -17,5 +31,5 @@ def __getattr__(name):  # the model stack imports torch/transformers: only when 
     raise AttributeError(f"module 'vidnav' has no attribute {name!r}")
 
 
-__all__ = ["ACTIONS", "Agent", "DEFAULT_AGENT_DIR", "VidNavConfig", "VidNavError", "VidNavForCausalLM",
+__all__ = ["ACTIONS", "Agent", "DEFAULT_AGENT_DIR", "ENV_ID", "VidNavConfig", "VidNavError", "VidNavForCausalLM",
            "__version__", "build_model", "load_agent", "parse_actions"]

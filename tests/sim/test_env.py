@@ -90,3 +90,14 @@ def test_generated_task_is_a_valid_vln_task():
     t = generated_task(9)
     assert t.instruction and len(t.reference) >= 2 and t.gt_locations
     assert t.house.room_at(t.start[0], t.start[1]) is not None
+
+
+def test_import_vidnav_alone_registers_the_environment():
+    """`import vidnav; gymnasium.make("vidnav/MiniHouseVLN-v0")` in a fresh interpreter (no vidnav.sim import)."""
+    import subprocess
+    import sys
+
+    code = ("import gymnasium, sys, vidnav; spec = gymnasium.spec('vidnav/MiniHouseVLN-v0'); "
+            "assert 'vidnav.sim' not in sys.modules; print(spec.entry_point)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "vidnav.sim.env:VLNEnv"

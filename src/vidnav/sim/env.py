@@ -21,12 +21,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vidnav import ENV_ID  # noqa: F401  (registered on `import vidnav`; tests and users import it from here too)
 from vidnav.errors import VidNavError
 from vidnav.sim.house import House
 from vidnav.eval.metrics import SUCCESS_DISTANCE, oracle_success, spl
 from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, NavMap
 
-ENV_ID = "vidnav/MiniHouseVLN-v0"
 INSTRUCTION_CHARSET = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'\"-()/&%#+°\n\t")
 
@@ -243,9 +243,3 @@ def generated_task(seed: int) -> NavTask:
     raise VidNavError(f"could not generate a task for seed {seed}")
 
 
-def register() -> None:
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="vidnav.sim.env:VLNEnv", max_episode_steps=None)
-
-
-register()
