@@ -84,6 +84,19 @@ def test_two_runs_one_page_with_their_numbers_and_videos(runs, tmp_path, capsys)
     assert "<td>oracle (baseline beside the runs)</td>" in one.read_text()
 
 
+def test_scenes_that_are_not_vidnav_houses_get_no_maps_nor_rooms(runs, tmp_path, monkeypatch):
+    """Real VLN-CE episodes on Matterport scenes: no room layout, so no room plots, failure modes or maps."""
+    monkeypatch.setattr("vidnav.eval.report.load_houses", lambda data, episodes: None)
+    page, _ = html_report([runs / "forward", runs / "oracle"], out=tmp_path / "r.html")
+    d, html = page_data(page), page.read_text()
+    assert "fig-distance" in d["figures"] and "fig-rooms" not in d["figures"] and 'id="failures"' not in html
+    assert d["scenes"] == {} and all(ep["traces"] is None for ep in d["episodes"].values())
+    results = {r["episode_id"]: r for r in read_run(runs / "forward")[0]}
+    for row in (r for r in d["rows"] if r["run"] == "forward"):
+        res = results[row["id"]]
+        assert row["ended"] == ("success" if res["success"] else "failed, stopped" if res["stopped"] else "step cap")
+
+
 def test_report_errors_name_the_fix(runs, tiny_benchmark, tmp_path):
     with pytest.raises(VidNavError, match="give a file name ending in .html"):
         html_report([runs / "forward"], out=tmp_path / "report.txt")
