@@ -127,7 +127,7 @@ def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samp
             raise VidNavError(f"episode {i} is in scene {ra[i].get('scene_id')!r} in {a} but "
                               f"{rb[i].get('scene_id')!r} in {b}: the runs used different episode files")
     n = len(ids)
-    metrics = [m for m in SUMMARY_KEYS if all(m in ra[i] and m in rb[i] for i in ids)]
+    metrics = [m for m in SUMMARY_KEYS if all(ra[i].get(m) is not None and rb[i].get(m) is not None for i in ids)]
     rows = []
     for m in metrics:
         diffs = [float(rb[i][m]) - float(ra[i][m]) for i in ids]

@@ -137,7 +137,8 @@ def oracle_success(distances: Sequence[float], radius: float = SUCCESS_DISTANCE)
 def summarize(results: list[dict]) -> dict:
     """Means over episodes of the VLN-CE measures; ``episodes`` is the count.
 
-    A key no result carries summarises to None; VLN-CE's names ``distance_to_goal`` and
+    A key that not every result carries (or carries as None, e.g. nDTW without ground truth) summarises to
+    None: a mean over some episodes would pass for one over all. VLN-CE's names ``distance_to_goal`` and
     ``path_length`` are read as ``navigation_error`` and ``trajectory_length``.
     """
     out: dict = {"episodes": len(results)}
@@ -148,5 +149,5 @@ def summarize(results: list[dict]) -> dict:
                 if r.get(name) is not None:
                     vals.append(float(r[name]))
                     break
-        out[key] = float(np.mean(vals)) if vals else None
+        out[key] = float(np.mean(vals)) if vals and len(vals) == len(results) else None
     return out

@@ -50,9 +50,10 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, gi
         actions.append(a)
         if video:
             video.add(obs["rgb"], path_xz, env.pose)
-    reference = task.gt_locations if task.gt_locations else task.reference
     success = float(info["success"])
-    nd = metrics.ndtw(path_xz, reference, success_distance=task.goal_radius)
+    # nDTW compares with the follower's dense path ({split}_gt.json.gz); the sparse reference_path would give
+    # a wrong number (the oracle scored 0.24), so without it nDTW and sDTW are unavailable (None)
+    nd = metrics.ndtw(path_xz, task.gt_locations, success_distance=task.goal_radius) if task.gt_locations else None
     result = {
         "episode_id": str(episode.episode_id),
         "scene_id": episode.scene_id,
@@ -62,7 +63,7 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, gi
         "success": success,
         "spl": float(info["spl"]),
         "ndtw": nd,
-        "sdtw": success * nd,
+        "sdtw": None if nd is None else success * nd,
         "oracle_success": float(info["oracle_success"]),
         "navigation_error": float(info["distance_to_goal"]),
         "trajectory_length": float(info["trajectory_length"]),
@@ -220,8 +221,8 @@ def format_table(rows: dict[str, dict]) -> str:
     heads = ("agent", "eps", "SR", "SPL", "nDTW", "sDTW", "OSR", "NE (m)", "TL (m)", "steps", "coll")
     lines = [" | ".join(heads)]
     for name, s in rows.items():
-        vals = [name, str(s["episodes"])] + [f"{s[c]:.2f}" if c in ("success", "spl", "ndtw", "sdtw", "oracle_success",
-                                                                   "navigation_error", "trajectory_length")
+        two = ("success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error", "trajectory_length")
+        vals = [name, str(s["episodes"])] + ["n/a" if s[c] is None else f"{s[c]:.2f}" if c in two  # n/a: no gt
                                              else f"{s[c]:.1f}" for c in cols[1:]]
         lines.append(" | ".join(vals))
     return "\n".join(lines)
