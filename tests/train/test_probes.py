@@ -143,3 +143,20 @@ def test_fitting_in_the_span_of_the_frames_gives_the_same_probe():
     (v, c), = _fit(x @ basis, heads, [1e-2], max_iter=300)
     torch.testing.assert_close(x_new @ w + b, x_new @ basis @ v + c, atol=2e-3, rtol=1e-3)
     assert float((w - basis @ v).abs().max()) < 2e-3  # the same weights, written in the span's basis
+
+
+def test_the_look_oracle_names_the_room_type_from_its_textures():
+    from vidnav.train.probes import look_oracle
+
+    def frames(types, floors, walls):
+        return ProbeFrames(None, ["h"] * len(types), {"room_type": types, "floor": floors, "wall": walls})
+
+    train = frames(["kitchen", "kitchen", "bedroom", "office", "office", "bathroom"],
+                   ["marble", "marble", "wood", "wood", "wood", "marble"],
+                   ["white", "white", "drywall", "drywall", "drywall", "concrete_tiles"])
+    held = frames(["kitchen", "office", "bedroom", "bathroom", "kitchen"],
+                  ["marble", "wood", "wood", "marble", "marble"],
+                  ["white", "drywall", "drywall", "stucco", "concrete_tiles"])
+    # (marble, white) -> kitchen; (wood, drywall) -> office (2 of 3); marble + unseen stucco -> by floor, kitchen;
+    # (marble, concrete_tiles) -> bathroom
+    assert look_oracle(train, held, np.arange(6), np.arange(5)) == pytest.approx(2 / 5)

@@ -232,6 +232,9 @@ def run_probes(train: ProbeFrames, heldout: ProbeFrames, grids: list[int], probe
         results[p] = {"classes": [str(c) for c in classes], "n_train": len(rows), "n_heldout": len(rows_ho),
                       "heldout_unseen_class": len(picks_ho[p]) - len(ho), "majority_class": str(classes[majority]),
                       "majority_acc": maj_acc, "majority_balanced_acc": maj_bal, "grids": {}}
+    if "room_type" in results:
+        results["room_type"]["look_oracle_acc"] = look_oracle(train, heldout, picks_tr["room_type"],
+                                                              picks_ho["room_type"])
 
     for g in grids:
         x_tr, x_ho = pooled(feats_tr, g), pooled(feats_ho, g)
@@ -258,6 +261,29 @@ def run_probes(train: ProbeFrames, heldout: ProbeFrames, grids: list[int], probe
             acc, bal = _accuracy((x_ho[h.rows] @ w + b).argmax(1), h.y, h.k) if len(h.rows) else (float("nan"),) * 2
             results[p]["grids"][str(g)] = {"acc": acc, "balanced_acc": bal, "wd": wd}
     return results
+
+
+def look_oracle(train: ProbeFrames, heldout: ProbeFrames, picks_tr: np.ndarray, picks_ho: np.ndarray) -> float:
+    """Held-out accuracy of naming the room type from the room's true floor and wall textures (the training
+    frames' most frequent type for that pair, else for that floor, else overall): how far the look alone goes,
+    since a look is one type's within a house but several types share textures across houses."""
+    from collections import Counter
+
+    def label(ds, i):
+        return ds.labels["room_type"][i], ds.labels["floor"][i], ds.labels["wall"][i]
+
+    by_pair, by_floor, overall = {}, {}, Counter()
+    for i in picks_tr:
+        t, f, w = label(train, i)
+        by_pair.setdefault((f, w), Counter())[t] += 1
+        by_floor.setdefault(f, Counter())[t] += 1
+        overall[t] += 1
+    hits = 0
+    for i in picks_ho:
+        t, f, w = label(heldout, i)
+        guess = (by_pair.get((f, w)) or by_floor.get(f) or overall).most_common(1)[0][0]
+        hits += guess == t
+    return hits / max(1, len(picks_ho))
 
 
 def format_table(results: dict, grids: list[int]) -> str:
