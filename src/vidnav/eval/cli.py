@@ -11,7 +11,8 @@ from vidnav.errors import VidNavError
 
 
 def eval_command(
-    agent: str = typer.Option(..., help="oracle | random | forward | default (the shipped agent) | a checkpoint folder"),
+    agent: str = typer.Option(..., help="oracle | random | forward | symbolic (reads the words, privileged) | default "
+                                        "(the shipped agent) | a checkpoint folder"),
     data: Path = typer.Option(..., help="benchmark folder written by `vidnav data build`"),
     out: Path = typer.Option(..., help="output folder: results.jsonl, summary.json, videos/ (rerun to resume)"),
     split: str = typer.Option("val_unseen", help="train | val_seen | val_unseen"),
@@ -19,7 +20,10 @@ def eval_command(
     workers: int = typer.Option(1, help="parallel worker processes"),
     video: bool = typer.Option(False, "--video", help="write an MP4 per episode (ego view + top-down map)"),
     video_episodes: Optional[int] = typer.Option(None, help="with --video: only the first N episodes"),
-    seed: int = typer.Option(0, help="seed of the random agent"),
+    seed: int = typer.Option(0, help="seed of the random agent and of the draw of --instructions swapped"),
+    instructions: str = typer.Option("own", help="own | swapped: each episode gets the instruction of another path "
+                                                 "in its house (seeded; metrics stay those of its own goal), to see "
+                                                 "whether an agent reads"),
     replan_when_blocked: bool = typer.Option(False, "--replan-when-blocked",
                                              help="model agents: after a forward that left the camera image "
                                                   "unchanged (a wall), re-plan with forward excluded"),
@@ -53,7 +57,8 @@ def eval_command(
     options = PlanOptions(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
                           loop_plans=LOOP_PLANS if loop_plans is None else loop_plans, expert_start=expert_start)
     summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
-                       options=options, env_kw={"allow_sliding": True} if sliding else None)
+                       options=options, env_kw={"allow_sliding": True} if sliding else None,
+                       instructions=instructions)
     typer.echo(format_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
 

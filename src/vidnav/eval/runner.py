@@ -166,7 +166,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
                 # the random agent's draws, and any other environment setting (e.g. max_steps), change results
                 "seed": seed if agent == "random" else None,
                 "env": {k: v for k, v in sorted(env_kw.items()) if k != "allow_sliding"},
-                
+                "instructions": instructions, "instructions_seed": seed if instructions == "swapped" else None,
                 **asdict(options)}
         _check_run(out, meta, restart_if_changed)
         results_path = out / "results.jsonl"
