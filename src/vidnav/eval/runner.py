@@ -5,7 +5,8 @@
 ``OUT/results.jsonl`` gets one line per finished episode (appended and flushed as it finishes), so killing
 a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones. ``OUT/run.json``
 records what makes the run (agent, a fingerprint of its weights, data, split, whether blocked steps slide along
-walls, plan options, own or swapped instructions); a rerun that differs in any of them raises instead of mixing two runs' episodes.
+walls, plan options, own or swapped instructions); a rerun that differs in any of them raises instead of mixing
+two runs' episodes.
 ``OUT/summary.json`` holds the episode means over all selected episodes; ``OUT/videos/`` the MP4s.
 """
 
