@@ -23,7 +23,9 @@ def eval_command(
     seed: int = typer.Option(0, help="seed of the random agent and of the draw of --instructions swapped"),
     instructions: str = typer.Option("own", help="own | swapped: each episode gets the instruction of another path "
                                                  "in its house (seeded; metrics stay those of its own goal), to see "
-                                                 "whether an agent reads"),
+                                                 "whether an agent reads | a JSON file of instructions written anew "
+                                                 "(only its episodes run; e.g. configs/instructions/"
+                                                 "val_unseen_human.json)"),
     replan_when_blocked: bool = typer.Option(False, "--replan-when-blocked",
                                              help="model agents: after a forward that left the camera image "
                                                   "unchanged (a wall), re-plan with forward excluded"),

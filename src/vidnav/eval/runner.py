@@ -20,8 +20,8 @@ from pathlib import Path
 from vidnav.errors import VidNavError
 from vidnav.eval import metrics
 from vidnav.eval.agents import PlanOptions, agent_weights, make_agent
-from vidnav.eval.swap import INSTRUCTIONS, swap_instructions
-from vidnav.io import JsonlAppender, read_jsonl_records, write_json, writer_lock
+from vidnav.eval.swap import INSTRUCTIONS, instructions_from_file, swap_instructions
+from vidnav.io import JsonlAppender, files_sha256, read_jsonl_records, write_json, writer_lock
 
 def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, given=None) -> dict:
     """Run one episode to STOP or the step limit; return its result record (positions, actions, metrics, the
@@ -155,9 +155,10 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     if not selected:
         raise VidNavError(f"{data_dir}: split {split!r} has no episodes; evaluate another --split, or rebuild "
                           "the data with houses in this split")
-    if instructions not in INSTRUCTIONS:
-        raise VidNavError(f"--instructions must be one of {', '.join(INSTRUCTIONS)}, got {instructions!r}")
-    donors = swap_instructions(eps.episodes, selected, seed) if instructions == "swapped" else {}
+    if instructions not in INSTRUCTIONS:  # a file of instructions written anew for some episodes
+        selected, donors, instructions = instructions_from_file(instructions, selected, split)
+    else:
+        donors = swap_instructions(eps.episodes, selected, seed) if instructions == "swapped" else {}
     out.mkdir(parents=True, exist_ok=True)
     options = options or PlanOptions()
     env_kw = env_kw or {}

@@ -1,4 +1,8 @@
-"""`vidnav eval --instructions swapped`: each episode is run with the instruction of another path in its house.
+"""`vidnav eval --instructions swapped|FILE`: each episode is run with another instruction than its own.
+
+``swapped``: the instruction of another path in its house. ``FILE``: a JSON file of instructions written for the
+split's episodes (e.g. worded by people: ``configs/instructions/val_unseen_human.json``), ``{"split": ...,
+"instructions": {"<episode id>": "<text>", ...}}``; only the episodes it lists are evaluated.
 
     donors = swap_instructions(split_episodes, selected, seed=0)
     donors["17"]   # the Episode whose instruction episode 17 is given
@@ -12,6 +16,9 @@ episode id, so a rerun, a resume, ``--workers N`` and any ``--episodes`` give ev
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import zlib
 from collections import defaultdict
@@ -21,6 +28,7 @@ import numpy as np
 
 from vidnav.errors import VidNavError
 from vidnav.eval.metrics import SUCCESS_DISTANCE
+from vidnav.io import read_json
 
 INSTRUCTIONS = ("own", "swapped")
 
@@ -52,3 +60,35 @@ def swap_instructions(episodes: Sequence, selected: Sequence, seed: int = 0) -> 
         rng = np.random.default_rng([seed, zlib.crc32(str(ep.episode_id).encode())])
         donors[str(ep.episode_id)] = pool[int(rng.integers(len(pool)))]
     return donors
+
+
+def instructions_from_file(path, selected: Sequence, split: str) -> tuple[list, dict[str, object], str]:
+    """The episodes of ``selected`` that ``path`` words anew, each as an Episode carrying its new instruction, and
+    a name of the file's content for run.json (``file sha256:...``). Every listed id must be in ``selected``."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise VidNavError(f"--instructions {path}: no such file; give own, swapped or a JSON file of instructions")
+    raw = path.read_bytes()
+    d = read_json(path, "instruction file")
+    texts = d.get("instructions") if isinstance(d, dict) else None
+    if not isinstance(texts, dict) or not texts:
+        raise VidNavError(f"{path}: needs a non-empty object 'instructions' mapping episode ids to instruction texts")
+    if d.get("split", split) != split:
+        raise VidNavError(f"{path} holds instructions for split {d['split']!r}, not {split!r}; pass --split "
+                          f"{d['split']}")
+    by_id = {str(ep.episode_id): ep for ep in selected}
+    unknown = [k for k in texts if str(k) not in by_id]
+    if unknown:
+        raise VidNavError(f"{path}: episode {unknown[0]!r} is not among the {len(selected)} episodes evaluated "
+                          f"(split {split!r}); raise --episodes or fix the id")
+    given = {}
+    for k, text in texts.items():
+        if not isinstance(text, str) or not text.strip():
+            raise VidNavError(f"{path}: instructions[{k!r}] must be a non-empty string")
+        ep = by_id[str(k)]
+        given[str(k)] = dataclasses.replace(ep, instruction=dataclasses.replace(ep.instruction,
+                                                                                 instruction_text=text.strip()))
+    chosen = [ep for ep in selected if str(ep.episode_id) in given]
+    return chosen, given, "file sha256:" + hashlib.sha256(raw).hexdigest()[:16]
