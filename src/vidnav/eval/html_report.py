@@ -108,7 +108,7 @@ def _bar(reports: list[dict], names: list[str], colors: list[str], key: str, tit
         rows = rep[key]
         fig.add_bar(name=name, x=[r["bin"] for r in rows], y=[r["success"] for r in rows], marker_color=color,
                     customdata=[[r["n"], r["spl"], r["oracle_success"]] for r in rows],
-                    text=[f"n={r['n']}" for r in rows], textposition="outside",
+                    text=[f"n={r['n']}" if r["n"] else "" for r in rows], textposition="outside",
                     hovertemplate="%{x}: SR %{y:.2f}, SPL %{customdata[1]:.2f}, OSR %{customdata[2]:.2f}"
                                   " (%{customdata[0]} episodes)<extra>" + name + "</extra>")
     fig.update_layout(title=title, barmode="group", yaxis=dict(title="success rate", range=[0, 1.15]),
@@ -236,7 +236,8 @@ def render(runs: list[Path], loaded: list[dict], reports: list[dict], where: Pat
     from vidnav.eval.topdown import PATH_RGB
 
     names = _names(runs)
-    palette = [f"rgb{PATH_RGB}"] + list(plotly.colors.qualitative.D3[1:])
+    d3 = plotly.colors.qualitative.D3  # without its green and red: the reference path and the goal have them
+    palette = [f"rgb{PATH_RGB}", d3[1], d3[4], d3[5], d3[6], d3[9], d3[8], d3[7]]
     colors = [palette[i % len(palette)] for i in range(len(runs))]
     metric_rows = [{"name": n, "agent": d["meta"].get("agent"), **summarize(d["results"])}
                    for n, d in zip(names, loaded)] + _baselines(runs, loaded)
