@@ -40,6 +40,7 @@ bench: setup
 	$(PY) bench/packed_training.py
 	$(PY) bench/context_token.py
 	$(PY) bench/validate_prefill.py
+	$(PY) bench/serve_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -34,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidnav.errors import VidNavError
 from vidnav.serve.frames import FrameError, FrameLimits, decode_frame
@@ -41,6 +42,7 @@ from vidnav.serve.sessions import Limits, SessionError, SessionStore
 
 PUBLIC_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 MAX_UPLOAD_BYTES = 8 << 20
+ACTIONS = ("forward", "left", "right", "stop")  # vidnav.model.actions.ACTIONS (a test checks), without importing torch
 MAX_TEXT_CHARS = 4096  # an instruction or question (RxR's longest instructions are about 2,500 characters)
 
 
@@ -84,8 +86,6 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
                max_upload_bytes: int = MAX_UPLOAD_BYTES, max_text_chars: int = MAX_TEXT_CHARS):
     """The FastAPI app. ``new_agent()`` returns a fresh streaming agent (``reset(instruction)``,
     ``act(rgb, ban_first=None)``, ``observe(rgb)``, ``num_actions``; optionally ``ask(question)``); one per session."""
-    from vidnav.model.actions import ACTIONS
-
     store = SessionStore(new_agent, limits)
     frame_limits = frame_limits or FrameLimits()
     app = FastAPI(title="vidnav agent", version="1",
@@ -193,6 +193,15 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
     @app.exception_handler(VidNavError)
     async def _user_error(request: Request, e: VidNavError):
         return JSONResponse({"detail": str(e)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        detail, where = e.detail, f"{request.method} {request.url.path}"
+        if e.status_code == 404:
+            detail = f"no endpoint {where}; the endpoints are under /v1 (listed at /docs)"
+        elif e.status_code == 405:
+            detail = f"{where} is not allowed (allowed: {(e.headers or {}).get('Allow', '?')}); see /docs"
+        return JSONResponse({"detail": detail}, status_code=e.status_code, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError):
