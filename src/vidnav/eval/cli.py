@@ -12,7 +12,8 @@ from vidnav.errors import VidNavError
 
 def eval_command(
     agent: str = typer.Option(..., help="oracle | random | forward | symbolic (reads the words, privileged) | default "
-                                        "(the shipped agent) | a checkpoint folder"),
+                                        "(the shipped agent) | a checkpoint folder | http://HOST:PORT (a `vidnav "
+                                        "serve` server; token from $VIDNAV_TOKEN)"),
     data: Path = typer.Option(..., help="benchmark folder written by `vidnav data build`"),
     out: Path = typer.Option(..., help="output folder: results.jsonl, summary.json, videos/ (rerun to resume)"),
     split: str = typer.Option("val_unseen", help="train | val_seen | val_unseen"),
