@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import unquote
 
+import plotly.graph_objects as go
 import pytest
 
 from vidnav.cli import main
@@ -64,6 +65,7 @@ def test_two_runs_one_page_with_their_numbers_and_videos(runs, tmp_path, capsys)
             if v["src"]:
                 assert (page.parent / unquote(v["src"])).resolve() == want.resolve()
         assert len(ep["traces"]) == 3 + 2 * len(ep["videos"]) and ep["scene"] in d["scenes"]
+        go.Figure(data=ep["traces"], layout=d["scenes"][ep["scene"]])  # the maps are valid plotly figures
     assert [v["src"] is None for v in d["episodes"][d["rows"][-1]["id"]]["videos"]] == [True, False]
     # the paired comparison is compare_runs' own, with the episodes only one run solved
     c = compare_runs(runs / "forward", runs / "oracle", by_rooms=True)

@@ -135,62 +135,62 @@ def _failures_fig(reports: list[dict], names: list[str]):
     return fig
 
 
+def _rgb(c) -> str:
+    return f"rgb({c[0]},{c[1]},{c[2]})"
+
+
+# The per-episode maps are plain plotly figure dicts: plotly.graph_objects would validate every one of them, which
+# took 35 s for 300 episodes; tests/eval/test_html_report.py validates them with graph_objects instead.
+
 def _scene_layout(house) -> dict:
     """The plotly layout of a house seen from above: floors, door gaps, walls, landmarks, room names."""
-    import plotly.graph_objects as go
-
     from vidnav.eval.topdown import FLOOR_RGB, KIND_RGB, LANDMARK_RGB, WALL_RGB
     from vidnav.sim.navmap import wall_segments
 
-    def rgb(c):
-        return f"rgb{tuple(c)}"
+    def rect(x0, z0, x1, z1, color, kind="rect"):
+        return {"type": kind, "x0": x0, "y0": z0, "x1": x1, "y1": z1, "layer": "below", "line": {"width": 0},
+                "fillcolor": _rgb(color)}
 
-    shapes = [dict(type="rect", x0=r.x0, y0=r.z0, x1=r.x1, y1=r.z1, layer="below", line_width=0,
-                   fillcolor=rgb(FLOOR_RGB.get(r.floor, (220, 220, 220)))) for r in house.rooms]
-    for d in house.doors:
-        a, b, c, e = d.rect
-        shapes.append(dict(type="rect", x0=a, y0=b, x1=c, y1=e, layer="below", line_width=0,
-                           fillcolor=rgb(FLOOR_RGB.get(house.rooms[d.a].floor, (220, 220, 220)))))
-    shapes += [dict(type="line", x0=ax, y0=az, x1=bx, y1=bz, layer="below", line=dict(color=rgb(WALL_RGB), width=2))
-               for (ax, az), (bx, bz) in wall_segments(house)]
-    for o in house.landmarks:
-        color = LANDMARK_RGB.get(o.color) if o.color else KIND_RGB.get(o.kind, (0, 0, 0))
-        shapes.append(dict(type="circle", x0=o.x - o.radius, y0=o.z - o.radius, x1=o.x + o.radius,
-                           y1=o.z + o.radius, layer="below", line_width=0, fillcolor=rgb(color)))
-    notes = [dict(x=r.center[0], y=r.center[1], text=r.type, showarrow=False, font=dict(size=10, color="#555"))
-             for r in house.rooms]
+    shapes = [rect(r.x0, r.z0, r.x1, r.z1, FLOOR_RGB.get(r.floor, (220, 220, 220))) for r in house.rooms]
+    shapes += [rect(*d.rect, FLOOR_RGB.get(house.rooms[d.a].floor, (220, 220, 220))) for d in house.doors]
+    shapes += [{"type": "line", "x0": ax, "y0": az, "x1": bx, "y1": bz, "layer": "below",
+                "line": {"color": _rgb(WALL_RGB), "width": 2}} for (ax, az), (bx, bz) in wall_segments(house)]
+    shapes += [rect(o.x - o.radius, o.z - o.radius, o.x + o.radius, o.z + o.radius,
+                    LANDMARK_RGB.get(o.color) if o.color else KIND_RGB.get(o.kind, (0, 0, 0)), "circle")
+               for o in house.landmarks]
+    notes = [{"x": r.center[0], "y": r.center[1], "text": r.type, "showarrow": False,
+              "font": {"size": 10, "color": "#555"}} for r in house.rooms]
     x0, z0, x1, z1 = house.bounds()
-    layout = go.Layout(shapes=shapes, annotations=notes, height=430, margin=dict(l=10, r=10, t=10, b=10),
-                       plot_bgcolor="white", showlegend=True, legend=dict(orientation="h", y=-0.02),
-                       xaxis=dict(range=[x0 - 0.5, x1 + 0.5], showgrid=False, zeroline=False, visible=False),
-                       yaxis=dict(range=[z1 + 0.5, z0 - 0.5], showgrid=False, zeroline=False, visible=False,
-                                  scaleanchor="x"))
-    return layout.to_plotly_json()
+    axis = {"showgrid": False, "zeroline": False, "visible": False}
+    return {"shapes": shapes, "annotations": notes, "height": 430, "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+            "plot_bgcolor": "white", "showlegend": True, "legend": {"orientation": "h", "y": -0.02},
+            "xaxis": {"range": [x0 - 0.5, x1 + 0.5], **axis},
+            "yaxis": {"range": [z1 + 0.5, z0 - 0.5], "scaleanchor": "x", **axis}}  # z grows downwards, as in the MP4s
 
 
 def _episode_traces(ep, paths: list[tuple[str, str, list]]) -> list[dict]:
-    """Plotly traces of one episode: the reference path, the goal's success circle, every run's path."""
-    import plotly.graph_objects as go
-
+    """Plotly traces of one episode: the reference path, the goal's success circle, every run's path and end."""
     from vidnav.eval.metrics import SUCCESS_DISTANCE
+    from vidnav.eval.topdown import GOAL_RGB, REF_RGB
 
     goal = ep.goals[0].position
     radius = ep.goals[0].radius or SUCCESS_DISTANCE
     ring = [2 * math.pi * i / 48 for i in range(49)]
     ref = ep.reference_path
-    traces = [go.Scatter(x=[p[0] for p in ref], y=[p[2] for p in ref], mode="lines+markers", name="reference",
-                         line=dict(color="rgb(30,160,60)", width=3), marker=dict(size=5)),
-              go.Scatter(x=[goal[0] + radius * math.cos(t) for t in ring],
-                         y=[goal[2] + radius * math.sin(t) for t in ring], mode="lines", name="success radius",
-                         line=dict(color="rgb(230,60,40)", dash="dot", width=1.5), hoverinfo="skip"),
-              go.Scatter(x=[goal[0]], y=[goal[2]], mode="markers", name="goal",
-                         marker=dict(color="rgb(230,60,40)", size=11, symbol="star"))]
+    traces = [{"type": "scatter", "x": [p[0] for p in ref], "y": [p[2] for p in ref], "mode": "lines+markers",
+               "name": "reference", "line": {"color": _rgb(REF_RGB), "width": 3}, "marker": {"size": 5}},
+              {"type": "scatter", "x": [round(goal[0] + radius * math.cos(t), 3) for t in ring],
+               "y": [round(goal[2] + radius * math.sin(t), 3) for t in ring], "mode": "lines",
+               "name": "success radius", "line": {"color": _rgb(GOAL_RGB), "dash": "dot", "width": 1.5},
+               "hoverinfo": "skip"},
+              {"type": "scatter", "x": [goal[0]], "y": [goal[2]], "mode": "markers", "name": "goal",
+               "marker": {"color": _rgb(GOAL_RGB), "size": 11, "symbol": "star"}}]
     for name, color, pos in paths:
-        traces.append(go.Scatter(x=[round(p[0], 3) for p in pos], y=[round(p[2], 3) for p in pos], mode="lines",
-                                 name=name, line=dict(color=color, width=2.5)))
-        traces.append(go.Scatter(x=[pos[-1][0]], y=[pos[-1][2]], mode="markers", showlegend=False,
-                                 name=f"{name}: end", marker=dict(color=color, size=9, symbol="x")))
-    return [t.to_plotly_json() for t in traces]
+        traces.append({"type": "scatter", "x": [round(p[0], 3) for p in pos], "y": [round(p[2], 3) for p in pos],
+                       "mode": "lines", "name": name, "line": {"color": color, "width": 2.5}})
+        traces.append({"type": "scatter", "x": [pos[-1][0]], "y": [pos[-1][2]], "mode": "markers",
+                       "showlegend": False, "name": f"{name}: end", "marker": {"color": color, "size": 9, "symbol": "x"}})
+    return traces
 
 
 def _ended(result: dict, rep: dict) -> str:
