@@ -184,7 +184,6 @@ class Chromium:
 def chromium(tmp_path):
     if shutil.which("chromium") is None:
         pytest.skip("chromium is not installed (scripts/setup-system.sh installs Debian's; `make test` runs it)")
-    pytest.importorskip("websocket", reason="websocket-client (a dev dependency) is not installed")
     b = Chromium(tmp_path / "profile")
     yield b
     b.close()
