@@ -229,16 +229,17 @@ def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
     main(["demo", "--episodes", "1", "--videos", "1", "--workers", "1", "--data", str(tmp_path / "data"),
           "--out", str(tmp_path / "demo")])
     out = capsys.readouterr().out
-    for row in ("default+replan+loops | 1 |", "oracle | 1 | 1.00 | ", "forward | 1 |", "random | 1 |"):
+    for row in ("default+replan+loops | 1 |", "symbolic | 1 |", "oracle | 1 | 1.00 | ", "forward | 1 |",
+                "random | 1 |"):
         assert row in out
     assert "where the shipped agent fails" in out and "by rooms on the reference route" in out
     run = json.loads((tmp_path / "demo" / "default" / "run.json").read_text())
     assert run["replan_when_blocked"] is run["break_loops"] is True and run["split"] == "val_unseen"
     oracle = json.loads((tmp_path / "demo" / "oracle" / "run.json").read_text())
     assert oracle["replan_when_blocked"] is oracle["break_loops"] is False
-    for name in ("default", "oracle", "forward", "random"):
+    for name in ("default", "symbolic", "oracle", "forward", "random"):
         assert len(list((tmp_path / "demo" / name / "videos").glob("*.mp4"))) == 1
-    page = tmp_path / "demo" / "report.html"  # one page with the four agents side by side
+    page = tmp_path / "demo" / "report.html"  # one page with the five agents side by side
     assert f"open {page} in a browser" in out and page.read_text().count('<td>oracle</td><td>oracle</td>') == 1
     assert "A = default, B = random" in page.read_text()
     # a new shipped agent since the last demo: its row is run again, not read back from the old results

@@ -73,8 +73,9 @@ def demo_command(
     videos: int = typer.Option(3, help="MP4s of the first N episodes per agent"),
     workers: int = typer.Option(2, help="parallel worker processes"),
 ) -> None:
-    """The main job: build (or reuse) a small val_unseen set of unseen houses, evaluate the shipped agent and
-    the oracle / random / forward baselines on the same episodes, print the metric table, write MP4s.
+    """The main job: build (or reuse) a small val_unseen set of unseen houses, evaluate the shipped agent, the
+    symbolic instruction follower (the ceiling: it reads the house and the words) and the oracle / random / forward
+    baselines on the same episodes, print the metric table, write MP4s and an HTML report.
 
     The shipped agent runs with --replan-when-blocked --break-loops (row `default+replan+loops`), as it is
     meant to run: without them, its failed episodes often push into a wall or circle until the 500-step cap,
@@ -100,7 +101,8 @@ def demo_command(
     if have < episodes:  # built earlier for a smaller demo
         raise VidNavError(f"{data} holds {have} val_unseen episodes, fewer than --episodes {episodes}; give another "
                           f"--data folder (it is built on first use) or delete {data}")
-    agents = (["default"] if (DEFAULT_AGENT_DIR / "config.json").exists() else []) + ["oracle", "forward", "random"]
+    agents = ((["default"] if (DEFAULT_AGENT_DIR / "config.json").exists() else [])
+              + ["symbolic", "oracle", "forward", "random"])  # symbolic: the instruction follower's ceiling
     if "default" not in agents:
         typer.echo(f"no shipped agent at {DEFAULT_AGENT_DIR}: running the baselines only")
     rows = {}
