@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -69,6 +70,22 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise VidNavError(f"{what} {path} is truncated or not gzip: {e}; rebuild or re-download it") from e
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise VidNavError(f"{what} {path} is not valid JSON ({e}); rebuild or re-download it") from e
+
+
+def files_sha256(*paths: str | os.PathLike) -> str:
+    """One SHA-256 over the contents of ``paths`` (a missing file counts as absent, not as empty): the
+    fingerprint an output folder keeps of its inputs, so results of two different inputs are never mixed."""
+    h = hashlib.sha256()
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            h.update(b"\0absent\0")
+            continue
+        h.update(str(path.stat().st_size).encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 @contextmanager

@@ -60,6 +60,30 @@ def _check_same_follower(traj_path: Path, previous: list[dict], follower: Follow
                               f"resume with the same value or use another --out")
 
 
+def _check_manifest(out: Path, data_dir: str | Path, split: str) -> None:
+    """OUT/manifest.json names what the folder is and a fingerprint of the episodes it was collected from; a
+    rerun on other episodes (the data rebuilt at the same path, another benchmark) is refused, since it would skip
+    the other benchmark's episodes as done and mix their labels. A folder from before manifests is adopted."""
+    from vidnav.data.episodes import split_paths
+    from vidnav.io import files_sha256, read_json, write_json
+
+    path = out / "manifest.json"
+    sha = files_sha256(*split_paths(data_dir, split))
+    manifest = read_json(path, "rollout manifest") if path.exists() else {"kind": "vidnav rollouts",
+                                                                             "episodes_sha256": {}}
+    if not isinstance(manifest, dict) or manifest.get("kind") != "vidnav rollouts":
+        raise VidNavError(f"{path} is not a vidnav rollout manifest; collect into another --out")
+    old = manifest["episodes_sha256"].get(split)
+    if old is not None and old != sha:
+        raise VidNavError(f"{path}: {out} was collected from other episodes of split {split!r} (episodes_sha256 "
+                          f"{old[:12]}..., now {sha[:12]}... for {data_dir}); was the data rebuilt? collect into "
+                          "another --out")
+    if old is None:
+        manifest["episodes_sha256"][split] = sha
+        manifest.setdefault("data", {})[split] = str(Path(data_dir).resolve())
+        write_json(path, manifest)
+
+
 def _check_done_keys(traj_path: Path, previous: list[dict], store) -> None:
     """Every trajectory listed as collected must have its features in the store, or resuming would skip it for
     good while training cannot read it."""
@@ -166,6 +190,7 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
     out = Path(out)
     with writer_lock(out, "rollouts"):  # before reading what is done: one job per folder
         eps = load_split(data_dir, split)
+        _check_manifest(out, data_dir, split)
         selected = select_episodes(eps.episodes, episodes_limit=episodes,
                                    paths_per_house=paths_per_house, skip_paths=skip_paths,
                                    instructions_per_path=instructions_per_path)

@@ -111,7 +111,11 @@ def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samp
     a, b = Path(a), Path(b)
     ra, ma = _load(a)
     rb, mb = _load(b)
-    for key in ("data", "split"):
+    fingerprinted = ma.get("episodes_sha256") and mb.get("episodes_sha256")  # the episodes' content, not path
+    if fingerprinted and ma["episodes_sha256"] != mb["episodes_sha256"]:
+        raise VidNavError(f"{a} and {b} were evaluated on different episode files (the episodes_sha256 of their "
+                          "run.json differ; was the data rebuilt?); a paired comparison needs the same episodes")
+    for key in ("split",) if fingerprinted else ("data", "split"):
         if ma.get(key) and mb.get(key) and ma[key] != mb[key]:
             raise VidNavError(f"{a} and {b} were evaluated on different {key}s ({ma[key]!r} vs {mb[key]!r}); "
                               "a paired comparison needs the same episodes")

@@ -81,7 +81,7 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, gi
 
 
 RUN_KEYS = ("agent", "weights", "data", "split", "allow_sliding", "seed", "env", "instructions", "instructions_seed",
-            *(f.name for f in fields(PlanOptions)))
+            *(f.name for f in fields(PlanOptions)), "episodes_sha256")
 
 
 def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
@@ -93,6 +93,7 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
         missing = {**asdict(PlanOptions()), "allow_sliding": False,  # run.json files from before these keys
                    "seed": None if meta["seed"] is None else 0, "env": {}, "instructions": "own",
                    "instructions_seed": None}
+        missing["episodes_sha256"] = meta["episodes_sha256"]  # a run.json from before fingerprints: unknown
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
         if diff and restart_if_changed:
             print(f"{out} holds results of another run ({', '.join(diff)} changed): starting it over")
@@ -143,7 +144,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     ``instructions``: ``"own"``, or ``"swapped"``: every episode gets the instruction of another path in its
     house, drawn with ``seed`` (:mod:`vidnav.eval.swap`); recorded in OUT/run.json and in each result line.
     """
-    from vidnav.data.episodes import load_split
+    from vidnav.data.episodes import load_split, split_paths
 
     data_dir, out = Path(data_dir), Path(out)
     if workers < 1:
@@ -169,6 +170,8 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
                 "seed": seed if agent == "random" else None,
                 "env": {k: v for k, v in sorted(env_kw.items()) if k != "allow_sliding"},
                 "instructions": instructions, "instructions_seed": seed if instructions == "swapped" else None,
+                # the episodes' content: data rebuilt at the same path is other data
+                "episodes_sha256": files_sha256(*split_paths(data_dir, split)),
                 **asdict(options)}
         _check_run(out, meta, restart_if_changed)
         results_path = out / "results.jsonl"
