@@ -54,9 +54,9 @@ def html_report(runs: list[str | Path], out: str | Path | None = None, data: str
         raise VidNavError(f"--html {out}: give a file name ending in .html")
     loaded = [load_run(r, data, split, episodes) for r in runs]
     for r, d in zip(runs[1:], loaded[1:]):
-        for key in ("split", "data"):
-            if str(Path(d[key]).resolve() if key == "data" else d[key]) != \
-                    str(Path(loaded[0][key]).resolve() if key == "data" else loaded[0][key]):
+        for key, same in (("split", d["split"] == loaded[0]["split"]),
+                          ("data", Path(d["data"]).resolve() == Path(loaded[0]["data"]).resolve())):
+            if not same:
                 raise VidNavError(f"{r} was evaluated on {key} {d[key]!s}, {runs[0]} on {loaded[0][key]!s}: one "
                                   "report compares runs on the same episodes; report them separately")
     reports = [report_run(r, loaded=d) for r, d in zip(runs, loaded)]
