@@ -131,6 +131,8 @@ class Instruction:
         text = where.need(d, "instruction_text", "instruction.")
         if not isinstance(text, str):
             raise where.error("instruction.instruction_text", f"must be a string, got {type(text).__name__}")
+        if not text.strip():  # found here, not when an agent is given the episode
+            raise where.error("instruction.instruction_text", "is empty; every episode needs an instruction")
         tokens = d.get("instruction_tokens")
         if tokens is not None and (not isinstance(tokens, list) or
                                    not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens)):

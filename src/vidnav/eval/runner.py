@@ -149,6 +149,8 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     data_dir, out = Path(data_dir), Path(out)
     if workers < 1:
         raise VidNavError(f"--workers must be >= 1, got {workers}")
+    if not isinstance(video, bool) and video < 0:
+        raise VidNavError(f"--video-episodes must be >= 0, got {video}")
     eps = load_split(data_dir, split)
     selected = eps.episodes if episodes is None else eps.episodes[:episodes]
     if episodes is not None and episodes < 1:
@@ -177,6 +179,8 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         results_path = out / "results.jsonl"
         done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results", repair=True)}
         n_video = len(selected) if video is True else int(video or 0)
+        for stale in (out / "videos").glob(".*.tmp*.mp4"):  # a video a killed run was writing (we hold the lock)
+            stale.unlink()
         jobs = []
         for i, ep in enumerate(selected):
             if str(ep.episode_id) in done:

@@ -1,0 +1,32 @@
+"""Options and inputs that cannot mean what they say are refused with the file, episode or option named
+(issue #33 defects 8 and 10)."""
+
+import pytest
+
+from vidnav.data.episodes import Episode
+from vidnav.errors import VidNavError
+from vidnav.eval.runner import evaluate
+
+
+def test_negative_video_episodes_is_refused(tiny_benchmark, tmp_path):
+    with pytest.raises(VidNavError, match="--video-episodes must be >= 0, got -3"):
+        evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "o", episodes=1, video=-3, progress=False)
+
+
+def test_a_killed_video_writer_leaves_no_hidden_file_after_a_rerun(tiny_benchmark, tmp_path):
+    out = tmp_path / "o"
+    (out / "videos").mkdir(parents=True)
+    stale = out / "videos" / ".1.tmp4242.mp4"  # what a run killed while writing 1.mp4 leaves
+    stale.write_bytes(b"\0" * 10)
+    evaluate(tiny_benchmark, "val_unseen", "oracle", out, episodes=1, progress=False)
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_an_empty_instruction_is_refused_on_load_naming_file_and_episode(text):
+    from tests.data.test_episodes import make_episode
+
+    d = make_episode(5).to_dict()
+    d["instruction"]["instruction_text"] = text
+    with pytest.raises(VidNavError, match=r"x\.json.*episode_id 5.*instruction_text.*empty"):
+        Episode.from_dict(d, "x.json", 0)
