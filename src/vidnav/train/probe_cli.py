@@ -30,7 +30,7 @@ def probe_command(
     frames: int = typer.Option(3000, help="training frames per probe at most (stratified by class)"),
     heldout_frames: int = typer.Option(3000, help="held-out frames per probe at most (stratified by class)"),
     seed: int = typer.Option(0, help="seed of the frame subsample and of the house split"),
-    max_iter: int = typer.Option(300, help="L-BFGS iterations per fit"),
+    max_iter: int = typer.Option(150, help="L-BFGS iterations per fit"),
     out: str = typer.Option(..., help="folder for probes.json and probes.md"),
 ) -> None:
     from pathlib import Path
@@ -43,7 +43,9 @@ def probe_command(
         raise VidNavError(f"--grid must be >= 1, got {grids}")
     if frames < 20 or heldout_frames < 20:
         raise VidNavError("--frames and --heldout-frames must be at least 20")
-    say = lambda msg: typer.echo(msg, err=True)  # noqa: E731
+    import time
+
+    say = lambda msg: typer.echo(f"[{time.strftime('%H:%M:%S')}] {msg}", err=True)  # noqa: E731
     say("labelling training frames")
     train = label_rollouts(data, rollouts)
     say("labelling held-out frames")
