@@ -98,8 +98,15 @@ def writer_lock(folder: str | os.PathLike, what: str, name: str = ".writer.lock"
     write one folder together (the ranks of a distributed run) each take a lock of their own ``name``.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    f = open(folder / name, "ab")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = open(folder / name, "ab")
+    except (FileExistsError, NotADirectoryError):
+        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        where = f"{file} is a file" if file == folder else f"{file} is a file, not a folder"
+        raise VidNavError(f"--out {folder}: {where}; give a folder") from None
+    except PermissionError as e:
+        raise VidNavError(f"--out {folder}: cannot write there ({e.strerror}); give a writable folder") from None
     try:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -30,3 +30,9 @@ def test_an_empty_instruction_is_refused_on_load_naming_file_and_episode(text):
     d["instruction"]["instruction_text"] = text
     with pytest.raises(VidNavError, match=r"x\.json.*episode_id 5.*instruction_text.*empty"):
         Episode.from_dict(d, "x.json", 0)
+
+
+def test_out_that_is_a_file_is_a_one_line_error(tiny_benchmark, tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(VidNavError, match=r"--out .*f: .*f is a file"):
+        evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "f", episodes=1, progress=False)

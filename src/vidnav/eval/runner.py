@@ -162,7 +162,6 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         selected, donors, instructions = instructions_from_file(instructions, selected, split)
     else:
         donors = swap_instructions(eps.episodes, selected, seed) if instructions == "swapped" else {}
-    out.mkdir(parents=True, exist_ok=True)
     options = options or PlanOptions()
     env_kw = env_kw or {}
     with writer_lock(out, "evaluation"):  # before reading what is done: one run per folder
