@@ -182,14 +182,14 @@ class Chromium:
 
 @pytest.fixture
 def chromium(tmp_path):
-    if shutil.which("chromium") is None:
-        pytest.skip("chromium is not installed (scripts/setup-system.sh installs Debian's; `make test` runs it)")
     b = Chromium(tmp_path / "profile")
     yield b
     b.close()
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed (scripts/setup-system.sh installs Debian's; `make test` runs it)")
 def test_the_page_in_headless_chromium(runs, chromium, tmp_path):
     page, _ = html_report([runs / "forward"], out=runs / "forward" / "report.html")
     chromium.open(page)
