@@ -123,7 +123,8 @@ def demo_command(
 
 
 def report_command(
-    runs: list[Path] = typer.Argument(..., help="output folders of `vidnav eval --out RUN` (same data and split)"),
+    runs: list[Path] = typer.Argument(..., metavar="RUN",
+                                      help="output folders of `vidnav eval --out RUN` (same data and split)"),
     data: Optional[Path] = typer.Option(None, help="benchmark folder (default: the one in RUN/run.json)"),
     split: Optional[str] = typer.Option(None, help="split (default: the one in RUN/run.json)"),
     episodes: Optional[int] = typer.Option(None, help="only the split's first N episodes"),
