@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -145,6 +146,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the server (finally below)
     clips = frames(args.clients * args.steps).reshape(args.clients, args.steps, 224, 224, 3)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -154,35 +156,11 @@ def main(argv=None) -> int:
     try:
         new_agent, _, _ = shared_model_agents("default")
         rows = []
-        # -- load over HTTP, then the same in-process --------------------------------------------------
+        # -- load over HTTP ----------------------------------------------------------------------------
         with RemoteAgent(url) as warm:  # warm the server's allocator and kernels outside the timing
             episode(warm, 0, clips[0, :5])
         wall, http = run_threads(args.clients, lambda k: episode(RemoteAgent(url), k, clips[k]))
         rows.append(report(f"HTTP, {args.clients} concurrent clients", wall, http, args.steps))
-        agents = [new_agent() for _ in range(args.clients)]
-        wall, local = run_threads(args.clients, lambda k: episode(agents[k], k, clips[k]))
-        rows.append(report(f"in-process, {args.clients} threads, one model", wall, local, args.steps))
-        t0 = time.perf_counter()
-        alone = [episode(new_agent(), k, clips[k]) for k in range(args.clients)]
-        rows.append(report(f"in-process, {args.clients} episodes one after another", time.perf_counter() - t0,
-                           alone, args.steps))
-        same = all(a[1] == b[1] == c[1] for a, b, c in zip(http, local, alone))
-        print(f"  plans equal across HTTP / threaded / sequential: {same}")
-        n1 = min(args.steps, 50)
-        t0 = time.perf_counter()
-        one_http = [episode(RemoteAgent(url), 0, clips[0, :n1])]
-        rows.append(report("HTTP, 1 client", time.perf_counter() - t0, one_http, n1))
-        t0 = time.perf_counter()
-        one_local = [episode(new_agent(), 0, clips[0, :n1])]
-        rows.append(report("in-process, 1 agent", time.perf_counter() - t0, one_local, n1))
-        from vidnav.serve.frames import encode_png
-
-        t0 = time.perf_counter()
-        sizes = [len(encode_png(f)) for f in clips[0, :n1]]
-        png_ms = (time.perf_counter() - t0) / n1 * 1000
-        overhead = (np.mean(one_http[0][0]) - np.mean(one_local[0][0])) * 1000
-        print(f"  HTTP layer per step, 1 client: {overhead:.1f} ms (mean latency difference), of which PNG encoding "
-              f"{png_ms:.1f} ms; frames {np.mean(sizes) / 1024:.0f} KiB as PNG")
 
         # -- memory: sessions created and deleted --------------------------------------------------------
         def churn(n_requests: int) -> None:
@@ -207,7 +185,34 @@ def main(argv=None) -> int:
         print(f"  server RSS: {before:.0f} MiB after warm-up, {after:.0f} MiB after {args.rss_requests} requests "
               f"({args.rss_requests // 5} sessions created and deleted, {time.perf_counter() - t0:.0f} s for both "
               f"rounds), {again:.0f} MiB after {args.rss_requests} more; live sessions "
-              f"{RemoteAgent(url).health()['sessions']}")
+              f"{RemoteAgent(url).health()['sessions']}", flush=True)
+
+        # -- the same steps in-process: what HTTP costs, and threads on one shared model ------------------
+        n1 = min(args.steps, 50)
+        t0 = time.perf_counter()
+        one_http = [episode(RemoteAgent(url), 0, clips[0, :n1])]
+        rows.append(report("HTTP, 1 client", time.perf_counter() - t0, one_http, n1))
+        t0 = time.perf_counter()
+        one_local = [episode(new_agent(), 0, clips[0, :n1])]
+        rows.append(report("in-process, 1 agent", time.perf_counter() - t0, one_local, n1))
+        from vidnav.serve.frames import encode_png
+
+        t0 = time.perf_counter()
+        sizes = [len(encode_png(f)) for f in clips[0, :n1]]
+        png_ms = (time.perf_counter() - t0) / n1 * 1000
+        overhead = (np.mean(one_http[0][0]) - np.mean(one_local[0][0])) * 1000
+        print(f"  HTTP layer per step, 1 client: {overhead:.1f} ms (mean latency difference), of which PNG encoding "
+              f"{png_ms:.1f} ms; frames {np.mean(sizes) / 1024:.0f} KiB as PNG", flush=True)
+
+        agents = [new_agent() for _ in range(args.clients)]
+        wall, local = run_threads(args.clients, lambda k: episode(agents[k], k, clips[k]))
+        rows.append(report(f"in-process, {args.clients} threads, one model", wall, local, args.steps))
+        t0 = time.perf_counter()
+        alone = [episode(new_agent(), k, clips[k]) for k in range(args.clients)]
+        rows.append(report(f"in-process, {args.clients} episodes one after another", time.perf_counter() - t0,
+                           alone, args.steps))
+        same = all(a[1] == b[1] == c[1] for a, b, c in zip(http, local, alone))
+        print(f"  plans equal across HTTP / threaded / sequential: {same}", flush=True)
 
         # -- what batching the vision tower across sessions could save ----------------------------------
         model = agents[0].model

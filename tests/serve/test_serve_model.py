@@ -29,6 +29,7 @@ def _records(out):
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # two short evaluations of the shipped agent: about a minute of CPU
 def test_eval_through_the_server_equals_the_in_process_agent(served, tiny_benchmark, tmp_path):
     """Same options (re-planning, loop breaking, 2 actions per plan), same episodes: every record equal."""
     server, _ = served
