@@ -15,6 +15,8 @@ Returned actions are canonical: everything after the first ``stop`` is ``stop``.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,23 @@ import torch
 from vidnav.errors import VidNavError
 
 DEFAULT_AGENT_DIR = Path(__file__).resolve().parent / "assets" / "default_agent"
+
+
+def _exclusive(method):
+    """One call at a time per Agent: a call from a second thread while one runs is refused, not interleaved
+    (two threads' frames in one memory corrupted it: every later act() raised until reset())."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if not self._busy.acquire(blocking=False):  # an RLock: act() may call observe() and plan() itself
+            raise VidNavError("this Agent is in use by another thread; an Agent holds one episode's memory: give "
+                              "each thread its own (vidnav.load_agent), or call it from one thread at a time")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy.release()
+
+    return call
 
 
 class Agent:
@@ -45,8 +64,10 @@ class Agent:
         self._encoder = None
         self.instruction: str | None = None
         self.steps = 0  # frames seen in this episode
+        self._busy = threading.RLock()
 
     # -- episode ----------------------------------------------------------------------------------------------
+    @_exclusive
     @torch.no_grad()
     def reset(self, instruction: str) -> None:
         """Start an episode: encode the instruction once and empty the memory."""
@@ -76,12 +97,14 @@ class Agent:
         self.instruction = instruction
         self.steps = 0
 
+    @_exclusive
     @torch.no_grad()
     def observe(self, rgb: Any) -> None:
         """Add a frame to the memory without planning (frames seen while executing a multi-action plan)."""
         feats = self.model.encode_frames(self._frame(rgb))
         self.observe_features(feats)
 
+    @_exclusive
     @torch.no_grad()
     def observe_features(self, feats: torch.Tensor) -> None:
         """Add one frame given as tower features [1, N, C] (e.g. from a feature cache)."""
@@ -92,13 +115,16 @@ class Agent:
         self._mem.push(self.strategy.frame_tokens(self._encoder, feats))
         self.steps += 1
 
+    @_exclusive
     @torch.no_grad()
     def act(self, rgb: Any, ban_first: str | Collection[str] | None = None) -> list[str]:
         """Add the frame and plan the next k actions (constrained greedy decoding; ``ban_first`` as in
         :meth:`plan`)."""
+        self._check_ban_first(ban_first)  # before the frame goes into memory
         self.observe(rgb)
         return self.plan(ban_first=ban_first)
 
+    @_exclusive
     @torch.no_grad()
     def plan(self, ban_first: str | Collection[str] | None = None) -> list[str]:
         """Plan k actions from the current memory (the last frame given is the current observation).
@@ -112,6 +138,7 @@ class Agent:
         """
         from vidnav.model.actions import canonical_actions
 
+        self._check_ban_first(ban_first)
         if self._mem is None or self._mem.current is None:
             raise VidNavError("call agent.reset(instruction) and give it a frame before planning")
         m = self.model
@@ -140,6 +167,7 @@ class Agent:
                 self._cache.crop(-extra)
         return canonical_actions(words, self.num_actions)
 
+    @_exclusive
     @torch.no_grad()
     def ask(self, question: str) -> str:
         """Answer a question about what the agent has seen so far (e.g. "which room are you in?"), greedy and
@@ -171,6 +199,17 @@ class Agent:
         if self._mem is None:
             raise VidNavError("call agent.reset(instruction) first")
         return self._mem.visual()
+
+    def _check_ban_first(self, ban_first) -> None:
+        if ban_first is None:
+            return
+        known = self.model.codec.words
+        words = [ban_first] if isinstance(ban_first, str) else ban_first
+        if not isinstance(words, Collection) or not words or any(w not in known for w in words):
+            raise VidNavError(f"unknown action word in ban_first={ban_first!r}: give an action word or a list of "
+                              f"them, from {', '.join(known)}")
+        if set(words) >= set(known):
+            raise VidNavError(f"ban_first={sorted(words)} bans every action word; leave at least one")
 
     @staticmethod
     def _frame(rgb: Any) -> torch.Tensor:
