@@ -14,6 +14,7 @@ output is the same for any number of workers.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 
 from vidnav.errors import VidNavError
 from vidnav.eval.metrics import SUCCESS_DISTANCE
-from vidnav.io import write_json
+from vidnav.io import read_json, write_json
 
 BENCHMARK_VERSION = "vidnav-minihouse-r2r-v1"
 INSTRUCTIONS_PER_PATH = 3
@@ -41,6 +42,15 @@ class BuildConfig:
         for k in ("train_houses", "unseen_houses", "episodes_per_house", "val_seen_per_house", "unseen_per_house"):
             if getattr(self, k) < 0:
                 raise VidNavError(f"--{k.replace('_', '-')} must be >= 0, got {getattr(self, k)}")
+        for k in ("episodes_per_house", "val_seen_per_house", "unseen_per_house"):  # whole paths, as R2R
+            n = getattr(self, k)
+            if n % INSTRUCTIONS_PER_PATH:
+                raise VidNavError(f"--{k.replace('_', '-')} {n}: each path has {INSTRUCTIONS_PER_PATH} instructions "
+                                  f"(episodes), so give a multiple of {INSTRUCTIONS_PER_PATH}, e.g. "
+                                  f"{INSTRUCTIONS_PER_PATH * max(1, round(n / INSTRUCTIONS_PER_PATH))}")
+        if self.train_houses + self.unseen_houses == 0:
+            raise VidNavError("--train-houses and --unseen-houses are both 0: a benchmark with no houses has no "
+                              "episodes; give at least one house")
 
 
 def house_seed(seed: int, split: str, i: int) -> int:
@@ -87,14 +97,64 @@ def _house_job(job: tuple[str, str, int, dict[str, int], str]) -> dict:
     return {"name": name, "records": records, "short": sum(n_paths.values()) - len(paths)}
 
 
-def build_benchmark(out: str | Path, cfg: BuildConfig | None = None, workers: int = 1, progress: bool = True) -> dict:
-    """Build all splits into ``out``; returns the benchmark.json record."""
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val_seen", "val_unseen")
+
+
+def _written_by_build(out: Path) -> list[Path]:
+    """The files a build writes (and ``--force`` may delete): never anything else in the folder."""
+    names = [out / MANIFEST, out / "benchmark.json"]
+    names += [p for p in (out / "houses").glob("*.json") if re.fullmatch(r"(train|unseen)_\d{4}\.json", p.name)]
+    for split in SPLITS:
+        names += [out / split / f"{split}.json.gz", out / split / f"{split}_gt.json.gz"]
+    return [p for p in names if p.is_file()]
+
+
+def _claim_folder(out: Path, cfg: BuildConfig, force: bool) -> None:
+    """Build only into an empty folder or an earlier build (finished or killed) of the same config: anything else
+    would be overwritten or mixed with stale houses. ``force``: delete what an earlier build wrote, then build."""
+    if out.exists() and not out.is_dir():
+        raise VidNavError(f"--out {out} is a file; give a folder for the benchmark")
+    manifest = {"kind": "vidnav benchmark", "version": BENCHMARK_VERSION, "config": vars(cfg)}
+    if out.is_dir() and any(out.iterdir()):
+        old = None
+        if (out / MANIFEST).is_file():
+            old = read_json(out / MANIFEST, "build manifest")
+        elif (out / "benchmark.json").is_file():  # a build from before manifests
+            old = read_json(out / "benchmark.json", "benchmark.json")
+            ours = isinstance(old, dict) and old.get("version") == BENCHMARK_VERSION \
+                and isinstance(old.get("config"), dict)
+            old = {**manifest, "config": old["config"]} if ours else None
+        if not isinstance(old, dict) or old.get("kind") != "vidnav benchmark":
+            if not force:
+                raise VidNavError(f"--out {out} is not empty and not a vidnav build ({MANIFEST} missing); give an "
+                                  "empty or new folder (or --force to write over the files a build writes there)")
+        elif old != manifest and not force:
+            was = old.get("config") if isinstance(old.get("config"), dict) else {}
+            diff = ", ".join(f"{k} {was.get(k)} -> {v}" for k, v in manifest["config"].items() if was.get(k) != v)
+            raise VidNavError(f"--out {out} holds an earlier build of another config ({diff or old.get('version')}); "
+                              "give another --out, or --force to delete that build and start over")
+        if force:
+            for p in _written_by_build(out):
+                p.unlink()
+    try:
+        write_json(out / MANIFEST, manifest)  # first: a killed build is recognised as this build on rerun
+        (out / "houses").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VidNavError(f"cannot write the benchmark into --out {out}: {e.strerror}; give a writable folder") \
+            from None
+
+
+def build_benchmark(out: str | Path, cfg: BuildConfig | None = None, workers: int = 1, progress: bool = True,
+                    force: bool = False) -> dict:
+    """Build all splits into ``out``; returns the benchmark.json record. ``out`` must be empty, new, or an earlier
+    (possibly killed) build of the same ``cfg``; ``force`` deletes an earlier build's files first (only those)."""
     from vidnav.data.episodes import Episode, Goal, GtPath, Instruction, InstructionVocab, write_split
 
     cfg = cfg or BuildConfig()
     cfg.check()
     out = Path(out)
-    (out / "houses").mkdir(parents=True, exist_ok=True)
+    _claim_folder(out, cfg, force)
     jobs = [(f"train_{i:04d}", "train", house_seed(cfg.seed, "train", i),
              {"train": cfg.episodes_per_house, "val_seen": cfg.val_seen_per_house}, str(out))
             for i in range(cfg.train_houses)]

@@ -90,6 +90,8 @@ def build(
     unseen_per_house: int = typer.Option(21, help="val_unseen episodes per unseen house"),
     seed: int = typer.Option(0, help="benchmark seed (house seeds derive from it)"),
     workers: int = typer.Option(2, help="parallel processes"),
+    force: bool = typer.Option(False, "--force", help="OUT holds a build of another config (or other files): "
+                                                      "delete the files a build writes there, then build"),
 ) -> None:
     """Build the embedded benchmark in VLN-CE's R2R format (defaults: 10,800 train, 900 val_seen and 1,050
     val_unseen episodes).
@@ -100,7 +102,7 @@ def build(
 
     cfg = BuildConfig(train_houses=train_houses, unseen_houses=unseen_houses, episodes_per_house=episodes_per_house,
                       val_seen_per_house=val_seen_per_house, unseen_per_house=unseen_per_house, seed=seed)
-    meta = build_benchmark(out, cfg, workers=workers)
+    meta = build_benchmark(out, cfg, workers=workers, force=force)
     for split, c in meta["splits"].items():
         typer.echo(f"{split:10s} {c['episodes']:6d} episodes  {c['paths']:5d} paths  {c['houses']:4d} houses")
     typer.echo(f"{meta['version']}: built in {meta['seconds']:.0f} s -> {out}")
