@@ -95,6 +95,26 @@ def _r(v: float) -> float:
     return float(round(float(v), 3))
 
 
+def _check_field_types(item, where: str) -> None:
+    """A house file's numbers are finite numbers, its ids integers, its names strings (a wrong type raised a
+    TypeError deep in the simulator)."""
+    from dataclasses import fields
+
+    for f in fields(item):
+        v = getattr(item, f.name)
+        if f.type == "int":
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif f.type == "float":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        elif f.type in ("str", "str | None"):
+            ok = isinstance(v, str) or (v is None and f.type != "str")
+        else:
+            continue
+        if not ok:
+            want = {"int": "an integer", "float": "a finite number"}.get(f.type, "a string")
+            raise VidNavError(f"{where} field {f.name!r} must be {want}, got {v!r}; rebuild it with `vidnav data build`")
+
+
 @dataclass
 class Room:
     id: int
@@ -249,6 +269,13 @@ class House:
     def validate(self, source: str = "house") -> None:
         if not self.rooms:
             raise VidNavError(f"{source}: a house needs at least one room")
+        for kind, items in (("room", self.rooms), ("door", self.doors), ("landmark", self.landmarks)):
+            for i, item in enumerate(items):
+                _check_field_types(item, f"{source}: {kind} #{i}")
+        for i, r in enumerate(self.rooms):  # rooms are separated by wall gaps: overlapping ones are no house
+            for q in self.rooms[i + 1:]:
+                if min(r.x1, q.x1) > max(r.x0, q.x0) and min(r.z1, q.z1) > max(r.z0, q.z0):
+                    raise VidNavError(f"{source}: rooms {r.id} and {q.id} overlap; rebuild it with `vidnav data build`")
         ids = {r.id for r in self.rooms}
         for r in self.rooms:
             if r.type not in ROOM_TYPES:
