@@ -37,3 +37,7 @@ def test_ndtw_without_ground_truth_is_unavailable(tiny_benchmark, tmp_path, gt):
     assert summary["success"] == 1.0
     row = format_table({"oracle": summary}).splitlines()[1].split(" | ")
     assert row[4:6] == ["n/a", "n/a"]
+    from vidnav.eval.html_report import html_report
+
+    page, _ = html_report([tmp_path / "out"])  # the report shows such episodes too (no nDTW for them)
+    assert page.is_file() and '"ndtw": null' in page.read_text()

@@ -270,7 +270,9 @@ def render(runs: list[Path], loaded: list[dict], reports: list[dict], where: Pat
             paths.append((names[k], colors[k], r["positions"]))
             rows.append({"run": names[k], "id": i, "instruction": ep.instruction.instruction_text,
                          "success": "yes" if float(r["success"]) else "no",
-                         "ne": float(r["navigation_error"]), "ndtw": float(r["ndtw"]), "steps": int(r["steps"]),
+                         "ne": float(r["navigation_error"]),
+                         "ndtw": None if r.get("ndtw") is None else float(r["ndtw"]),  # None: no ground truth
+                         "steps": int(r["steps"]),
                          "ended": _ended(r, rep)})
         eps[i] = {"instruction": ep.instruction.instruction_text, "scene": ep.scene_id, "videos": videos,
                   "traces": _episode_traces(ep, paths) if houses is not None else None}
