@@ -164,6 +164,11 @@ def test_bad_rollouts_raise_clear_errors(tmp_path, rollout):
         TrainConfig(data=[str(rollout)], end_repeat=2).validate()
     with pytest.raises(VidNavError, match="inflection_repeat must be >= 0"):
         TrainConfig(data=[str(rollout)], inflection_repeat=-1).validate()
+    for steps in (0, -3):  # these trained a whole epoch, silently (issue #33 defect 10)
+        with pytest.raises(VidNavError, match="max_steps must be >= 1"):
+            TrainConfig(data=[str(rollout)], max_steps=steps).validate()
+    with pytest.raises(VidNavError, match="qa_data .* is not a benchmark folder"):
+        TrainConfig(data=[str(rollout)], qa_data=str(rollout)).validate()
 
 
 def test_cli_user_errors_exit_2(tmp_path, capsys):

@@ -110,6 +110,9 @@ class TrainConfig:
                 raise VidNavError("qa_data (embodied questions) cannot be combined with pack_frames")
             if not 0 < float(self.qa_ratio) <= 1:
                 raise VidNavError(f"qa_ratio must be in (0, 1], got {self.qa_ratio}")
+        for name in ("max_steps", "align_max_steps"):  # -1: unset (epochs decide); 0 or -3 meant a whole epoch
+            if int(getattr(self, name)) == 0 or int(getattr(self, name)) < -1:
+                raise VidNavError(f"{name} must be >= 1 (or -1: unset, the epochs decide), got {getattr(self, name)}")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
         if self.lr <= 0:
