@@ -77,7 +77,7 @@ def test_swapped_run_records_the_instruction_and_a_reader_collapses(tiny_benchma
     with pytest.raises(VidNavError, match="instructions_seed=0; now instructions_seed=1"):
         evaluate(tiny_benchmark, "val_unseen", "symbolic", out, episodes=6, seed=1, progress=False,
                  instructions="swapped")
-    with pytest.raises(VidNavError, match="--instructions must be one of own, swapped"):
+    with pytest.raises(VidNavError, match="--instructions shuffled: no such file; give own, swapped"):
         evaluate(tiny_benchmark, "val_unseen", "symbolic", tmp_path / "x", episodes=1, progress=False,
                  instructions="shuffled")
     # two workers give every episode the same instruction, and the same results
