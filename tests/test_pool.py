@@ -61,3 +61,22 @@ def test_a_killed_worker_ends_the_run_and_keeps_what_finished():
             got.append(r)
     assert time.monotonic() - t0 < 30
     assert {4, 9} <= set(got) <= {4, 9, 16}  # sent before the death: kept
+
+
+def _slow_exit_init(fail=None) -> None:
+    import atexit
+
+    _init(fail)
+    atexit.register(time.sleep, 7)  # a worker whose teardown is slow (EGL, a loaded machine) after its last job
+
+
+def _sleepy_square(x: int) -> int:
+    time.sleep(x)
+    return x * x
+
+
+def test_a_worker_that_ends_cleanly_but_slowly_is_not_taken_for_dead():
+    """One worker runs out of jobs while the other still works: its pipe closes before its process has exited.
+    That is not a death (it said so), and the run goes on to the last result."""
+    out = sorted(run_pool(_sleepy_square, [9, 0], workers=2, initializer=_slow_exit_init, initargs=(None,)))
+    assert out == [0, 81]

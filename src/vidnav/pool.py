@@ -35,6 +35,7 @@ def _serve(fn, initializer, initargs, tasks, conn) -> None:
             initializer(*initargs)
         while (item := tasks.get()) is not None:
             conn.send(("ok", fn(item)))
+        conn.send(("done", None))  # a clean end: the parent tells it from a death by this, not by the exit code
     except KeyboardInterrupt:
         return
     except VidNavError as e:
@@ -45,7 +46,9 @@ def _serve(fn, initializer, initargs, tasks, conn) -> None:
         conn.close()
 
 
-def _death(code: int) -> str:
+def _death(code: int | None) -> str:
+    if code is None:  # still ending (a slow teardown under load): it closed its pipe without a word
+        return "died: its pipe closed without a result or an error"
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -86,15 +89,19 @@ def run_pool(fn: Callable[[Any], Any], jobs: Iterable, workers: int, initializer
                 p = conns[conn]
                 try:
                     kind, payload = conn.recv()
-                except EOFError:  # the worker is gone: had it work left?
+                except EOFError:  # the pipe closed before "done": the worker died
                     del conns[conn]
+                    conn.close()
                     p.join(5)
-                    if p.exitcode != 0 and error is None:
+                    if error is None:
                         error = VidNavError(f"{what} process {p.pid} {_death(p.exitcode)} with jobs "
                                             "unfinished; results that came back are kept: rerun to resume "
                                             "(with fewer --workers if memory ran out)")
                     continue
-                if kind == "ok":
+                if kind == "done":  # it ran out of jobs and ends; its pipe's EOF is not a death
+                    del conns[conn]
+                    conn.close()
+                elif kind == "ok":
                     pending -= 1
                     yield payload
                 elif error is None:
