@@ -342,3 +342,38 @@ def test_plan_options_loop_plans_needs_the_loop_breaker():
     with pytest.raises(VidNavError, match="add --break-loops"):
         PlanOptions(loop_plans=3)
     assert PlanOptions(break_loops=True, loop_plans=3).loop_plans == 3
+
+
+def test_the_shipped_agent_streams_the_plans_it_would_make_from_scratch(tiny_benchmark):
+    """The history KV cache against trained weights: 70 frames of an expert walk (past the Uni-NaVid window, so
+    long-term tokens merge and enter the cache), every streamed plan equal to model.plan over all frames so far.
+    Random weights hide position bugs (a cache shifted by a few positions kept every plan); trained ones do not."""
+    from vidnav.agent import load_agent
+    from vidnav.data.episodes import load_split
+    from vidnav.model.actions import canonical_actions
+    from vidnav.sim.env import VLNEnv
+
+    agent = load_agent()
+    model = agent.model
+    ep = load_split(tiny_benchmark, "val_unseen").episodes[0]
+    env = VLNEnv(data_dir=tiny_benchmark)
+    try:
+        obs, _ = env.reset(options={"episode": ep})
+        rgb = [obs["rgb"]]
+        while len(rgb) < 70:
+            a = env.expert_action()
+            obs, *_ = env.step(a if a != 0 else 2)  # keep turning at the goal: more frames, other views
+            rgb.append(obs["rgb"])
+    finally:
+        env.close()
+    feats = model.encode_frames(np.stack(rgb))
+    text = ep.instruction.instruction_text
+    agent.reset(text)
+    streamed, scratch = [], []
+    for t in range(len(rgb)):
+        agent.observe_features(feats[t : t + 1])
+        if t % 3 == 2 or t >= 60:
+            streamed.append(agent.plan())
+            scratch.append(canonical_actions(model.plan(model.prepare_batch([text], [feats[: t + 1]]))[0]))
+    assert streamed == scratch
+    assert len({tuple(p) for p in scratch}) > 1  # the plans change along the walk
