@@ -56,13 +56,17 @@ def episode_frames(data: Path, split: str, episode_id: str, steps: int | None) -
 
 
 def video_frames(path: Path, every: int = 1) -> Iterator[np.ndarray]:
-    """RGB frames of a video file (every ``every``-th one)."""
-    import imageio.v3 as iio
-
+    """RGB frames of a video file (every ``every``-th one); the file and ``every`` are checked at once."""
     if not path.is_file():
         raise VidNavError(f"video file not found: {path}")
     if every < 1:
         raise VidNavError(f"--every must be >= 1, got {every}")
+    return _read_video(path, every)
+
+
+def _read_video(path: Path, every: int) -> Iterator[np.ndarray]:
+    import imageio.v3 as iio
+
     try:
         for i, frame in enumerate(iio.imiter(path)):
             if i % every == 0:

@@ -27,6 +27,10 @@ def test_only_the_listed_episodes_run_with_the_words_of_the_file(tiny_benchmark,
     lines = read_jsonl_records(out / "results.jsonl", "episode_id", "results")
     assert summary["episodes"] == 2 and {r["episode_id"]: r["instruction"] for r in lines} == texts
     assert summary["success"] == 1.0  # the oracle walks to the episode's own goal: metrics are the episode's own
+    from vidnav.eval.html_report import html_report
+
+    page = html_report([out])[0].read_text()  # the report shows the words the agent was given
+    assert all(json.dumps(t)[1:-1] in page for t in texts.values())
     path.write_text(json.dumps({"split": "val_unseen", "instructions": {**texts, str(eps[1].episode_id): "stop"}}))
     with pytest.raises(VidNavError, match="instructions"):  # other words into the same run: refused
         evaluate(tiny_benchmark, "val_unseen", "oracle", out, instructions=str(path), progress=False)

@@ -94,7 +94,7 @@ def _baselines(runs: list[Path], loaded: list[dict]) -> list[dict]:
                     or Path(meta["data"]).resolve() != data or not (folder / "results.jsonl").is_file()):
                 continue
             results = [x for x in read_run(folder)[0] if str(x["episode_id"]) in ids]
-            if results:
+            if len({str(x["episode_id"]) for x in results}) == len(ids):  # a row over fewer episodes misleads
                 rows.append({"name": f"{folder.name} (baseline beside the runs)", "agent": meta["agent"],
                              **summarize(results)})
     return rows
@@ -268,7 +268,8 @@ def render(runs: list[Path], loaded: list[dict], reports: list[dict], where: Pat
             videos.append({"run": names[k], "src": quote(os.path.relpath(mp4.resolve(), where)) if mp4.is_file()
                            else None, "success": bool(float(r["success"])), "ended": _ended(r, rep)})
             paths.append((names[k], colors[k], r["positions"]))
-            rows.append({"run": names[k], "id": i, "instruction": ep.instruction.instruction_text,
+            rows.append({"run": names[k], "id": i,  # the words this run gave (--instructions swapped | FILE)
+                         "instruction": r.get("instruction") or ep.instruction.instruction_text,
                          "success": "yes" if float(r["success"]) else "no",
                          "ne": float(r["navigation_error"]),
                          "ndtw": None if r.get("ndtw") is None else float(r["ndtw"]),  # None: no ground truth

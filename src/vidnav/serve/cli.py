@@ -15,7 +15,8 @@ def read_token(token_file: Path | None) -> str | None:
     """The bearer token: the first line of ``token_file``, else $VIDNAV_TOKEN, else None (no auth)."""
     if token_file is not None:
         try:
-            token = token_file.read_text().strip()
+            lines = token_file.read_text().splitlines()
+            token = lines[0].strip() if lines else ""
         except OSError as e:
             raise VidNavError(f"--token-file {token_file}: cannot read it ({e.strerror}); give a file holding the "
                               "token") from None
