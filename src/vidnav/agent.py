@@ -154,18 +154,25 @@ class Agent:
             decoder(inputs_embeds=new, position_ids=torch.arange(start, start + new.shape[1], device=new.device)[None],
                     cache=self._cache, use_cache=True)
             self._stable = stable
+        words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first))
+        return canonical_actions(words[0], self.num_actions)
+
+    def _continue(self, vis, question_ids, decode):
+        """Run the not-yet-cached visual tokens (and a question's tokens) on the KV cache, let ``decode(last
+        hidden, cache, last position)`` write the answer, then cut the cache back to the prefix and the stable
+        history, so neither planning nor asking changes what the next call sees."""
+        m = self.model
         cached = self._prefix_len + self._stable
-        suffix = m.suffix_embeds(vis.history[self._stable :], vis.current)[None]
+        suffix = m.suffix_embeds(vis.history[self._stable :], vis.current, question_ids)[None]
         pos = torch.arange(cached, cached + suffix.shape[1], device=suffix.device)[None]
         try:
             # batch of one without padding: no attention mask needed (causal attention over the cache)
-            out = decoder(inputs_embeds=suffix, position_ids=pos, cache=self._cache, use_cache=True)
-            words = m.decode_actions(out.last_hidden_state[:, -1], out.cache, None, pos[:, -1], ban_first)[0]
-        finally:  # keep only the prefix and the stable history in the cache
+            out = m._base_lm().model(inputs_embeds=suffix, position_ids=pos, cache=self._cache, use_cache=True)
+            return decode(out.last_hidden_state[:, -1], out.cache, pos[:, -1])
+        finally:
             extra = self._cache.get_seq_length() - cached
             if extra > 0:
                 self._cache.crop(-extra)
-        return canonical_actions(words, self.num_actions)
 
     @_exclusive
     @torch.no_grad()
@@ -174,24 +181,14 @@ class Agent:
         deterministic. The memory is not changed: asking never alters the next plan. Models co-trained on
         embodied questions (``vidnav train --qa-data``) answer the question families in
         :mod:`vidnav.data.questions`; others answer whatever their LM writes."""
-        from vidnav.model.answers import check_question, greedy_answer
+        from vidnav.model.answers import greedy_answer, question_ids
 
-        question = check_question(question)
+        ids, mask = question_ids(self.model.tokenizer, [question])  # checks the question
+        ids = ids[0][mask[0].bool()]
         if self._mem is None or self._mem.current is None:
             raise VidNavError("call agent.reset(instruction) and give it a frame before asking about it")
         m = self.model
-        ids = torch.tensor(m.tokenizer(question, add_special_tokens=False)["input_ids"][:64], dtype=torch.long)
-        vis = self._mem.visual()
-        cached = self._prefix_len + self._stable
-        suffix = m.suffix_embeds(vis.history[self._stable :], vis.current, ids)[None]
-        pos = torch.arange(cached, cached + suffix.shape[1], device=suffix.device)[None]
-        try:
-            out = m._base_lm().model(inputs_embeds=suffix, position_ids=pos, cache=self._cache, use_cache=True)
-            return greedy_answer(m, out.last_hidden_state[:, -1], out.cache, None, pos[:, -1])[0]
-        finally:
-            extra = self._cache.get_seq_length() - cached
-            if extra > 0:
-                self._cache.crop(-extra)
+        return self._continue(self._mem.visual(), ids, lambda h, cache, pos: greedy_answer(m, h, cache, None, pos))[0]
 
     # -- introspection ----------------------------------------------------------------------------------------
     def memory_state(self):
