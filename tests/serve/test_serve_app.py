@@ -1,7 +1,10 @@
 """The HTTP API on stand-in agents (instant, deterministic): endpoints, auth, bounds, bad input, concurrency."""
 
+import gc
 import threading
 import time
+import weakref
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
@@ -204,6 +207,52 @@ def test_sessions_are_served_concurrently_and_each_in_order(serve_app):
     assert run([(sid, i, i) for i in reversed(range(1, 7))], gap=0.01) == [200] * 6
     agent = server.app.state.store.get(sid).agent
     assert agent.seen == [1, 1, 2, 3, 4, 5, 6] and agent.overlaps == 0
+
+
+def test_deleting_a_session_while_its_act_runs_is_never_a_5xx(serve_app):
+    """The act already running finishes with 200, the DELETE is 204 at once, a request queued behind the act and
+    later ones are 404, and the agent is freed when the act ends (the old store freed it under the act: 500)."""
+    server = serve_app()
+    store = server.app.state.store
+    entered, release = threading.Event(), threading.Event()
+    turn = store.turn
+
+    @contextmanager
+    def paused_turn(sid, seq=None, frame=True):  # the first act holds the turn and waits, before using the agent
+        with turn(sid, seq, frame) as session:
+            if seq == 0:
+                entered.set()
+                release.wait(10)
+            yield session
+
+    store.turn = paused_turn
+    codes = {}
+
+    def send(sid, seq):
+        with httpx.Client(base_url=server.url) as c:
+            r = _act(c, sid, png(frame(seq)), seq=str(seq))
+            codes[seq] = (r.status_code, r.text)
+
+    with httpx.Client(base_url=server.url) as c:
+        sid = _session(c)
+        agent = weakref.ref(store.get(sid).agent)
+        first = threading.Thread(target=send, args=(sid, 0))
+        first.start()
+        assert entered.wait(10)
+        queued = threading.Thread(target=send, args=(sid, 1))
+        queued.start()
+        time.sleep(0.1)
+        assert c.delete(f"/v1/sessions/{sid}").status_code == 204
+        queued.join(10)
+        assert codes[1][0] == 404, codes
+        release.set()
+        first.join(10)
+        assert codes[0] == (200, '{"actions":["forward","right","right","right"],"step":1}'), codes
+        assert _act(c, sid, png(frame(2))).status_code == 404
+        assert c.delete(f"/v1/sessions/{sid}").status_code == 404
+        assert c.get("/v1/health").json()["sessions"] == 0
+    gc.collect()
+    assert agent() is None
 
 
 def test_remote_agent_speaks_the_agent_contract(serve_app, monkeypatch):

@@ -130,3 +130,45 @@ def test_a_failing_reset_frees_its_place():
         with pytest.raises(ValueError):
             store.create("x")
     assert len(store) == 0
+
+
+def test_a_session_deleted_during_its_turn_keeps_its_agent_until_the_turn_ends():
+    """DELETE while an act runs: the act still has its agent (the old store set it to None under the request:
+    a 500), a request queued behind it and later ones get 404, and the agent is freed when the turn ends."""
+    store = SessionStore(StandInAgent, Limits(order_timeout_s=10))
+    s = store.create("go")
+    agent = weakref.ref(s.agent)
+    inside, deleted = threading.Event(), threading.Event()
+    outcome = {}
+
+    def act():
+        with store.turn(s.id) as session:
+            inside.set()
+            deleted.wait(10)
+            outcome["actions"] = session.agent.act(np.zeros((8, 8, 3), np.uint8))
+
+    def queued():
+        try:
+            with store.turn(s.id, seq=1):
+                outcome["queued"] = "served"
+        except Unknown as e:
+            outcome["queued"] = e.message
+
+    first = threading.Thread(target=act)
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=queued)
+    second.start()
+    time.sleep(0.05)  # let it wait for its turn
+    store.delete(s.id)
+    second.join(10)
+    assert "deleted while this request waited" in outcome["queued"]
+    with pytest.raises(Unknown):
+        store.get(s.id)
+    assert agent() is not None  # still in use by the first request
+    deleted.set()
+    first.join(10)
+    assert outcome["actions"][0] == "forward" and len(store) == 0
+    del s
+    gc.collect()
+    assert agent() is None  # freed once its last request ended

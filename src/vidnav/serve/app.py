@@ -132,7 +132,7 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
     def create_session(body: NewSession) -> dict:
         """Start an episode: a new agent reset with the instruction."""
         s = store.create(text(body.instruction, "instruction"))
-        return {"session_id": s.id, "num_actions": int(s.agent.num_actions), "max_frames": store.limits.max_frames,
+        return {"session_id": s.id, "num_actions": s.num_actions, "max_frames": store.limits.max_frames,
                 "idle_timeout_s": store.limits.idle_timeout_s}
 
     @app.get("/v1/sessions/{session_id}", response_model=SessionInfo, dependencies=bearer)

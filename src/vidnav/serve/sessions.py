@@ -8,8 +8,9 @@
 Bounds: at most ``max_sessions`` live sessions; a session unused for ``idle_timeout_s`` is dropped (swept on
 every store operation), and creating one more than the maximum is refused (:class:`Full`, HTTP 429) rather
 than evicting a session a robot may still be driving. ``max_frames`` caps one session's frames, so its
-memory and KV cache stay bounded too. Dropping a session drops its agent: memory does not grow with the
-number of sessions that came and went.
+memory and KV cache stay bounded too. Dropping a session (DELETE, or expiry) closes it at once: later requests
+and those waiting for its turn get 404; a request already running on it completes, and the agent is freed when
+it ends. So memory does not grow with the number of sessions that came and went.
 
 Ordering: a request may carry ``seq``, the 0-based index of its frame in the session; it waits (up to
 ``order_timeout_s``) until the frames before it have been processed, so pipelined requests cannot overtake
@@ -77,6 +78,7 @@ class Session:
         self.agent = agent
         self.instruction = instruction
         self.frames = 0  # frames processed (act or observe)
+        self.num_actions = 0  # the agent's plan length, kept for the reply after the agent may have been freed
         self.last_used = time.monotonic()
         self.cond = threading.Condition()
         self.busy = False
@@ -86,9 +88,9 @@ class Session:
 class SessionStore:
     """Thread-safe map of live sessions (see the module docstring).
 
-    ``new_agent()`` makes an agent with ``reset(instruction)``; ``text_lock`` is held around ``reset`` (and, by
-    the app, ``ask``): the agents share one model whose fast tokenizers must not be called from two threads at
-    once (a call with other truncation settings mutates the Rust tokenizer: "Already borrowed").
+    ``new_agent()`` makes an agent with ``reset(instruction)`` and ``num_actions``; ``text_lock`` is held around
+    ``reset`` (and, by the app, ``ask``): the agents share one model whose fast tokenizers must not be called from
+    two threads at once (a call with other truncation settings mutates the Rust tokenizer: "Already borrowed").
     """
 
     def __init__(self, new_agent: Callable[[], Any], limits: Limits | None = None,
@@ -108,11 +110,14 @@ class SessionStore:
         """Drop sessions idle for longer than the timeout (not those in use); return how many."""
         now = self.clock()
         with self._lock:
-            old = [s for s in self._sessions.values()
-                   if not s.busy and now - s.last_used > self.limits.idle_timeout_s]
+            old = [s for s in self._sessions.values() if self._expired(s, now)]
             for s in old:
                 self._drop(s)
         return len(old)
+
+    def _expired(self, s: Session, now: float) -> bool:
+        with s.cond:  # busy and last_used change under the session's condition
+            return not s.busy and now - s.last_used > self.limits.idle_timeout_s
 
     def create(self, instruction: str) -> Session:
         """A new session whose agent has been reset with ``instruction`` (the agent's errors propagate)."""
@@ -135,7 +140,7 @@ class SessionStore:
                 self._sessions.pop(sid, None)
             raise
         with placeholder.cond:
-            placeholder.agent = agent
+            placeholder.agent, placeholder.num_actions = agent, int(agent.num_actions)
             placeholder.busy = False
             placeholder.last_used = self.clock()
             placeholder.cond.notify_all()
@@ -156,12 +161,15 @@ class SessionStore:
             self._drop(s)
 
     def _drop(self, s: Session) -> None:  # caller holds self._lock
+        """Close the session: it leaves the map at once (new and queued requests: 404); its agent (memory, KV
+        cache) is freed now, or, while a request holds its turn, when that request ends, so that it completes."""
         if self._sessions.get(s.id) is s:
             del self._sessions[s.id]
         with s.cond:
             s.closed = True
+            if not s.busy:
+                s.agent = None
             s.cond.notify_all()
-        s.agent = None  # its memory and KV cache go with it, even while a request still holds the Session
 
     @contextmanager
     def turn(self, sid: str, seq: int | None = None, frame: bool = True) -> Iterator[Session]:
@@ -196,4 +204,6 @@ class SessionStore:
             with s.cond:
                 s.busy = False
                 s.last_used = self.clock()
+                if s.closed:  # deleted or expired during this turn: free the agent now that it is done
+                    s.agent = None
                 s.cond.notify_all()
