@@ -320,6 +320,32 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path, monkeypatch):
         assert e.value.code == 2
 
 
+def test_a_port_in_use_is_one_clear_line_before_the_model_loads(tmp_path):
+    """`vidnav serve` on a port another socket listens on: exit 2 with one line naming host:port and the fix, no
+    traceback, and before loading the model (uvicorn's own bind failure was a log line and exit code 3)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from vidnav.serve.server import bind_socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "VIDNAV_TOKEN"}
+        run = subprocess.run([sys.executable, "-m", "vidnav.cli", "serve", "--port", str(port)], env=env,
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        with pytest.raises(VidNavError, match=f"cannot listen on 127.0.0.1:{port}: the port is already in use"):
+            bind_socket("127.0.0.1", port)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}: the port is already in use")
+    assert "pick another --port, or stop that process" in lines[0]
+    assert "loading agent" not in run.stdout
+
+
 def _write(path, text):
     path.write_text(text)
     return path

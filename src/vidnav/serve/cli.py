@@ -47,7 +47,7 @@ def serve_command(
     """
     from vidnav.serve.app import create_app, shared_model_agents
     from vidnav.serve.frames import FrameLimits
-    from vidnav.serve.server import check_bind, serve_forever
+    from vidnav.serve.server import bind_socket, check_bind, serve_forever
     from vidnav.serve.sessions import Limits
 
     token = read_token(token_file)
@@ -70,13 +70,18 @@ def serve_command(
         if threads < 1:
             raise typer.BadParameter(f"must be >= 1, got {threads}", param_hint="--threads")
         torch.set_num_threads(threads)
+    sock = bind_socket(host, port)  # before the model loads: a port in use is reported at once, in one line
     typer.echo(f"loading agent {agent} ...")
-    new_agent, name, fingerprint = shared_model_agents(agent)
+    try:
+        new_agent, name, fingerprint = shared_model_agents(agent)
+    except BaseException:
+        sock.close()
+        raise
     app = create_app(new_agent, name=name, fingerprint=fingerprint, token=token, limits=limits,
                      frame_limits=FrameLimits(max_side=max_frame_side), max_upload_bytes=int(max_upload_mb * 2**20))
     typer.echo(f"serving {name} ({fingerprint}) on http://{host}:{port}  (API docs: /docs; "
                f"{'bearer token required' if token else 'no token: loopback only'})")
-    serve_forever(app, host, port)
+    serve_forever(app, sock)
 
 
 def register(app: typer.Typer) -> None:

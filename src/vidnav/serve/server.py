@@ -1,17 +1,25 @@
 """Running the app: in the foreground for `vidnav serve`, or in a background thread (tests, benchmarks).
 
+    sock = bind_socket("127.0.0.1", 8080)      # VidNavError if the port is taken, before the model loads
+    serve_forever(app, sock)
     with BackgroundServer(app) as server:      # a free loopback port, shut down on exit
         agent = RemoteAgent(server.url)
+
+We bind the listening socket ourselves and hand it to uvicorn, so that a port in use (or a host that is not
+this machine's) is one clear error naming host:port and the fix, not uvicorn's log line and exit code 3.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import threading
 import time
 
 from vidnav.errors import VidNavError
+
+BACKLOG = 2048  # pending connections (uvicorn's default)
 
 
 def is_loopback(host: str) -> bool:
@@ -31,6 +39,39 @@ def check_bind(host: str, token: str | None) -> None:
                           "--token-file FILE (or set VIDNAV_TOKEN), or bind to 127.0.0.1")
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (``port`` 0: a free one), not yet listening; a VidNavError if it cannot
+    be bound. SO_REUSEADDR as uvicorn sets it: a restarted server need not wait for old connections to time out
+    (a port another socket listens on is still refused)."""
+    host = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise bind_error(host, port, e) from None
+    return sock
+
+
+def bind_error(host: str, port: int, e: OSError) -> VidNavError:
+    """What went wrong binding ``host:port``, and what to do about it."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(e, socket.gaierror):
+        why = f"the host name {host!r} does not resolve ({e.strerror}); give an IP address such as 127.0.0.1"
+    elif e.errno == errno.EADDRINUSE:
+        why = (f"the port is already in use (another vidnav serve or another program listens on it); pick another "
+               f"--port, or stop that process (`ss -ltnp 'sport = :{port}'` shows which)")
+    elif e.errno in (errno.EACCES, errno.EPERM):
+        why = "permission denied (ports below 1024 need root); pick a --port of 1024 or more"
+    elif e.errno == errno.EADDRNOTAVAIL:
+        why = (f"{host} is not an address of this machine; give --host 127.0.0.1 (this machine only), 0.0.0.0 "
+               "(every interface) or one of its own addresses")
+    else:
+        why = f"{e.strerror or e}; pick another --port or --host"
+    return VidNavError(f"cannot listen on {where}: {why}")
+
+
 def _config(app, host: str, port: int, log_level: str, **kw):
     import uvicorn
 
@@ -39,14 +80,17 @@ def _config(app, host: str, port: int, log_level: str, **kw):
                           server_header=False, **kw)
 
 
-def serve_forever(app, host: str, port: int, log_level: str = "info") -> None:
-    """Serve until interrupted (Ctrl-C / SIGTERM)."""
+def serve_forever(app, sock: socket.socket, log_level: str = "info") -> None:
+    """Serve on ``sock`` (from :func:`bind_socket`) until interrupted (Ctrl-C / SIGTERM); then close it."""
     import uvicorn
 
-    try:
-        uvicorn.Server(_config(app, host, port, log_level)).run()
-    except OSError as e:
-        raise VidNavError(f"cannot listen on {host}:{port} ({e}); pick another --port or --host") from None
+    host, port = sock.getsockname()[:2]
+    with sock:
+        try:
+            sock.listen(BACKLOG)
+        except OSError as e:  # e.g. another socket bound with SO_REUSEADDR began listening first
+            raise bind_error(host, port, e) from None
+        uvicorn.Server(_config(app, host, port, log_level)).run(sockets=[sock])
 
 
 class BackgroundServer:
@@ -61,9 +105,7 @@ class BackgroundServer:
     def __enter__(self) -> BackgroundServer:
         import uvicorn
 
-        self._sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((self.host, self.port))
+        self._sock = bind_socket(self.host, self.port)
         port = self._sock.getsockname()[1]
         self._server = uvicorn.Server(_config(self.app, self.host, port, self.log_level))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
