@@ -175,3 +175,28 @@ def relabel(
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2) from None
     typer.echo(" ".join(f"{k}={v}" for k, v in stats.items()))
+
+
+@app.command("pairs")
+def pairs(
+    data: Path = typer.Option(..., help="the benchmark folder the rollouts were collected on"),
+    rollouts: Path = typer.Option(..., help="expert rollout folder whose paths are paired (left unchanged)"),
+    out: Path = typer.Option(..., help="new rollout folder: trajectories.jsonl + features/ (a link to the source's)"),
+    goals_per_path: int = typer.Option(4, help="other goals sampled from each path's start (pairs with no branch "
+                                       "before the path's end are dropped)"),
+    seed: int = typer.Option(0, help="seed of the goal sampling and the instructions' wording"),
+) -> None:
+    """Minimal pairs, without rendering: each expert path's frames up to where a walk to another goal from the
+    same start would first act differently, with that walk's instruction and labels. Train on them beside the
+    source folder (--data both): at the branch only the words tell the two actions apart.
+
+    Example: vidnav data pairs --data data/vidnav --rollouts data/rollouts/expert --out data/rollouts/pairs
+    """
+    from vidnav.data.pairs import make_pairs
+
+    try:
+        stats = make_pairs(data, rollouts, out, goals_per_path=goals_per_path, seed=seed)
+    except VidNavError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(" ".join(f"{k}={v}" for k, v in stats.items()))

@@ -8,7 +8,8 @@ A rollout folder ``R/`` (written by the rollout collector, or by :func:`write_ro
                            "episode_id", "scene_id"}
 
 ``targets[t]`` holds the expert's next k action words (forward / left / right / stop) from the state seen at
-frame t, so a trajectory of T frames yields T samples. Several folders can be combined (DAgger aggregation):
+frame t, so a trajectory of T frames yields T samples. A record with ``"prefix": true`` (a minimal pair,
+:mod:`vidnav.data.pairs`) gives targets for the first frames of its key's stored frames only. Several folders can be combined (DAgger aggregation):
 samples are ordered by folder (as given), then by line, then by frame, so the same folders always give the
 same sample indices; shuffling is the sampler's job (seeded by the trainer).
 
@@ -188,10 +189,11 @@ class NavSamples(Dataset):
                     raise VidNavError(f"{root / FEATURES} has no features for trajectory {traj.key!r} "
                                       f"(listed in {root / TRAJECTORIES}); re-collect that rollout")
                 n = store.index[traj.key][2]
-                if n != traj.length:
+                if n != traj.length and not (traj.extra.get("prefix") is True and n > traj.length):
                     raise VidNavError(f"trajectory {traj.key!r} in {root / TRAJECTORIES} has {traj.length} target "
                                       f"lists but {n} feature frames in {root / FEATURES}; they must match "
-                                      "(one target list per frame)")
+                                      "(one target list per frame; a record with \"prefix\": true may cover "
+                                      "only the first frames)")
             self.stores.append(store)
             self.trajectories.extend(trajs)
         self.samples: list[tuple[int, int]] = []

@@ -112,11 +112,12 @@ def reference_waypoints(house: House, rollout: Rollout, eps: float = 0.3) -> lis
 
 
 def sample_paths(house: House, n: int, rng: np.random.Generator, nav: NavMap | None = None,
-                 max_tries: int | None = None) -> list[PathSample]:
-    """Up to ``n`` distinct valid paths in ``house`` (fewer only if the house is too small)."""
+                 max_tries: int | None = None, start: tuple[float, float, float] | None = None) -> list[PathSample]:
+    """Up to ``n`` distinct valid paths in ``house`` (fewer only if the house is too small). ``start``: every
+    path begins at this pose (x, z, heading) instead of a sampled one (minimal pairs: one start, other goals)."""
     nav = nav or NavMap(house)
     main = nav.main_component()
-    starts = np.argwhere(main)
+    starts = np.argwhere(main) if start is None else np.array([nav.snap(start[0], start[1])])
     out: list[PathSample] = []
     tries = 0
     max_tries = max_tries or 30 * n
@@ -135,9 +136,12 @@ def sample_paths(house: House, n: int, rng: np.random.Generator, nav: NavMap | N
         ok = np.nonzero((d >= MIN_DISTANCE) & (d <= MAX_DISTANCE))[0]
         if len(ok) == 0:
             continue
-        r, c = starts[ok[int(rng.integers(len(ok)))]]
-        sx, sz = nav.to_xz(r, c)
-        heading = float(rng.uniform(-math.pi, math.pi))
+        if start is None:
+            r, c = starts[ok[int(rng.integers(len(ok)))]]
+            sx, sz = nav.to_xz(r, c)
+            heading = float(rng.uniform(-math.pi, math.pi))
+        else:
+            sx, sz, heading = (float(v) for v in start)
         start_room, goal_room = house.room_at(sx, sz), house.room_at(gx, gz)
         if start_room is None or (goal_room is not None and goal_room.id == start_room.id):
             continue

@@ -137,6 +137,9 @@ Example: vidnav validate --agent default --data data/rollouts/val-unseen-expert 
 """
 
 
+With --pairs (folders from `vidnav data pairs`) it scores the branch frames of minimal pairs, each read with the
+pair's instruction and with its path's own: a model that ignores the words is right with at most one of the two.
+
 def validate_command(
     agent: str = typer.Option("default", help="checkpoint folder, or 'default' (the shipped agent)"),
     data: List[str] = typer.Option(..., "--data", "-d", help="rollout folder (repeatable), e.g. val_unseen expert"),
@@ -162,6 +165,9 @@ def validate_command(
     from vidnav.io import write_json
     from vidnav.train.validate import action_accuracy, format_report, swap_instructions
 
+    pairs: bool = typer.Option(False, "--pairs",
+                               help="--data are minimal-pair folders (`vidnav data pairs`): score the branch frames "
+                                    "with each pair's instruction and with its path's own (both right = it reads)"),
     held_out = NavSamples(list(data), max_history=max_history, first_frames=first_frames,
                           only_inflections=only_inflections)
     model = load_agent(None if agent == "default" else agent).model
@@ -169,9 +175,22 @@ def validate_command(
     metrics = {"agent": agent, "data": list(data), "seed": seed, **metrics}
     typer.echo(format_report(metrics))
     if swapped:
+    if pairs and (only_inflections or swapped or questions or first_frames):
+        raise typer.BadParameter("--pairs scores the branch frames of minimal pairs; drop --inflections, "
+                                 "--swap-instructions, --questions and --first-frames", param_hint="--pairs")
         other = action_accuracy(model, swap_instructions(held_out, seed), max_samples=samples or None, seed=seed,
                                 batch_size=batch_size)
         metrics["swapped_instructions"] = other
+    if pairs:
+        from vidnav.train.validate import pair_accuracy
+
+        metrics = {"agent": agent, "data": list(data), **pair_accuracy(model, held_out, batch_size=batch_size)}
+        typer.echo(f"{metrics['pairs']} branch frames: first action {metrics['own_acc']:.3f} with the path's own "
+                   f"instruction, {metrics['pair_acc']:.3f} with the pair's; right with both {metrics['both']:.3f}; "
+                   f"the same first action under both {metrics['same_plan']:.3f}")
+        if out:
+            write_json(out, metrics)
+        return
         typer.echo("with instructions of other paths:\n" + format_report(other))
         typer.echo(f"instruction reliance: loss +{other['loss'] - metrics['loss']:.4f}, first action "
                    f"{metrics['first_action_acc'] - other['first_action_acc']:+.3f} better with the right instruction")

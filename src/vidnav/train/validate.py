@@ -16,7 +16,8 @@ and memory strategies compare on identical samples.
 
 :func:`swap_instructions` gives every trajectory the instruction of another path, so scoring both versions
 shows how much a model relies on the language at all (a model that ignores it scores the same on both, the
-unimodal-baseline check of VLN papers).
+unimodal-baseline check of VLN papers). :func:`pair_accuracy` asks the same of the branch frames of minimal
+pairs, where the frames are identical and only the words tell the two right actions apart.
 """
 
 from __future__ import annotations
@@ -119,6 +120,65 @@ def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512
         "planned_share": {w: float(confusion[:, i].sum()) / n for i, w in enumerate(words)},
         "confusion": {w: {v: int(confusion[i, j]) for j, v in enumerate(words)} for i, w in enumerate(words)},
     }
+
+
+def branch_samples(pairs: NavSamples) -> tuple[NavSamples, NavSamples]:
+    """The branch frames of a minimal-pairs folder (:mod:`vidnav.data.pairs`), twice: read with each pair's
+    instruction and labels, and read with the instruction and labels of the path whose frames they are. The two
+    labels differ at every one of these frames by construction, so a model that plans the same first action
+    whatever the words gets at most one of each pair right."""
+    from vidnav.data.dataset import FEATURES, read_trajectories
+
+    own_trajs, order = list(pairs.trajectories), []
+    sources: dict[str, dict[str, object]] = {}
+    for j, traj in enumerate(pairs.trajectories):
+        root = pairs.rollout_dirs[traj.rollout]
+        if traj.extra.get("prefix") is not True or "branch" not in traj.extra or "pair_of" not in traj.extra:
+            raise VidNavError(f"{root}: trajectory {traj.key!r} is not a minimal pair (no prefix/branch/pair_of); "
+                              "--pairs scores folders written by `vidnav data pairs`")
+        src = (root / FEATURES).resolve().parent
+        if str(src) not in sources:
+            sources[str(src)] = {t.episode_id: t for t in read_trajectories(src)}
+        own = sources[str(src)].get(str(traj.extra["pair_of"]))
+        if own is None:
+            raise VidNavError(f"{src}: no trajectory for episode {traj.extra['pair_of']} that {root} pairs with; "
+                              "make the pairs again from this folder")
+        own_trajs[j] = dataclasses.replace(traj, instruction=own.instruction, targets=own.targets[:traj.length])
+        order.append((j, int(traj.extra["branch"])))
+    with_pair, with_own = copy.copy(pairs), copy.copy(pairs)
+    with_pair.samples, with_own.samples = order, list(order)
+    with_own.trajectories = own_trajs
+    return with_pair, with_own
+
+
+@torch.no_grad()
+def first_words(model, samples: NavSamples, *, batch_size: int = 16) -> list[tuple[str, str]]:
+    """(expert's first word, planned first word) for every sample, in order."""
+    was_training = model.training
+    model.eval()
+    collate = NavCollator(model, samples, with_index=False)
+    out = []
+    try:
+        for start in range(0, len(samples), batch_size):
+            items = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
+            _, plans = model.score_and_plan(collate(items))
+            out += [(item["targets"][0], plan[0]) for item, plan in zip(items, plans)]
+    finally:
+        model.train(was_training)
+    return out
+
+
+def pair_accuracy(model, pairs: NavSamples, *, batch_size: int = 16) -> dict[str, Any]:
+    """Minimal-pair scores at the branch frames: first-action accuracy with the pair's instruction and with the
+    path's own, ``both`` (right with both: only a model that reads can), and ``same_plan`` (the same first word
+    under both instructions: what a model that ignores the words always does)."""
+    with_pair, with_own = branch_samples(pairs)
+    a = first_words(model, with_pair, batch_size=batch_size)
+    b = first_words(model, with_own, batch_size=batch_size)
+    n = len(a)
+    return {"pairs": n, "pair_acc": sum(t == p for t, p in a) / n, "own_acc": sum(t == p for t, p in b) / n,
+            "both": sum(ta == pa and tb == pb for (ta, pa), (tb, pb) in zip(a, b)) / n,
+            "same_plan": sum(pa == pb for (_, pa), (_, pb) in zip(a, b)) / n}
 
 
 @torch.no_grad()
