@@ -88,7 +88,10 @@ OMP_NUM_THREADS=2 vidnav train --preset tiny --memory uninavid --set current_poo
     --start-frames 13 --start-repeat 1 --end-frames 8 --end-repeat 2 \
     --max-steps 1200 --lr 2e-4 --batch-size 16 --warmup-steps 20 --save-steps 100 --out runs/tol1/long1200
 
-# 12. evaluation on the unseen houses (~31 min for 500 episodes with 2 workers), then ship
+# 12. evaluation on the unseen houses (~31 min for 500 episodes with 2 workers), then ship with the run options it
+#     was measured with (run_options.json: vidnav eval --agent default then re-plans and breaks loops unasked)
 OMP_NUM_THREADS=1 vidnav eval --agent runs/tol1/long1200/final --replan-when-blocked --break-loops --data data/vidnav \
     --split val_unseen --episodes 500 --workers 2 --out runs/tol1/long1200-loops
 cp runs/tol1/long1200/final/{config.json,model.safetensors} src/vidnav/assets/default_agent/
+python -c 'from vidnav.run_options import PlanOptions, write_run_options; write_run_options(
+    "src/vidnav/assets/default_agent", PlanOptions(replan_when_blocked=True, break_loops=True))'

@@ -287,7 +287,7 @@ def test_model_agent_executes_the_first_act_steps_of_each_plan(frames, monkeypat
 def test_expert_start_turns_the_agent_as_the_expert_would_then_lets_the_model_drive(frames, monkeypatch):
     """--expert-start turns: while the expert's action is a turn, it is executed and the frame goes into the model's
     memory without a plan; from the expert's first forward (or stop) on, the model plans, every episode anew."""
-    from vidnav.eval.agents import ModelAgent, PlanOptions
+    from vidnav.eval.agents import ExpertStart, ModelAgent, OracleAgent, PlanOptions
     from vidnav.sim.navmap import FORWARD, LEFT, RIGHT
 
     class Env:  # the expert's actions of one episode, one per call
@@ -297,7 +297,8 @@ def test_expert_start_turns_the_agent_as_the_expert_would_then_lets_the_model_dr
         def expert_action(self):
             return self.actions.pop(0)
 
-    ma = ModelAgent(None, options=PlanOptions(expert_start="turns", break_loops=True))
+    ma = ModelAgent(None, options=PlanOptions(break_loops=True))
+    ea = ExpertStart(ma, "turns")  # the eval wrapper: the expert acts first, then the model agent as it is
     plans = []
 
     def act(rgb, ban_first=None):
@@ -308,22 +309,24 @@ def test_expert_start_turns_the_agent_as_the_expert_would_then_lets_the_model_dr
     monkeypatch.setattr(ma.agent, "act", act)
     obs = {"instruction": "go to the kitchen", "rgb": frames[0]}
     env = Env([LEFT, LEFT, RIGHT, FORWARD])
-    ma.reset(env, obs)
-    acted = [ma.act({**obs, "rgb": frames[i]}, {}) for i in range(6)]
+    ea.reset(env, obs)
+    acted = [ea.act({**obs, "rgb": frames[i]}, {}) for i in range(6)]
     assert acted == [LEFT, LEFT, RIGHT, RIGHT, RIGHT, RIGHT]
     assert plans == [3] and ma.agent.steps == 6  # the first plan came after three expert turns, all seen
     assert env.actions == []  # the expert was asked until its first forward, and never again
     assert len(ma.views.views) == 1  # the expert's turns were not plans: the loop breaker saw one view
 
     env = Env([FORWARD])  # a new episode: the expert is asked again; it would go straight on, so the model plans
-    ma.reset(env, obs)
-    assert ma.act(obs, {}) == RIGHT and plans == [3, 0]
-    ma = ModelAgent(None, options=PlanOptions())  # off by default: the expert is never asked
+    ea.reset(env, obs)
+    assert ea.act(obs, {}) == RIGHT and plans == [3, 0]
+    ma = ModelAgent(None, options=PlanOptions())  # the model agent alone never asks the expert
     monkeypatch.setattr(ma.agent, "act", act)
     ma.reset(Env([]), obs)
     assert ma.act(obs, {}) == RIGHT
     with pytest.raises(VidNavError, match="--expert-start must be one of turns, room, got 'door'"):
-        PlanOptions(expert_start="door")
+        ExpertStart(ma, "door")
+    with pytest.raises(VidNavError, match="--expert-start applies to model agents"):
+        ExpertStart(OracleAgent(), "turns")
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

@@ -191,6 +191,15 @@ class Agent:
         return self._continue(self._mem.visual(), ids, lambda h, cache, pos: greedy_answer(m, h, cache, None, pos))[0]
 
     # -- introspection ----------------------------------------------------------------------------------------
+    @property
+    def run_options(self):
+        """How this agent is meant to be run (a :class:`vidnav.run_options.PlanOptions`: re-plan when blocked,
+        break loops, actions executed per plan), from its checkpoint's run_options.json. The Agent only plans;
+        :func:`vidnav.load_navigator` executes its plans with these options, as `vidnav eval` does."""
+        from vidnav.run_options import PlanOptions
+
+        return getattr(self.model, "run_options", None) or PlanOptions()
+
     def memory_state(self):
         """The memory's current visual tokens and counts (a vidnav.model.memory.Visual)."""
         if self._mem is None:
@@ -223,7 +232,8 @@ def load_agent(checkpoint: str | Path | None = None, preset: str | None = None, 
     """An Agent from a checkpoint folder, or from a preset with fresh weights, or the shipped default.
 
     ``overrides`` set config fields (e.g. ``memory="navid"``); with a checkpoint only those that do not change
-    the weights make sense. ``load_agent()`` with no arguments loads ``DEFAULT_AGENT_DIR``.
+    the weights make sense. ``load_agent()`` with no arguments loads ``DEFAULT_AGENT_DIR``. The checkpoint's
+    run options come along as ``agent.run_options``; :func:`vidnav.load_navigator` runs the agent with them.
     """
     from vidnav.model import build_model
     from vidnav.model.modeling_vidnav import VidNavForCausalLM

@@ -171,7 +171,7 @@ def test_expert_start_runs_the_expert_then_the_model(tiny_benchmark, tmp_path, m
 
     out = tmp_path / mode
     kw = dict(episodes=3, env_kw={"max_steps": 60}, progress=False)
-    evaluate(tiny_benchmark, "val_unseen", "default", out, options=PlanOptions(expert_start=mode), **kw)
+    evaluate(tiny_benchmark, "val_unseen", "default", out, options=PlanOptions(), expert_start=mode, **kw)
     assert json.loads((out / "run.json").read_text())["expert_start"] == mode
     eps = load_split(tiny_benchmark, "val_unseen")
     env = VLNEnv(data_dir=tiny_benchmark)
@@ -197,7 +197,7 @@ def test_expert_start_runs_the_expert_then_the_model(tiny_benchmark, tmp_path, m
     env.close()
     assert led > 0 and (mode == "turns" or handed > 0)  # the expert led, and (room) handed over in the next room
     with pytest.raises(VidNavError, match=f"expert_start='{mode}'; now expert_start=None"):
-        evaluate(tiny_benchmark, "val_unseen", "default", out, **kw)
+        evaluate(tiny_benchmark, "val_unseen", "default", out, options=PlanOptions(), **kw)
 
 
 def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
@@ -214,8 +214,8 @@ def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
               "--out", str(tmp_path / "e")])
     assert e.value.code == 2 and "--act-steps must be a whole number >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--agent", "default", "--data", str(tiny_benchmark), "--loop-plans", "3",
-              "--out", str(tmp_path / "e")])
+        main(["eval", "--agent", "default", "--data", str(tiny_benchmark), "--no-break-loops", "--loop-plans", "3",
+              "--out", str(tmp_path / "e")])  # the shipped agent breaks loops unless told not to
     assert e.value.code == 2 and "add --break-loops" in capsys.readouterr().err
 
 

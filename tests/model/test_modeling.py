@@ -122,7 +122,8 @@ def test_save_load_roundtrip_gives_identical_actions(tiny_model, feats, tmp_path
     logits = tiny_model(**b).logits
     tiny_model.save_pretrained(tmp_path / "ckpt")
     files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    assert files == ["config.json", "model.safetensors"]
+    assert files == ["config.json", "model.safetensors", "run_options.json"]
+    assert json.loads((tmp_path / "ckpt" / "run_options.json").read_text())["break_loops"] is False  # a preset's
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["model_type"] == "vidnav" and config["preset"] == "tiny" and config["lm_embeddings"] == "minilm-l6"
     from safetensors import safe_open

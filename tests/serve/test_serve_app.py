@@ -255,6 +255,32 @@ def test_deleting_a_session_while_its_act_runs_is_never_a_5xx(serve_app):
     assert agent() is None
 
 
+def test_idle_sessions_are_swept_without_any_request(serve_app):
+    """With no request at all after the session's last act, the server's background sweep drops it once idle for
+    the timeout (0.8 s; sweeps every 0.4 s), and its agent is freed."""
+    made = []
+
+    class Tracked(StandInAgent):
+        def __init__(self):
+            super().__init__()
+            made.append(weakref.ref(self))
+
+    server = serve_app(Tracked, limits=Limits(idle_timeout_s=0.8))
+    store = server.app.state.store
+    with httpx.Client(base_url=server.url) as c:
+        sid = _session(c)
+        assert _act(c, sid, png(frame(1))).status_code == 200
+    last_used = time.monotonic()
+    while len(store) and time.monotonic() - last_used < 3:  # len() does not sweep; nothing else touches it
+        time.sleep(0.02)
+    gone_after = time.monotonic() - last_used
+    assert len(store) == 0, f"the session was still there {gone_after:.1f} s after its last request"
+    assert gone_after > 0.7  # not before its idle timeout
+    gc.collect()
+    assert len(made) == 1 and made[0]() is None
+    assert httpx.get(server.url + "/v1/health").json()["sessions"] == 0
+
+
 def test_remote_agent_speaks_the_agent_contract(serve_app, monkeypatch):
     server = serve_app(AskingAgent, token=TOKEN)
     monkeypatch.setenv("VIDNAV_TOKEN", TOKEN)

@@ -172,3 +172,9 @@ def test_a_session_deleted_during_its_turn_keeps_its_agent_until_the_turn_ends()
     del s
     gc.collect()
     assert agent() is None  # freed once its last request ended
+
+
+def test_the_server_sweeps_at_half_the_idle_timeout_and_at_least_every_30_s():
+    assert Limits(idle_timeout_s=600).sweep_interval_s == 30
+    assert Limits(idle_timeout_s=10).sweep_interval_s == 5
+    assert Limits(idle_timeout_s=0.001).sweep_interval_s == 0.05  # not a busy loop

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vidnav.errors import VidNavError
+from vidnav.run_options import PlanOptions, read_run_options, resolve
 from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, WORD_ACTIONS
+
 BUILTIN = ("oracle", "random", "forward", "default", "symbolic")
 
 
@@ -69,98 +70,46 @@ class ForwardAgent(NavAgent):
         return STOP if info.get("collided") else FORWARD
 
 
-LOOP_PLANS = 2  # plans from one view after which the loop breaker counts the agent as circling there
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    """How a model agent executes its plans (`vidnav eval` options; the baselines ignore them).
-
-    ``replan_when_blocked``: when a ``forward`` leaves the camera image unchanged (the agent did not move: a
-    wall), drop the rest of the plan and re-plan with ``forward`` excluded as the first action. It reads only
-    the agent's own camera (no simulator state), as a robot could.
-
-    ``break_loops``: greedy decoding is deterministic, so an agent that comes back to a view it planned from
-    tends to do the same again and circle until the step cap (turning left and right in place, or turning and
-    bumping into the same wall). With this option the agent remembers the views it planned from (28×28
-    thumbnails, matched within ``blocked_step``'s tolerance) and the first action it chose at each; from a
-    view it has already planned from ``loop_plans`` times (default ``LOOP_PLANS``), its plan may not start with
-    any of those actions, and once every move has been tried there it stops. Also camera-only.
-
-    ``act_steps``: execute only the first N actions of each plan, then plan again from the new view (a
-    receding horizon; None: the whole plan, as Uni-NaVid executes its 4 actions).
-
-    ``expert_start``: a privileged diagnostic, not a way to run an agent: at the start of each episode the
-    simulator's expert acts for the agent, whose memory sees the frames, and then the model drives. ``"turns"``:
-    the expert's turns until it would first step forward (what a wrong first heading costs); ``"room"``: the
-    expert's actions until the agent stands in another room than the start room (what getting out of the first
-    room by the route's door costs). The expert never stops for the agent. None: off.
-    """
-
-    replan_when_blocked: bool = False
-    break_loops: bool = False
-    act_steps: int | None = None
-    loop_plans: int = LOOP_PLANS
-    expert_start: str | None = None
-
-    def __post_init__(self):
-        if self.act_steps is not None and not _whole(self.act_steps):
-            raise VidNavError(f"--act-steps must be a whole number >= 1 (actions executed per plan), "
-                              f"got {self.act_steps!r}")
-        if not _whole(self.loop_plans):
-            raise VidNavError(f"--loop-plans must be a whole number >= 1 (plans from one view before the loop "
-                              f"breaker steps in), got {self.loop_plans!r}")
-        if self.expert_start not in EXPERT_STARTS:
-            raise VidNavError(f"--expert-start must be one of {', '.join(m for m in EXPERT_STARTS if m)}, "
-                              f"got {self.expert_start!r}")
-        if self.loop_plans != LOOP_PLANS and not self.break_loops:
-            raise VidNavError("--loop-plans applies to the loop breaker: add --break-loops")
-
-
-EXPERT_STARTS = (None, "turns", "room")
-
-
-def _whole(n) -> bool:
-    return isinstance(n, int) and not isinstance(n, bool) and n >= 1
-
-
 class ModelAgent(NavAgent):
     """A trained vidnav model: plans k actions from the video so far, executes them (or the first
     ``options.act_steps``), re-plans; ``options`` (:class:`PlanOptions`) says how.
+
+    ``options``: None runs the agent with its checkpoint's run options (``run_options.json``, see
+    :mod:`vidnav.run_options`; all off without one), a mapping changes some of them (``{"break_loops": False}``),
+    a :class:`PlanOptions` replaces them.
 
     Frames seen while executing a plan go into the agent's memory (``observe``), as in NaVid's and
     Uni-NaVid's evaluation.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, name: str | None = None,
-                 options: PlanOptions | None = None, agent=None, **overrides):
-        from vidnav.agent import load_agent
-
+                 options: PlanOptions | dict | None = None, agent=None, **overrides):
         # agent: a ready streaming agent instead of a checkpoint (a vidnav.serve.RemoteAgent: the plan options
         # then run here, on its camera frames, exactly as for the in-process agent)
-        self.agent = agent if agent is not None else load_agent(checkpoint, **overrides)
+        if agent is None:
+            from vidnav.agent import load_agent
+
+            agent = load_agent(checkpoint, **overrides)
+        self.agent = agent
         self.name = name or (Path(checkpoint).name if checkpoint else "default")
-        self.options = options or PlanOptions()
+        self.options = resolve(getattr(self.agent, "run_options", None) or PlanOptions(), options)
         self.views: PlannedViews | None = None  # per episode, made in reset when options.break_loops
         self.queue: deque[int] = deque()
         self._last: tuple[int, np.ndarray] | None = None
-        self._expert_env = None  # the environment, while options.expert_start has the expert act for the agent
 
     def reset(self, env, obs):
+        """A new episode (``env`` is not used: the agent sees only ``obs``)."""
         self.agent.reset(obs["instruction"])
         self.queue.clear()
         self._last = None
         self.views = PlannedViews() if self.options.break_loops else None
-        self._expert_env = env if self.options.expert_start else None
+
+    def observe(self, obs) -> None:
+        """A frame the agent sees without acting on it (another hand drives, as :class:`ExpertStart`'s expert)."""
+        self.agent.observe(np.asarray(obs["rgb"]))
 
     def act(self, obs, info):
         rgb = np.asarray(obs["rgb"])
-        if self._expert_env is not None:  # expert_start: the expert acts, the model's memory sees the frames
-            action = self._expert_action(self._expert_env)
-            if action is not None:
-                self.agent.observe(rgb)
-                return action
-            self._expert_env = None
         blocked = (self.options.replan_when_blocked and self._last is not None and self._last[0] == FORWARD
                    and blocked_step(self._last[1], rgb))
         if blocked:  # drop the rest of the plan and re-plan now, starting with anything but forward
@@ -173,16 +122,6 @@ class ModelAgent(NavAgent):
         action = self.queue.popleft()
         self._last = (action, rgb) if self.options.replan_when_blocked else None
         return action
-
-    def _expert_action(self, env) -> int | None:
-        """The expert's action while ``options.expert_start`` still has it act; None once the model drives."""
-        action = env.expert_action()
-        if self.options.expert_start == "turns":
-            return action if action in (LEFT, RIGHT) else None
-        house = env.task.house
-        here = house.room_at(env.pose[0], env.pose[1])
-        start = house.room_at(env.task.start[0], env.task.start[1])
-        return action if action != STOP and (here is None or here is start) else None
 
     def _plan(self, rgb: np.ndarray, ban: set[str]) -> list[str]:
         if self.views is None:
@@ -240,6 +179,55 @@ class PlannedViews:
         return self.views[-1]
 
 
+EXPERT_STARTS = ("turns", "room")
+
+
+class ExpertStart(NavAgent):
+    """`vidnav eval --expert-start MODE`, a privileged diagnostic, not a way to run an agent: at the start of
+    each episode the simulator's expert acts for the model agent ``agent``, whose memory sees the frames
+    (:meth:`ModelAgent.observe`), and then the model drives, with its own plan options. ``"turns"``: the
+    expert's turns until it would first step forward (what a wrong first heading costs); ``"room"``: the
+    expert's actions until the agent stands in another room than the start room (what getting out of the first
+    room by the route's door costs). The expert never stops for the agent."""
+
+    def __init__(self, agent: ModelAgent, mode: str):
+        check_expert_start(mode, optional=False)
+        if not isinstance(agent, ModelAgent):
+            raise VidNavError(f"--expert-start applies to model agents (default, a checkpoint folder or a server), "
+                              f"not to {getattr(agent, 'name', agent)!r}")
+        self.agent, self.mode, self.name = agent, mode, agent.name
+        self._env = None  # the environment, while the expert acts for the agent
+
+    def reset(self, env, obs):
+        self.agent.reset(env, obs)
+        self._env = env
+
+    def act(self, obs, info):
+        if self._env is not None:
+            action = self._expert_action(self._env)
+            if action is not None:
+                self.agent.observe(obs)
+                return action
+            self._env = None
+        return self.agent.act(obs, info)
+
+    def _expert_action(self, env) -> int | None:
+        """The expert's action while it still acts for the agent; None once the model drives."""
+        action = env.expert_action()
+        if self.mode == "turns":
+            return action if action in (LEFT, RIGHT) else None
+        house = env.task.house
+        here = house.room_at(env.pose[0], env.pose[1])
+        start = house.room_at(env.task.start[0], env.task.start[1])
+        return action if action != STOP and (here is None or here is start) else None
+
+
+def check_expert_start(mode: str | None, optional: bool = True) -> None:
+    """A clear error for an unknown ``--expert-start`` mode (None: off, where ``optional``)."""
+    if mode not in EXPERT_STARTS and not (optional and mode is None):
+        raise VidNavError(f"--expert-start must be one of {', '.join(EXPERT_STARTS)}, got {mode!r}")
+
+
 def blocked_step(before: np.ndarray, after: np.ndarray, tol: float = SAME_VIEW_TOL) -> bool:
     """True when two consecutive camera images are the same up to ``tol`` (mean absolute difference in
     0..255 units): a forward step that did not move the camera."""
@@ -282,11 +270,41 @@ def agent_weights(name: str) -> str | None:
     return checkpoint_fingerprint(path) if (path / "config.json").is_file() else None
 
 
-def make_agent(name: str, seed: int = 0, options: PlanOptions | None = None, **overrides) -> NavAgent:
+def agent_run_options(name: str) -> PlanOptions:
+    """The run options an agent carries: its checkpoint's ``run_options.json`` for ``default`` and a checkpoint
+    folder, what a `vidnav serve` server reports for its agent, all off for the built-in baselines."""
+    if name == "default":
+        from vidnav.agent import DEFAULT_AGENT_DIR
+
+        return read_run_options(DEFAULT_AGENT_DIR)
+    if name in BUILTIN:
+        return PlanOptions()
+    from vidnav.serve.client import RemoteAgent, is_url
+
+    if is_url(name):
+        with RemoteAgent(name) as remote:
+            return remote_run_options(remote)
+    return read_run_options(name) if Path(name).is_dir() else PlanOptions()
+
+
+def remote_run_options(remote) -> PlanOptions:
+    """The run options a `vidnav serve` server reports in /v1/health (all off from a server that reports none)."""
+    return PlanOptions.from_dict(remote.health().get("run_options") or {}, f"{remote.url}/v1/health run_options")
+
+
+def make_agent(name: str, seed: int = 0, options: PlanOptions | dict | None = None,
+               expert_start: str | None = None, **overrides) -> NavAgent:
     """An agent by name: a built-in (`oracle`, `random`, `forward`, `symbolic` = the privileged instruction
     follower of :mod:`vidnav.eval.symbolic`, `default` = the shipped checkpoint),
     the path of a checkpoint folder (config.json + model.safetensors) or the URL of a `vidnav serve` server.
-    ``options`` apply to model agents only (see :class:`PlanOptions`)."""
+    ``options`` apply to model agents only, over their own run options (see :class:`ModelAgent`);
+    ``expert_start`` wraps a model agent in :class:`ExpertStart`."""
+    check_expert_start(expert_start)
+    agent = _make_agent(name, seed, options, **overrides)
+    return ExpertStart(agent, expert_start) if expert_start else agent
+
+
+def _make_agent(name: str, seed: int, options, **overrides) -> NavAgent:
     if name == "oracle":
         return OracleAgent()
     if name == "random":
@@ -301,8 +319,11 @@ def make_agent(name: str, seed: int = 0, options: PlanOptions | None = None, **o
         return ModelAgent(None, name="default", options=options, **overrides)
     from vidnav.serve.client import RemoteAgent, is_url
 
-    if is_url(name):  # a `vidnav serve` server (its token from $VIDNAV_TOKEN)
-        return ModelAgent(name=name, options=options, agent=RemoteAgent(name))
+    if is_url(name):  # a `vidnav serve` server (its token from $VIDNAV_TOKEN), with the run options it reports
+        remote = RemoteAgent(name)
+        if not isinstance(options, PlanOptions):
+            options = resolve(remote_run_options(remote), options)
+        return ModelAgent(name=name, options=options, agent=remote)
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -311,3 +332,28 @@ def make_agent(name: str, seed: int = 0, options: PlanOptions | None = None, **o
         return ModelAgent(path, options=options, **overrides)
     raise VidNavError(f"unknown agent {name!r}: use one of {', '.join(BUILTIN)}, a checkpoint folder or the "
                       "http://HOST:PORT of a `vidnav serve` server")
+
+
+def load_navigator(checkpoint: str | Path | None = None, *, options: PlanOptions | dict | None = None,
+                   **overrides) -> ModelAgent:
+    """A model agent that runs as `vidnav eval` runs it: one action per step, its plans executed with its
+    checkpoint's run options (re-planning when blocked, loop breaking, ...; ``options`` changes them, see
+    :class:`ModelAgent`). ``checkpoint``: a checkpoint folder, the URL of a `vidnav serve` server, or None for
+    the shipped agent. ``overrides`` set config fields, as for :func:`vidnav.load_agent`.
+
+        nav = vidnav.load_navigator()
+        obs, info = env.reset(seed=0)
+        nav.reset(env, obs)
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(nav.act(obs, info))
+            done = terminated or truncated
+
+    ``nav.agent`` is the streaming :class:`vidnav.Agent` inside (``nav.agent.ask(question)``).
+    """
+    from vidnav.serve.client import is_url
+
+    if checkpoint is not None and is_url(str(checkpoint)):
+        if overrides:
+            raise VidNavError("config overrides apply to a checkpoint loaded here, not to a served agent")
+        return _make_agent(str(checkpoint), 0, options)
+    return ModelAgent(checkpoint, options=options, **overrides)

@@ -27,19 +27,22 @@ def eval_command(
                                                  "whether an agent reads | a JSON file of instructions written anew "
                                                  "(only its episodes run; e.g. configs/instructions/"
                                                  "val_unseen_human.json)"),
-    replan_when_blocked: bool = typer.Option(False, "--replan-when-blocked",
-                                             help="model agents: after a forward that left the camera image "
-                                                  "unchanged (a wall), re-plan with forward excluded"),
-    break_loops: bool = typer.Option(False, "--break-loops",
-                                     help="model agents: from a view they have planned from --loop-plans times "
-                                          "already, start with an action not yet tried there; stop when all "
-                                          "were tried"),
+    replan_when_blocked: Optional[bool] = typer.Option(None, "--replan-when-blocked/--no-replan-when-blocked",
+                                                       help="model agents: after a forward that left the camera "
+                                                            "image unchanged (a wall), re-plan with forward "
+                                                            "excluded (default: the agent's run options)"),
+    break_loops: Optional[bool] = typer.Option(None, "--break-loops/--no-break-loops",
+                                               help="model agents: from a view they have planned from --loop-plans "
+                                                    "times already, start with an action not yet tried there; stop "
+                                                    "when all were tried (default: the agent's run options)"),
     act_steps: Optional[int] = typer.Option(None, "--act-steps",
                                             help="model agents: execute the first N actions of each plan, then "
-                                                 "plan again (default: the whole plan)"),
+                                                 "plan again (default: the agent's run options, else the whole "
+                                                 "plan)"),
     loop_plans: Optional[int] = typer.Option(None, "--loop-plans",
-                                             help="with --break-loops: plans from one view after which its tried "
-                                                  "first actions are banned there (default 2)"),
+                                             help="with the loop breaker: plans from one view after which its tried "
+                                                  "first actions are banned there (default: the agent's run "
+                                                  "options, else 2)"),
     sliding: bool = typer.Option(False, "--sliding",
                                  help="a forward step blocked by a wall moves along it instead of not at all "
                                       "(habitat's allow_sliding, on in R2R-CE; off by default here, as in RxR-CE)"),
@@ -51,17 +54,20 @@ def eval_command(
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
+    A model agent runs with the run options saved with its checkpoint (run_options.json: the shipped agent
+    re-plans when blocked and breaks loops); the plan-option flags change them for this run.
+
     Example: vidnav eval --agent oracle --data data/vidnav --split val_unseen --episodes 200 --workers 2 --out runs/oracle
     """
-    from vidnav.eval.agents import LOOP_PLANS, PlanOptions
     from vidnav.eval.runner import evaluate, format_table
 
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
-    options = PlanOptions(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
-                          loop_plans=LOOP_PLANS if loop_plans is None else loop_plans, expert_start=expert_start)
+    given = dict(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
+                 loop_plans=loop_plans)
     summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
-                       options=options, env_kw={"allow_sliding": True} if sliding else None,
-                       instructions=instructions)
+                       options={k: v for k, v in given.items() if v is not None},  # over the agent's own
+                       env_kw={"allow_sliding": True} if sliding else None, instructions=instructions,
+                       expert_start=expert_start)
     typer.echo(format_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
 
@@ -77,15 +83,15 @@ def demo_command(
     symbolic instruction follower (the ceiling: it reads the house and the words) and the oracle / random / forward
     baselines on the same episodes, print the metric table, write MP4s and an HTML report.
 
-    The shipped agent runs with --replan-when-blocked --break-loops (row `default+replan+loops`), as it is
-    meant to run: without them, its failed episodes often push into a wall or circle until the 500-step cap,
-    which costs minutes and shows nothing more.
+    The shipped agent runs with the run options saved with it: it re-plans when blocked and breaks loops (row
+    `default+replan+loops`); without them, its failed episodes often push into a wall or circle until the
+    500-step cap, which costs minutes and shows nothing more.
 
     Example: vidnav demo --episodes 50 --out runs/demo
     """
     from vidnav.agent import DEFAULT_AGENT_DIR
     from vidnav.data.build import BuildConfig, build_benchmark
-    from vidnav.eval.agents import PlanOptions
+    from vidnav.eval.agents import agent_run_options
     from vidnav.eval.html_report import html_report
     from vidnav.eval.report import format_report
     from vidnav.eval.runner import evaluate, format_table
@@ -106,11 +112,9 @@ def demo_command(
     if "default" not in agents:
         typer.echo(f"no shipped agent at {DEFAULT_AGENT_DIR}: running the baselines only")
     rows = {}
-    for name in agents:
-        model = name == "default"
-        rows[name + ("+replan+loops" if model else "")] = evaluate(
+    for name in agents:  # each with its own run options (the shipped agent's: re-plan when blocked, break loops)
+        rows[name + options_label(agent_run_options(name))] = evaluate(
             data, "val_unseen", name, out / name, episodes=episodes, workers=workers, video=videos,
-            options=PlanOptions(replan_when_blocked=True, break_loops=True) if model else None,
             restart_if_changed=True)
     typer.echo("")
     typer.echo(format_table(rows))
@@ -120,6 +124,12 @@ def demo_command(
         typer.echo(format_report(reports[0]).split("\n", 2)[2])
     typer.echo(f"\nper-episode results and MP4s under {out}/<agent>/ (results.jsonl, summary.json, videos/)")
     typer.echo(f"the agents side by side, with plots and videos: open {page} in a browser")
+
+
+def options_label(options) -> str:
+    """The row suffix that says how a model agent ran: ``+replan``, ``+loops``, ``+act<N>``."""
+    return (("+replan" if options.replan_when_blocked else "") + ("+loops" if options.break_loops else "")
+            + (f"+act{options.act_steps}" if options.act_steps else ""))
 
 
 def report_command(

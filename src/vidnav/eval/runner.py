@@ -5,8 +5,9 @@
 ``OUT/results.jsonl`` gets one line per finished episode (appended and flushed as it finishes), so killing
 a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones. ``OUT/run.json``
 records what makes the run (agent, a fingerprint of its weights, data, split, whether blocked steps slide along
-walls, plan options, own or swapped instructions); a rerun that differs in any of them raises instead of mixing
-two runs' episodes.
+walls, the plan options it ran with: its checkpoint's run options with the command line's changes, the expert
+start, own or swapped instructions); a rerun that differs in any of them raises instead of mixing two runs'
+episodes.
 ``OUT/summary.json`` holds the episode means over all selected episodes; ``OUT/videos/`` the MP4s.
 """
 
@@ -19,9 +20,11 @@ from pathlib import Path
 
 from vidnav.errors import VidNavError
 from vidnav.eval import metrics
-from vidnav.eval.agents import PlanOptions, agent_weights, make_agent
+from vidnav.eval.agents import (BUILTIN, PlanOptions, agent_run_options, agent_weights, check_expert_start,
+                                make_agent)
 from vidnav.eval.swap import INSTRUCTIONS, instructions_from_file, swap_instructions
 from vidnav.io import JsonlAppender, files_sha256, read_jsonl_records, write_json, writer_lock
+from vidnav.run_options import resolve
 
 def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, given=None) -> dict:
     """Run one episode to STOP or the step limit; return its result record (positions, actions, metrics, the
@@ -81,7 +84,7 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, gi
 
 
 RUN_KEYS = ("agent", "weights", "data", "split", "allow_sliding", "seed", "env", "instructions", "instructions_seed",
-            *(f.name for f in fields(PlanOptions)), "episodes_sha256")
+            *(f.name for f in fields(PlanOptions)), "expert_start", "episodes_sha256")
 
 
 def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
@@ -90,8 +93,8 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
     run = out / "run.json"
     if run.exists():
         old = json.loads(run.read_text())
-        missing = {**asdict(PlanOptions()), "allow_sliding": False,  # run.json files from before these keys
-                   "seed": None if meta["seed"] is None else 0, "env": {}, "instructions": "own",
+        missing = {**asdict(PlanOptions()), "expert_start": None,  # run.json files from before these keys
+                   "allow_sliding": False, "seed": None if meta["seed"] is None else 0, "env": {}, "instructions": "own",
                    "instructions_seed": None}
         missing["episodes_sha256"] = meta["episodes_sha256"]  # a run.json from before fingerprints: unknown
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
@@ -115,14 +118,14 @@ _W: dict = {}
 
 
 def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw: dict,
-                 options: PlanOptions | None = None) -> None:
+                 options: PlanOptions | None = None, expert_start: str | None = None) -> None:
     import torch
 
     from vidnav.sim.env import VLNEnv
 
     torch.set_num_threads(max(1, threads))
     _W["env"] = VLNEnv(data_dir=data_dir, **env_kw)
-    _W["agent"] = make_agent(agent_name, seed=seed, options=options)
+    _W["agent"] = make_agent(agent_name, seed=seed, options=options, expert_start=expert_start)
 
 
 def _worker_run(job):
@@ -132,13 +135,18 @@ def _worker_run(job):
 
 def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, episodes: int | None = None,
              workers: int = 1, video: bool | int = False, seed: int = 0, progress: bool = True,
-             env_kw: dict | None = None, options: PlanOptions | None = None,
-             restart_if_changed: bool = False, instructions: str = "own") -> dict:
+             env_kw: dict | None = None, options: PlanOptions | dict | None = None,
+             restart_if_changed: bool = False, instructions: str = "own", expert_start: str | None = None) -> dict:
     """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
 
     ``video``: True for an MP4 per episode, an int n for the first n episodes only.
-    ``options``: how model agents execute their plans (:class:`~vidnav.eval.agents.PlanOptions`: re-plan
-    when blocked, break loops, execute only the first actions of each plan); recorded in OUT/run.json.
+    ``options``: how model agents execute their plans (:class:`~vidnav.run_options.PlanOptions`: re-plan
+    when blocked, break loops, execute only the first actions of each plan): None runs the agent with its
+    checkpoint's run options (run_options.json; all off for the baselines), a mapping changes some of them
+    (the command-line flags, e.g. ``{"break_loops": False}``), a PlanOptions replaces them. The options it ran
+    with are recorded in OUT/run.json.
+    ``expert_start``: ``"turns"`` or ``"room"``, the privileged diagnostic of
+    :class:`~vidnav.eval.agents.ExpertStart` (model agents only); recorded in OUT/run.json.
     ``restart_if_changed``: if OUT holds another run (e.g. the checkpoint's weights changed since), start over
     instead of raising.
     ``instructions``: ``"own"``, or ``"swapped"``: every episode gets the instruction of another path in its
@@ -162,7 +170,11 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         selected, donors, instructions = instructions_from_file(instructions, selected, split)
     else:
         donors = swap_instructions(eps.episodes, selected, seed) if instructions == "swapped" else {}
-    options = options or PlanOptions()
+    check_expert_start(expert_start)
+    if expert_start and agent in BUILTIN and agent != "default":
+        raise VidNavError(f"--expert-start applies to model agents (default, a checkpoint folder or a server), "
+                          f"not to {agent!r}")
+    options = resolve(agent_run_options(agent), options)  # the checkpoint's, changed by the command line
     env_kw = env_kw or {}
     with writer_lock(out, "evaluation"):  # before reading what is done: one run per folder
         meta = {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
@@ -173,7 +185,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
                 "instructions": instructions, "instructions_seed": seed if instructions == "swapped" else None,
                 # the episodes' content: data rebuilt at the same path is other data
                 "episodes_sha256": files_sha256(*split_paths(data_dir, split)),
-                **asdict(options)}
+                **asdict(options), "expert_start": expert_start}
         _check_run(out, meta, restart_if_changed)
         results_path = out / "results.jsonl"
         done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results", repair=True)}
@@ -203,7 +215,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
                 bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
 
             if jobs and workers == 1:
-                _worker_init(str(data_dir), agent, seed, threads, env_kw, options)
+                _worker_init(str(data_dir), agent, seed, threads, env_kw, options, expert_start)
                 try:
                     for job in jobs:
                         record(_worker_run(job))
@@ -213,7 +225,7 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
                 from vidnav.pool import run_pool  # a worker that fails or dies ends the run, results kept
 
                 for rec in run_pool(_worker_run, jobs, workers, initializer=_worker_init, what="eval worker",
-                                    initargs=(str(data_dir), agent, seed, threads, env_kw, options)):
+                                    initargs=(str(data_dir), agent, seed, threads, env_kw, options, expert_start)):
                     record(rec)
         order = {str(e.episode_id): i for i, e in enumerate(selected)}
         finished = sorted((r for r in finished if r["episode_id"] in order), key=lambda r: order[r["episode_id"]])

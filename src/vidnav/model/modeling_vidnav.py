@@ -45,6 +45,7 @@ from vidnav.model.memory import MEMORY_STRATEGIES, build_memory
 from vidnav.model.projector import PROJECTORS, build_projector
 from vidnav.model.text_query import ContextAttention, FrozenTextEncoder
 from vidnav.model.vision import build_vision_tower
+from vidnav.run_options import PlanOptions, read_run_options, write_run_options
 
 MARKERS = ("<nav>", "<hist>", "<obs>", "<act>")
 NAV, HIST, OBS, ACT = range(4)
@@ -89,6 +90,10 @@ class VidNavPreTrainedModel(PreTrainedModel):
 
 
 class VidNavForCausalLM(VidNavPreTrainedModel):
+    # how the model is meant to be run (re-planning, loop breaking, ...): run_options.json beside config.json,
+    # read by from_pretrained and written by save_pretrained, as transformers keeps generation_config.json
+    run_options: PlanOptions = PlanOptions()
+
     def __init__(self, config: VidNavConfig, pretrained: bool = True):
         super().__init__(config)
         _validate_config(config)
@@ -561,7 +566,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(skip) and "lora_" not in k}
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """config.json + model.safetensors (+ adapter/ for LoRA), each written atomically.
+        """config.json + model.safetensors (+ adapter/ for LoRA) + run_options.json, each written atomically.
 
         HF keyword arguments (``state_dict``, ``safe_serialization``, ...) are accepted and ignored: the
         weights written are always :meth:`checkpoint_state_dict` as safetensors.
@@ -583,6 +588,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             atomic_write_text(out / ADAPTER_DIR / "adapter_config.json", json.dumps(lora_cfg, indent=2, default=str))
         self.config.architectures = [type(self).__name__]
         atomic_write_text(out / "config.json", self.config.to_json_string())
+        write_run_options(out, self.run_options)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, device=None, dtype=None,
@@ -598,6 +604,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             raise VidNavError(f"{path} is not a vidnav checkpoint (needs config.json and {WEIGHTS_NAME}); "
                               "write one with model.save_pretrained(folder)")
         config = VidNavConfig.from_json_file(str(path / "config.json"))
+        run_options = read_run_options(path)  # a bad run_options.json fails before the weights load
         for key, value in overrides.items():
             from vidnav.model.presets import CONFIG_FIELDS
 
@@ -626,6 +633,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             result = set_peft_model_state_dict(model.lm, load_file(str(adapter)))
             if getattr(result, "unexpected_keys", None):
                 raise VidNavError(f"LoRA adapter in {path} does not fit the model: {result.unexpected_keys[:5]}")
+        model.run_options = run_options
         model.eval()
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)

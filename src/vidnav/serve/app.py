@@ -6,7 +6,8 @@
 Endpoints (JSON unless said otherwise; every one but health and the API docs needs ``Authorization: Bearer
 TOKEN`` when the server has a token):
 
-- ``GET  /v1/health`` → the model's name and weights fingerprint, live sessions;
+- ``GET  /v1/health`` → the model's name and weights fingerprint, its run options (how its plans are meant to be
+  executed: re-plan when blocked, break loops, ...; see docs/serve.md), live sessions;
 - ``POST /v1/sessions`` ``{"instruction": str}`` → 201 ``{"session_id", "num_actions", ...}``;
 - ``GET  /v1/sessions/{id}`` → the session's instruction, frames seen, idle seconds;
 - ``POST /v1/sessions/{id}/act`` multipart: ``image`` (PNG or JPEG, 8-bit RGB), optional ``seq`` (0-based index of
@@ -20,13 +21,18 @@ TOKEN`` when the server has a token):
 Bad input is a 4xx whose ``detail`` says what to fix: 401 (token), 404 (session), 409 (frame order, frame cap),
 413 (upload size), 422 (frames, text, fields), 429 (session cap). Sessions are served concurrently: each request
 runs in a worker thread; a session's requests take turns (its lock), other sessions' run beside them on agents
-that share one model (eval mode, no grad: read-only; tokenizer calls, in reset and ask, take one lock).
+that share one model (eval mode, no grad: read-only; tokenizer calls, in reset and ask, take one lock). While the
+app runs (its lifespan: uvicorn's ``lifespan="on"``), a background task drops idle sessions every
+``Limits.sweep_interval_s``, so their memory is released without waiting for a request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 from collections.abc import Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any, Optional
 
 from fastapi import FastAPI, File, Form, Request, Security, UploadFile
@@ -34,6 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, StrictStr
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidnav.errors import VidNavError
@@ -44,6 +51,7 @@ PUBLIC_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redo
 MAX_UPLOAD_BYTES = 8 << 20
 ACTIONS = ("forward", "left", "right", "stop")  # vidnav.model.actions.ACTIONS (a test checks), without importing torch
 MAX_TEXT_CHARS = 4096  # an instruction or question (RxR's longest instructions are about 2,500 characters)
+log = logging.getLogger("vidnav.serve")
 
 
 class NewSession(BaseModel):
@@ -83,12 +91,15 @@ class SessionInfo(BaseModel):
 
 def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | None, token: str | None = None,
                limits: Limits | None = None, frame_limits: FrameLimits | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_text_chars: int = MAX_TEXT_CHARS):
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_text_chars: int = MAX_TEXT_CHARS,
+               run_options: dict | None = None):
     """The FastAPI app. ``new_agent()`` returns a fresh streaming agent (``reset(instruction)``,
-    ``act(rgb, ban_first=None)``, ``observe(rgb)``, ``num_actions``; optionally ``ask(question)``); one per session."""
+    ``act(rgb, ban_first=None)``, ``observe(rgb)``, ``num_actions``; optionally ``ask(question)``); one per session.
+    ``run_options``: the served checkpoint's run options (run_options.json), reported in /v1/health for clients
+    that execute the plans (`vidnav eval --agent http://...` applies them)."""
     store = SessionStore(new_agent, limits)
     frame_limits = frame_limits or FrameLimits()
-    app = FastAPI(title="vidnav agent", version="1",
+    app = FastAPI(title="vidnav agent", version="1", lifespan=sweeping(store),
                   description="A vidnav navigation agent for robots: one session per episode; send the camera "
                               "frames, get the next actions. See docs/serve.md.")
     app.state.store = store
@@ -125,8 +136,8 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
     @app.get("/v1/health")
     def health() -> dict:
         """Liveness and what is served (no token needed)."""
-        return {"status": "ok", "model": name, "fingerprint": fingerprint, "sessions": len(store),
-                "max_sessions": store.limits.max_sessions}
+        return {"status": "ok", "model": name, "fingerprint": fingerprint, "run_options": run_options or {},
+                "sessions": len(store), "max_sessions": store.limits.max_sessions}
 
     @app.post("/v1/sessions", status_code=201, response_model=Created, dependencies=bearer)
     def create_session(body: NewSession) -> dict:
@@ -208,6 +219,31 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
         return JSONResponse({"detail": validation_message(e.errors(), request.url.path)}, status_code=422)
 
     return app
+
+
+def sweeping(store: SessionStore):
+    """The app's lifespan: a task that sweeps idle sessions every ``store.limits.sweep_interval_s`` (the sweep
+    takes the store's lock, so it runs in a worker thread), cancelled when the server shuts down."""
+
+    async def sweep_forever():
+        while True:
+            await asyncio.sleep(store.limits.sweep_interval_s)
+            try:
+                await run_in_threadpool(store.sweep)
+            except Exception:  # pragma: no cover - a bug; keep serving and sweeping
+                log.exception("sweeping idle sessions failed")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(sweep_forever(), name="vidnav-sweep-idle-sessions")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
 
 
 _FORMS = {"sessions": 'JSON {"instruction": "<text>"}', "ask": 'JSON {"question": "<text>"}',

@@ -45,6 +45,7 @@ def serve_command(
 
     Example: vidnav serve --agent default --port 8080   then   RemoteAgent("http://127.0.0.1:8080")
     """
+    from vidnav.eval.agents import agent_run_options
     from vidnav.serve.app import create_app, shared_model_agents
     from vidnav.serve.frames import FrameLimits
     from vidnav.serve.server import bind_socket, check_bind, serve_forever
@@ -78,7 +79,8 @@ def serve_command(
         sock.close()
         raise
     app = create_app(new_agent, name=name, fingerprint=fingerprint, token=token, limits=limits,
-                     frame_limits=FrameLimits(max_side=max_frame_side), max_upload_bytes=int(max_upload_mb * 2**20))
+                     frame_limits=FrameLimits(max_side=max_frame_side), max_upload_bytes=int(max_upload_mb * 2**20),
+                     run_options=agent_run_options(agent).to_dict())  # reported in /v1/health
     typer.echo(f"serving {name} ({fingerprint}) on http://{host}:{port}  (API docs: /docs; "
                f"{'bearer token required' if token else 'no token: loopback only'})")
     serve_forever(app, sock)

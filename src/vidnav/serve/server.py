@@ -76,7 +76,7 @@ def _config(app, host: str, port: int, log_level: str, **kw):
     import uvicorn
 
     # keep-alive longer than a robot's pause between frames; the app bounds bodies itself (GuardMiddleware)
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30, lifespan="off",
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30, lifespan="on",
                           server_header=False, **kw)
 
 

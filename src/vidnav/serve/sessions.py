@@ -6,11 +6,12 @@
         actions = session.agent.act(rgb)
 
 Bounds: at most ``max_sessions`` live sessions; a session unused for ``idle_timeout_s`` is dropped (swept on
-every store operation), and creating one more than the maximum is refused (:class:`Full`, HTTP 429) rather
-than evicting a session a robot may still be driving. ``max_frames`` caps one session's frames, so its
-memory and KV cache stay bounded too. Dropping a session (DELETE, or expiry) closes it at once: later requests
-and those waiting for its turn get 404; a request already running on it completes, and the agent is freed when
-it ends. So memory does not grow with the number of sessions that came and went.
+every store operation, and by the server every ``Limits.sweep_interval_s`` even without traffic), and creating
+one more than the maximum is refused (:class:`Full`, HTTP 429) rather than evicting a session a robot may still
+be driving. ``max_frames`` caps one session's frames, so its memory and KV cache stay bounded too. Dropping a
+session (DELETE, or expiry) closes it at once: later requests and those waiting for its turn get 404; a request
+already running on it completes, and the agent is freed when it ends. So memory does not grow with the number
+of sessions that came and went.
 
 Ordering: a request may carry ``seq``, the 0-based index of its frame in the session; it waits (up to
 ``order_timeout_s``) until the frames before it have been processed, so pipelined requests cannot overtake
@@ -70,6 +71,12 @@ class Limits:
         for name in ("idle_timeout_s", "order_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)!r}")
+
+    @property
+    def sweep_interval_s(self) -> float:
+        """How often the server sweeps idle sessions: half the idle timeout, at most 30 s (at least 0.05 s), so a
+        session is dropped at most min(timeout / 2, 30 s) after its timeout, with or without requests."""
+        return min(max(self.idle_timeout_s / 2, 0.05), 30.0)
 
 
 class Session:

@@ -23,13 +23,13 @@ Example: vidnav train --config configs/train/tiny.yaml --out runs/exp1
 """
 
 
-def _parse_overrides(items: list[str]) -> dict:
+def _parse_overrides(items: list[str], flag: str = "--set", what: str = "a model setting") -> dict:
     import yaml
 
     out = {}
     for item in items:
         if "=" not in item:
-            raise VidNavError(f"--set expects NAME=VALUE (a model setting), got {item!r}")
+            raise VidNavError(f"{flag} expects NAME=VALUE ({what}), got {item!r}")
         name, value = item.split("=", 1)
         out[name.strip()] = yaml.safe_load(value)
     return out
@@ -89,6 +89,11 @@ def train_command(
     workers: Optional[int] = typer.Option(None, help="DataLoader worker processes"),
     deepspeed: Optional[str] = typer.Option(None, help="DeepSpeed JSON config (e.g. configs/accelerate/ds_zero2.json)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="model setting NAME=VALUE, e.g. use_context_token=true"),
+    run_option: Optional[List[str]] = typer.Option(None, "--run-option",
+                                                   help="how the trained agent runs, NAME=VALUE (repeatable), saved "
+                                                        "as run_options.json with every checkpoint over --init-from's "
+                                                        "(else the defaults): replan_when_blocked, break_loops, "
+                                                        "act_steps, loop_plans; e.g. break_loops=true"),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="show progress bars"),
     record_samples: Optional[bool] = typer.Option(None, "--record-samples/--no-record-samples",
                                                   help="write OUT/seen_samples-rank<r>.json (debugging data sharding)"),
@@ -113,6 +118,8 @@ def train_command(
         changes["eval_data"] = list(eval_data)
     if set_:
         changes["overrides"] = {**cfg.overrides, **_parse_overrides(set_)}
+    if run_option:
+        changes["run_options"] = {**cfg.run_options, **_parse_overrides(run_option, "--run-option", "a run option")}
     cfg = cfg.replace(**changes)
 
     from vidnav.train.trainer import train
@@ -130,15 +137,15 @@ VALIDATE_HELP = """Offline action accuracy of a checkpoint on held-out rollout f
 Reports teacher-forced loss, the first planned action's accuracy, whole-plan accuracy, per-word recall and the
 confusion of first actions, on a fixed seeded subset of the samples (the same subset for every checkpoint).
 
+With --pairs (folders from `vidnav data pairs`) it scores the branch frames of minimal pairs, each read with the
+pair's instruction and with its path's own: a model that ignores the words is right with at most one of the two.
+
 With --swap-instructions it scores the same samples a second time with every path given another path's
 instructions: a model that reads the instruction gets worse; one that ignores it does not.
 
 Example: vidnav validate --agent default --data data/rollouts/val-unseen-expert --samples 1000 --out runs/val.json
 """
 
-
-With --pairs (folders from `vidnav data pairs`) it scores the branch frames of minimal pairs, each read with the
-pair's instruction and with its path's own: a model that ignores the words is right with at most one of the two.
 
 def validate_command(
     agent: str = typer.Option("default", help="checkpoint folder, or 'default' (the shipped agent)"),
@@ -158,6 +165,9 @@ def validate_command(
                                             help="also score embodied questions (which room, next room, door side, "
                                                  "rooms left) per family; the benchmark folder the rollouts came "
                                                  "from"),
+    pairs: bool = typer.Option(False, "--pairs",
+                               help="--data are minimal-pair folders (`vidnav data pairs`): score the branch frames "
+                                    "with each pair's instruction and with its path's own (both right = it reads)"),
     out: Optional[str] = typer.Option(None, help="write the metrics as JSON here"),
 ) -> None:
     from vidnav.agent import load_agent
@@ -165,22 +175,12 @@ def validate_command(
     from vidnav.io import write_json
     from vidnav.train.validate import action_accuracy, format_report, swap_instructions
 
-    pairs: bool = typer.Option(False, "--pairs",
-                               help="--data are minimal-pair folders (`vidnav data pairs`): score the branch frames "
-                                    "with each pair's instruction and with its path's own (both right = it reads)"),
-    held_out = NavSamples(list(data), max_history=max_history, first_frames=first_frames,
-                          only_inflections=only_inflections)
-    model = load_agent(None if agent == "default" else agent).model
-    metrics = action_accuracy(model, held_out, max_samples=samples or None, seed=seed, batch_size=batch_size)
-    metrics = {"agent": agent, "data": list(data), "seed": seed, **metrics}
-    typer.echo(format_report(metrics))
-    if swapped:
     if pairs and (only_inflections or swapped or questions or first_frames):
         raise typer.BadParameter("--pairs scores the branch frames of minimal pairs; drop --inflections, "
                                  "--swap-instructions, --questions and --first-frames", param_hint="--pairs")
-        other = action_accuracy(model, swap_instructions(held_out, seed), max_samples=samples or None, seed=seed,
-                                batch_size=batch_size)
-        metrics["swapped_instructions"] = other
+    held_out = NavSamples(list(data), max_history=max_history, first_frames=first_frames,
+                          only_inflections=only_inflections)
+    model = load_agent(None if agent == "default" else agent).model
     if pairs:
         from vidnav.train.validate import pair_accuracy
 
@@ -191,6 +191,13 @@ def validate_command(
         if out:
             write_json(out, metrics)
         return
+    metrics = action_accuracy(model, held_out, max_samples=samples or None, seed=seed, batch_size=batch_size)
+    metrics = {"agent": agent, "data": list(data), "seed": seed, **metrics}
+    typer.echo(format_report(metrics))
+    if swapped:
+        other = action_accuracy(model, swap_instructions(held_out, seed), max_samples=samples or None, seed=seed,
+                                batch_size=batch_size)
+        metrics["swapped_instructions"] = other
         typer.echo("with instructions of other paths:\n" + format_report(other))
         typer.echo(f"instruction reliance: loss +{other['loss'] - metrics['loss']:.4f}, first action "
                    f"{metrics['first_action_acc'] - other['first_action_acc']:+.3f} better with the right instruction")

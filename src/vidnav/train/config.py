@@ -24,6 +24,8 @@ class TrainConfig:
     memory: str | None = None  # None: the preset's strategy
     overrides: dict = field(default_factory=dict)  # VidNavConfig fields, e.g. {use_context_token: true}
     init_from: str | None = None  # a checkpoint folder (save_pretrained) to start from, e.g. the last DAgger round
+    run_options: dict = field(default_factory=dict)  # how the trained agent is meant to run (vidnav.run_options),
+    #   saved as run_options.json with every checkpoint: init_from's (else the defaults) with these changes
     # data
     data: list[str] = field(default_factory=list)  # rollout folders (DAgger: several)
     max_history: int | None = None  # frames per sample, the current one included; None = all
@@ -120,6 +122,11 @@ class TrainConfig:
         if self.init_from is not None and not (Path(self.init_from) / "config.json").is_file():
             raise VidNavError(f"init_from {self.init_from} is not a vidnav checkpoint folder (no config.json); "
                               "pass e.g. runs/round1/final")
+        from vidnav.run_options import PlanOptions, read_run_options
+
+        base = read_run_options(self.init_from) if self.init_from is not None else PlanOptions()
+        base.replace(self.run_options, "run_options (vidnav train --run-option NAME=VALUE, or run_options: in the "
+                                       "YAML file)")
         return self
 
     # -- YAML ----------------------------------------------------------------------------------------------

@@ -84,7 +84,9 @@ def _model_overrides(cfg: TrainConfig) -> dict:
 
 
 def build_train_model(cfg: TrainConfig, init_from: str | os.PathLike | None):
-    """A fresh preset model (seeded) or one loaded from a checkpoint folder, in train mode."""
+    """A fresh preset model (seeded) or one loaded from a checkpoint folder, in train mode. Its run options
+    (saved as run_options.json with every checkpoint) are the checkpoint's, else the defaults, changed by
+    ``cfg.run_options``."""
     from transformers import set_seed
 
     set_seed(cfg.seed)  # fresh trainable weights are the same on every rank and every rerun
@@ -96,6 +98,7 @@ def build_train_model(cfg: TrainConfig, init_from: str | os.PathLike | None):
         from vidnav.model.presets import build_model
 
         model = build_model(cfg.preset, **_model_overrides(cfg))
+    model.run_options = model.run_options.replace(cfg.run_options, "run_options")
     return model.train()
 
 
