@@ -37,3 +37,25 @@ def test_generated_houses_still_load(tmp_path):
     for seed in range(5):
         h = generate_house(seed)
         assert _load(tmp_path, h.to_dict()).to_dict() == h.to_dict()
+
+
+@pytest.mark.parametrize("change", ["deeper than the wall", "away from the wall", "past the wall's end",
+                                    "between rooms that do not touch"])
+def test_a_door_off_its_wall_is_refused(tmp_path, change):
+    """Issue #33 defect 8: such a door was an AssertionError in sim/world.py when the house was rendered (or, moved
+    off the wall, a blocked passage that cut rooms off); now the house file is refused on load, naming the door."""
+    d = generate_house(1).to_dict()
+    door = d["doors"][0]
+    if change == "deeper than the wall":
+        door["g1"] += 0.5
+    elif change == "away from the wall":
+        door["g0"] += 3
+        door["g1"] += 3
+    elif change == "past the wall's end":
+        door["s1"] += 20
+    else:
+        door["b"] = next(r["id"] for r in d["rooms"] if r["id"] not in (door["a"], door["b"])
+                         and all({x["a"], x["b"]} != {door["a"], r["id"]} for x in d["doors"]))
+    with pytest.raises(VidNavError, match=rf"h\.json: door {door['id']} .*wall between rooms {door['a']} and "
+                                          rf"{door['b']}.*rebuild"):
+        _load(tmp_path, d)

@@ -115,6 +115,19 @@ def _check_field_types(item, where: str) -> None:
             raise VidNavError(f"{where} field {f.name!r} must be {want}, got {v!r}; rebuild it with `vidnav data build`")
 
 
+def _door_on_wall(d: "Door", a: "Room", b: "Room", eps: float = 1e-3) -> bool:
+    """Does door ``d`` cross the wall gap between the facing sides of rooms ``a`` and ``b``, within the wall they
+    share? (What the simulator needs to cut the doorway into both walls.)"""
+    if abs((d.g1 - d.g0) - WALL_GAP) > eps:
+        return False
+    if d.axis == "x":
+        lo_end, hi_start, spans = (a.x1, b.x0, (a.z0, a.z1, b.z0, b.z1)) if a.x1 <= b.x0 else (b.x1, a.x0, (b.z0, b.z1, a.z0, a.z1))
+    else:
+        lo_end, hi_start, spans = (a.z1, b.z0, (a.x0, a.x1, b.x0, b.x1)) if a.z1 <= b.z0 else (b.z1, a.z0, (b.x0, b.x1, a.x0, a.x1))
+    return (abs(lo_end - d.g0) <= eps and abs(hi_start - d.g1) <= eps
+            and d.s0 >= max(spans[0], spans[2]) - eps and d.s1 <= min(spans[1], spans[3]) + eps)
+
+
 @dataclass
 class Room:
     id: int
@@ -284,9 +297,17 @@ class House:
                 raise VidNavError(f"{source}: room {r.id} has an empty rectangle ({r.x0},{r.z0})-({r.x1},{r.z1})")
             if r.floor not in FLOOR_WORDS or r.wall not in WALL_WORDS:
                 raise VidNavError(f"{source}: room {r.id} has unknown textures {r.floor!r}/{r.wall!r}")
+        for i, r in enumerate(self.rooms):  # doors and the simulator find a room by its id as its position
+            if r.id != i:
+                raise VidNavError(f"{source}: room #{i} has id {r.id}; rooms are numbered 0, 1, 2, ... in file order")
         for d in self.doors:
             if d.a not in ids or d.b not in ids or d.axis not in ("x", "z") or d.s1 <= d.s0:
                 raise VidNavError(f"{source}: door {d.id} is malformed (rooms {d.a},{d.b}, axis {d.axis!r})")
+            if not _door_on_wall(d, self.rooms[d.a], self.rooms[d.b]):
+                raise VidNavError(f"{source}: door {d.id} (axis {d.axis}, gap {d.g0}..{d.g1}, span {d.s0}..{d.s1}) "
+                                  f"is not an opening in the wall between rooms {d.a} and {d.b}: it must cross the "
+                                  f"{WALL_GAP} m gap between their facing sides, within the wall they share; "
+                                  "rebuild it with `vidnav data build`")
         for o in self.landmarks:
             if o.kind not in LANDMARKS or o.room not in ids:
                 raise VidNavError(f"{source}: landmark {o.id} has unknown kind {o.kind!r} or room {o.room}")
