@@ -32,8 +32,6 @@ def test_subset_is_seeded_sorted_and_complete_when_large():
     assert a == b == sorted(set(a)) and len(a) == 10 and all(0 <= i < 100 for i in a)
     assert sample_subset(100, 10, seed=4) != a
     assert sample_subset(5, 10) == sample_subset(5, None) == [0, 1, 2, 3, 4]
-    with pytest.raises(VidNavError, match="max_samples"):
-        sample_subset(5, 0)
 
 
 def test_scores_plans_against_expert_targets(model, samples, monkeypatch):
@@ -144,3 +142,30 @@ def test_validate_cli_rejects_missing_data(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["validate", "--agent", "default", "--data", str(tmp_path / "nope")])
     assert e.value.code == 2
+
+
+def test_samples_zero_means_all_and_a_negative_count_is_refused_before_the_model_loads(tmp_path, samples, capsys,
+                                                                                     monkeypatch):
+    """Issue #33 defect 10: `validate --samples 0` meant all samples while `-1` failed after the model had loaded,
+    as "max_samples must be >= 1"; `train --eval-samples 0` was an error. Now 0 means all for both, and a negative
+    count is refused naming the option, before anything is loaded."""
+    import vidnav.agent
+    from vidnav.cli import main
+    from vidnav.train.config import TrainConfig
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before --samples was checked")
+
+    monkeypatch.setattr(vidnav.agent, "load_agent", no_model)
+    for bad in ("-1", "-5"):
+        with pytest.raises(SystemExit) as e:
+            main(["validate", "--agent", "default", "--data", str(samples.rollout_dirs[0]), "--samples", bad])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and f"--samples must be >= 0 (0 = all samples), got {bad}" in err, err
+    rollout = str(samples.rollout_dirs[0])
+    assert TrainConfig(data=[rollout], eval_samples=0).validate().eval_samples == 0  # all held-out samples
+    with pytest.raises(VidNavError, match=r"eval_samples must be >= 0 \(0 or unset = all held-out samples\), got -1"):
+        TrainConfig(data=[rollout], eval_samples=-1).validate()
+    assert sample_subset(5, 0) == [0, 1, 2, 3, 4]  # what both mean by 0
+    with pytest.raises(VidNavError, match="max_samples must be >= 0"):
+        sample_subset(5, -1)

@@ -46,7 +46,8 @@ def train_command(
                                                   help="held-out rollout folder (repeatable): action accuracy "
                                                        "every --eval-steps and at the end"),
     eval_steps: Optional[int] = typer.Option(None, help="validate every N steps (default: every --save-steps)"),
-    eval_samples: Optional[int] = typer.Option(None, help="held-out samples per validation (a fixed seeded subset)"),
+    eval_samples: Optional[int] = typer.Option(None, help="held-out samples per validation (a fixed seeded subset; "
+                                                          "0 = all)"),
     out: Optional[str] = typer.Option(None, help="run folder: checkpoints/, tb/, final/, train_summary.json"),
     stage: Optional[str] = typer.Option(None, help="align, full or auto (align then full for a pretrained LM)"),
     init_from: Optional[str] = typer.Option(None, help="checkpoint folder to start from (e.g. runs/round1/final)"),
@@ -150,7 +151,8 @@ Example: vidnav validate --agent default --data data/rollouts/val-unseen-expert 
 def validate_command(
     agent: str = typer.Option("default", help="checkpoint folder, or 'default' (the shipped agent)"),
     data: List[str] = typer.Option(..., "--data", "-d", help="rollout folder (repeatable), e.g. val_unseen expert"),
-    samples: int = typer.Option(1000, help="samples to score (a seeded subset; 0 = all)"),
+    samples: int = typer.Option(1000, help="samples to score (a seeded subset; 0 = all; the same subset for "
+                                          "every checkpoint)"),
     seed: int = typer.Option(0, help="seed of the subset"),
     batch_size: int = typer.Option(16, help="samples per forward pass"),
     max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
@@ -175,6 +177,8 @@ def validate_command(
     from vidnav.io import write_json
     from vidnav.train.validate import action_accuracy, format_report, swap_instructions
 
+    if samples < 0:  # before anything is loaded; 0 is all, as --eval-samples 0 in `vidnav train`
+        raise VidNavError(f"--samples must be >= 0 (0 = all samples), got {samples}")
     if pairs and (only_inflections or swapped or questions or first_frames):
         raise typer.BadParameter("--pairs scores the branch frames of minimal pairs; drop --inflections, "
                                  "--swap-instructions, --questions and --first-frames", param_hint="--pairs")

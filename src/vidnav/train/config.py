@@ -43,7 +43,7 @@ class TrainConfig:
     qa_families: list[str] = field(default_factory=list)  # question families (vidnav.data.questions); [] = all
     eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
     eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
-    eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (None: all)
+    eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (0 or None: all)
     # run
     out: str = "runs/train"
     stage: str = "auto"  # align | full | auto (align then full for a pretrained LM, full otherwise)
@@ -86,8 +86,8 @@ class TrainConfig:
         self.eval_data = [str(d) for d in (self.eval_data or [])]
         if self.eval_steps is not None and int(self.eval_steps) < 1:
             raise VidNavError(f"eval_steps must be >= 1 (or unset: every save_steps), got {self.eval_steps}")
-        if self.eval_samples is not None and int(self.eval_samples) < 1:
-            raise VidNavError(f"eval_samples must be >= 1 (or unset: all held-out samples), got {self.eval_samples}")
+        if self.eval_samples is not None and int(self.eval_samples) < 0:  # 0 = all, as `validate --samples 0`
+            raise VidNavError(f"eval_samples must be >= 0 (0 or unset = all held-out samples), got {self.eval_samples}")
         if not isinstance(self.overrides, dict):
             raise VidNavError(f"overrides must be a mapping of model settings, got {type(self.overrides).__name__}")
         for name in ("batch_size", "grad_accum", "save_steps", "logging_steps"):

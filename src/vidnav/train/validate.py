@@ -35,11 +35,12 @@ from vidnav.model.actions import canonical_actions
 
 
 def sample_subset(n: int, max_samples: int | None, seed: int = 0) -> list[int]:
-    """Sorted indices of a seeded random subset of ``range(n)`` (all of them when ``max_samples`` is None or ≥ n)."""
-    if max_samples is None or max_samples >= n:
+    """Sorted indices of a seeded random subset of ``range(n)`` (all of them when ``max_samples`` is None, 0 or ≥ n:
+    0 means all, as ``vidnav validate --samples 0`` and ``--eval-samples 0`` do)."""
+    if max_samples is not None and max_samples < 0:
+        raise VidNavError(f"max_samples must be >= 0 (0 or None = all samples), got {max_samples}")
+    if not max_samples or max_samples >= n:
         return list(range(n))
-    if max_samples < 1:
-        raise VidNavError(f"max_samples must be >= 1, got {max_samples}")
     rng = np.random.default_rng(seed)
     return sorted(int(i) for i in rng.choice(n, size=max_samples, replace=False))
 
