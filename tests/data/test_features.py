@@ -111,3 +111,24 @@ def test_a_reader_maps_only_indexed_rows_while_a_writer_appends_part_of_one(tmp_
     with open(root / "shard-00000.f16", "ab") as f:  # a writer mid-way through a row
         f.write(b"\x00" * 5)
     np.testing.assert_allclose(FeatureStore(root).get("k0"), 1.0)
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_a_shard_holding_inf_or_nan_is_refused_naming_folder_and_key(tmp_path, value):
+    """Issue #33 defect 8: a shard of inf was read as features; training failed at its first batch, after the model
+    was built, with "features[2] must be finite" (neither folder nor key). Now the store's check names both (and
+    the frame), and a writer refuses to store such features (an encoder output past fp16's range becomes inf)."""
+    root = _store_with(tmp_path, 3, 5, 2)
+    rows = np.fromfile(root / "shard-00000.f16", dtype=np.float16).reshape(-1, 2, 2)
+    rows[3 + 4, 1, 0] = value  # key k1, frame 4
+    rows.tofile(root / "shard-00000.f16")
+    store = FeatureStore(root)
+    with pytest.raises(VidNavError, match=rf"{root}: key 'k1' frame 4 .*inf or NaN.*collect again"):
+        store.check_finite()
+    _store_with(tmp_path / "ok", 3, 5)
+    FeatureStore(tmp_path / "ok" / "f").check_finite()
+    w = FeatureStore(tmp_path / "ok" / "f", shape=(2, 2))
+    for bad in (np.full((2, 2, 2), value), np.full((2, 2, 2), 1e6)):  # 1e6 is inf in fp16
+        with pytest.raises(VidNavError, match=r"features for 'k9' hold inf or NaN"):
+            w.add("k9", bad)
+    assert "k9" not in FeatureStore(tmp_path / "ok" / "f")

@@ -419,3 +419,28 @@ def test_ddp_two_cpu_processes(tmp_path, rollout):
     assert (out / "final" / "model.safetensors").is_file()
     # each rank locked OUT under its own rank (the Trainer's), so neither refused the other
     assert sorted(p.name for p in out.glob(".writer-rank*.lock")) == [".writer-rank0.lock", ".writer-rank1.lock"]
+
+
+def test_features_of_inf_are_refused_naming_folder_and_key_before_the_model_is_built(tmp_path, monkeypatch):
+    """Issue #33 defect 8: a shard holding inf failed at the first batch, after the model was built, with an error
+    naming neither folder nor key."""
+    import numpy as np
+
+    import vidnav.train.trainer as trainer
+
+    bad = synthetic_rollout(tmp_path / "bad", n_trajectories=3, n_frames=4)
+    shard = bad / "features" / "shard-00000.f16"
+    rows = np.fromfile(shard, dtype=np.float16)
+    rows[64 * 320 * 5 + 7] = np.inf  # frame 1 of the second trajectory
+    rows.tofile(shard)
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was built before the features were checked")
+
+    monkeypatch.setattr(trainer, "build_train_model", no_model)
+    for held_out in (False, True):
+        cfg = TrainConfig(data=[str(synthetic_rollout(tmp_path / "ok", n_trajectories=3, n_frames=4)) if held_out
+                                else str(bad)], eval_data=[str(bad)] if held_out else [],
+                          out=str(tmp_path / f"run{held_out}"), max_steps=1, preset="tiny")
+        with pytest.raises(VidNavError, match=rf"{bad / 'features'}: key 'traj-0001' frame 1 .*inf or NaN"):
+            trainer.train(cfg)

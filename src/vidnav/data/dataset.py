@@ -158,7 +158,7 @@ class NavSamples(Dataset):
     def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
                  stride: int = 1, first_frames: int | None = None, start_frames: int | None = None,
                  start_repeat: int = 0, end_frames: int | None = None, end_repeat: int = 0,
-                 inflection_repeat: int = 0, only_inflections: bool = False):
+                 inflection_repeat: int = 0, only_inflections: bool = False, check_finite: bool = True):
         if isinstance(rollout_dirs, (str, os.PathLike)):
             rollout_dirs = [rollout_dirs]
         if not rollout_dirs:
@@ -180,6 +180,8 @@ class NavSamples(Dataset):
                 raise VidNavError(f"{root / FEATURES} is not a feature store (missing meta.json); "
                                   "a rollout folder needs features/ next to trajectories.jsonl")
             store = FeatureStore(root / FEATURES)
+            if check_finite:  # inf/NaN features: refused here, naming folder and key, not at the first batch
+                store.check_finite()
             if self.stores and store.shape != self.stores[0].shape:
                 raise VidNavError(f"{root / FEATURES} holds features of shape {store.shape} but "
                                   f"{self.rollout_dirs[0] / FEATURES} holds {self.stores[0].shape}; "

@@ -126,6 +126,9 @@ class FeatureStore:
         feats = np.ascontiguousarray(feats, dtype=np.float16)
         if feats.ndim != 3 or feats.shape[1:] != self.shape:
             raise VidNavError(f"features for {key!r} have shape {feats.shape}, expected [T, {self.shape[0]}, {self.shape[1]}]")
+        if not np.isfinite(feats).all():  # also values past fp16's range (65504), which the cast made inf
+            raise VidNavError(f"features for {key!r} hold inf or NaN (in fp16); nothing stored in {self.root}: the "
+                              "vision tower's output is broken (or too large for fp16)")
         shard = max(self._ends, default=0)
         if self._ends.get(shard, 0) * self.row_bytes >= SHARD_BYTES:
             shard += 1
@@ -142,6 +145,29 @@ class FeatureStore:
         self.index[key] = (shard, offset, len(feats))
         self._ends[shard] = offset + len(feats)
         self._maps.pop(shard, None)  # the file grew: remap on next read
+
+    def check_finite(self, chunk_bytes: int = 1 << 24) -> None:
+        """Refuse a store whose indexed features hold inf or NaN (a damaged or hand-made shard): read as features,
+        they fail training at its first batch, or turn scores into NaN, naming neither folder nor key. Reads every
+        indexed row once, in chunks, by the fp16 bit pattern (about 8 GB/s from the page cache)."""
+        per_row = self.row_bytes // 2
+        step = per_row * max(1, chunk_bytes // self.row_bytes)
+        for shard, end in sorted(self._ends.items()):
+            path = self.root / f"shard-{shard:05d}.f16"
+            if end == 0:
+                continue
+            bits = np.memmap(path, dtype=np.uint16, mode="r", shape=(end * per_row,))
+            for start in range(0, len(bits), step):
+                block = bits[start:start + step] & 0x7FFF  # inf and NaN: all exponent bits set
+                if int(block.max()) < 0x7C00:
+                    continue
+                for row in np.unique(np.nonzero(block >= 0x7C00)[0] // per_row) + start // per_row:
+                    hit = next(((k, int(row) - o) for k, (s, o, n) in self.index.items()
+                                if s == shard and o <= row < o + n), None)
+                    if hit is not None:  # rows no key indexes are never read
+                        raise VidNavError(f"{self.root}: key {hit[0]!r} frame {hit[1]} (row {int(row)} of {path.name}) "
+                                          f"holds inf or NaN; the features of {self.root} cannot be trusted: restore "
+                                          "the folder from a copy, or collect again into a new --out")
 
     # -- read ------------------------------------------------------------------------------------
     def get(self, key: str, stop: int | None = None) -> np.ndarray:

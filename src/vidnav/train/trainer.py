@@ -314,7 +314,8 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
         return summary
     data = NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride,  # validates before the model
                       first_frames=cfg.first_frames, start_frames=cfg.start_frames, start_repeat=cfg.start_repeat,
-                      end_frames=cfg.end_frames, end_repeat=cfg.end_repeat, inflection_repeat=cfg.inflection_repeat)
+                      end_frames=cfg.end_frames, end_repeat=cfg.end_repeat, inflection_repeat=cfg.inflection_repeat,
+                      check_finite=False)  # train() read every row of these folders once already
     if cfg.pack_frames:
         data = PackedSamples(data, cfg.pack_frames)
     if cfg.qa_data:
