@@ -64,3 +64,34 @@ def test_an_empty_benchmark_is_refused(tmp_path):
     with pytest.raises(VidNavError, match="no houses"):
         build_benchmark(tmp_path / "x", BuildConfig(train_houses=0, unseen_houses=0), progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def _read_only(folder):
+    """Make ``folder`` unwritable even for root (chattr +i where chmod is not enough); None if impossible here."""
+    import os
+    import shutil
+    import subprocess
+
+    folder.chmod(0o555)
+    if not os.access(folder, os.W_OK):
+        return lambda: folder.chmod(0o755)
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        return lambda: (subprocess.run(["chattr", "-i", str(folder)]), folder.chmod(0o755))
+    folder.chmod(0o755)
+    return None
+
+
+@pytest.mark.parametrize("sub", ["", "sub"])
+def test_a_read_only_out_is_a_clear_error_and_leaves_nothing(tmp_path, sub):
+    """Issue #33 defect 8: a read-only output folder was a traceback and left a partial build."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    undo = _read_only(ro)
+    if undo is None:
+        pytest.skip("cannot make a folder read-only here (root without chattr)")
+    try:
+        with pytest.raises(VidNavError, match=rf"--out {ro / sub if sub else ro}: .*give a writable folder"):
+            build_benchmark(ro / sub if sub else ro, BuildConfig(**SMALL), progress=False)
+        assert list(ro.iterdir()) == []
+    finally:
+        undo()
