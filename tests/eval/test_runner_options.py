@@ -18,8 +18,12 @@ def test_a_killed_video_writer_leaves_no_hidden_file_after_a_rerun(tiny_benchmar
     (out / "videos").mkdir(parents=True)
     stale = out / "videos" / ".1.tmp4242.mp4"  # what a run killed while writing 1.mp4 leaves
     stale.write_bytes(b"\0" * 10)
+    mine = [out / "videos" / n for n in (".notes.tmpkeep.mp4", ".tmp1.mp4", "x.tmp1.mp4")]  # not vidnav's
+    for p in mine:
+        p.write_bytes(b"mine")
     evaluate(tiny_benchmark, "val_unseen", "oracle", out, episodes=1, progress=False)
     assert not stale.exists()
+    assert all(p.read_bytes() == b"mine" for p in mine)  # only the temporaries vidnav writes are removed
 
 
 @pytest.mark.parametrize("text", ["", "   "])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -190,8 +191,9 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         results_path = out / "results.jsonl"
         done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results", repair=True)}
         n_video = len(selected) if video is True else int(video or 0)
-        for stale in (out / "videos").glob(".*.tmp*.mp4"):  # a video a killed run was writing (we hold the lock)
-            stale.unlink()
+        for stale in (out / "videos").glob(".*.tmp*.mp4"):  # a video a killed run was writing (we hold the lock):
+            if re.fullmatch(r"\..+\.tmp\d+\.mp4", stale.name):  # .{episode_id}.tmp{pid}.mp4 (video.py), only
+                stale.unlink()
         jobs = []
         for i, ep in enumerate(selected):
             if str(ep.episode_id) in done:
