@@ -40,3 +40,16 @@ def test_out_that_is_a_file_is_a_one_line_error(tiny_benchmark, tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(VidNavError, match=r"--out .*f: .*f is a file"):
         evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "f", episodes=1, progress=False)
+
+
+@pytest.mark.parametrize("n", ["-3", "2"])
+def test_video_episodes_without_video_is_refused_not_ignored(tiny_benchmark, tmp_path, capsys, n):
+    """Issue #33 defect 10: `--video-episodes -3` (or 2) without `--video` was silently ignored: no video, exit 0."""
+    from vidnav.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--data", str(tiny_benchmark), "--split", "val_unseen", "--agent", "oracle", "--episodes", "1",
+              "--video-episodes", n, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--video-episodes" in err and "add --video" in err, err
+    assert not (tmp_path / "o").exists()

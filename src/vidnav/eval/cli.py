@@ -20,7 +20,8 @@ def eval_command(
     episodes: Optional[int] = typer.Option(None, help="evaluate the first N episodes of the split (default: all)"),
     workers: int = typer.Option(1, help="parallel worker processes"),
     video: bool = typer.Option(False, "--video", help="write an MP4 per episode (ego view + top-down map)"),
-    video_episodes: Optional[int] = typer.Option(None, help="with --video: only the first N episodes"),
+    video_episodes: Optional[int] = typer.Option(None, help="with --video (required): only the first N "
+                                                                "episodes (0: none)"),
     seed: int = typer.Option(0, help="seed of the random agent and of the draw of --instructions swapped"),
     instructions: str = typer.Option("own", help="own | swapped: each episode gets the instruction of another path "
                                                  "in its house (seeded; metrics stay those of its own goal), to see "
@@ -59,8 +60,12 @@ def eval_command(
 
     Example: vidnav eval --agent oracle --data data/vidnav --split val_unseen --episodes 200 --workers 2 --out runs/oracle
     """
+    from vidnav.errors import VidNavError
     from vidnav.eval.runner import evaluate, format_table
 
+    if video_episodes is not None and not video:  # it was ignored: no video, whatever N
+        raise VidNavError(f"--video-episodes {video_episodes} applies with --video (MP4s of the first N episodes); "
+                          "add --video, or drop --video-episodes")
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
     given = dict(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
                  loop_plans=loop_plans)
