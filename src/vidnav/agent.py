@@ -71,9 +71,9 @@ class Agent:
     @torch.no_grad()
     def reset(self, instruction: str) -> None:
         """Start an episode: encode the instruction once and empty the memory."""
-        from vidnav.model.modeling_vidnav import _check_instruction
+        from vidnav.model.processing_vidnav import check_instruction
 
-        _check_instruction(instruction)
+        check_instruction(instruction)
         m = self.model
         cfg = m.config
         dev = m.markers.device
@@ -219,7 +219,7 @@ class Agent:
 
     @staticmethod
     def _frame(rgb: Any) -> torch.Tensor:
-        from vidnav.model.modeling_vidnav import as_frames
+        from vidnav.model.processing_vidnav import as_frames
 
         shape = getattr(rgb, "shape", None)
         if shape is not None and len(shape) != 3:

@@ -174,13 +174,13 @@ def test_instruction_states_start_as_the_checkpoint_and_put_context_on_each_word
         ids = torch.tensor(model.tokenizer(text, add_special_tokens=False)["input_ids"])
         prefix = model.prefix_embeds(ids, model.encode_queries(q["input_ids"], q["attention_mask"])[0],
                                      q["attention_mask"][0])
-        start = len(model._prompt_ids()) + 1  # after the prompt and <nav>
+        start = len(model.processor.prompt_ids()) + 1  # after the prompt and <nav>
         return prefix[start + ids.tolist().index(model.tokenizer.convert_tokens_to_ids("door"))]
 
     plain = tiny_model.prefix_embeds(torch.tensor(tiny_model.tokenizer("the door", add_special_tokens=False)["input_ids"]))
     a, c = door_embedding("leave the kitchen by the door on the left"), door_embedding("stop at the door")
     assert not torch.allclose(a, c, atol=1e-3)  # the same word, two sentences: two inputs
-    assert not torch.allclose(a, plain[len(tiny_model._prompt_ids()) + 2], atol=1e-3)
+    assert not torch.allclose(a, plain[len(tiny_model.processor.prompt_ids()) + 2], atol=1e-3)
     logits = model(**b).logits
     model.save_pretrained(tmp_path / "states")
     loaded = VidNavForCausalLM.from_pretrained(tmp_path / "states")

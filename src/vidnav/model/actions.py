@@ -1,4 +1,4 @@
-"""Action words: the model's answer vocabulary, the text parser, and the constrained-decoding trie.
+"""Action words: the model's answer vocabulary, the text parser, the constrained-decoding trie and the decoder.
 
 The model answers with exactly ``k`` words from :data:`ACTIONS`. An executor runs them in order and stops
 at the first ``stop`` (anything after it is ignored). Each word maps to one simulator action:
@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import torch
+from torch.nn import functional as F
+
+from vidnav.errors import VidNavError
 
 ACTIONS: tuple[str, ...] = ("forward", "left", "right", "stop")
 FORWARD_STEP_CM = 25.0
@@ -171,3 +174,57 @@ class ActionCodec:
     @property
     def max_answer_tokens_per_word(self) -> int:
         return max(len(s) for s in self.seqs.values())
+
+
+@torch.no_grad()
+def decode_actions(lm, codec: ActionCodec, k: int, last_hidden, cache, mask, last_pos,
+                   ban_first: str | Collection[str] | None = None) -> list[list[str]]:
+    """Greedy decoding of ``k`` action words per row, continuing from a filled KV cache of the causal LM ``lm``
+    (the base model, LoRA layers in place): at each step only tokens that go on spelling an action word may be
+    chosen (the argmax over ``codec``'s columns of the LM head, masked by its trie).
+
+    ``last_hidden`` [B, D] is the LM's last hidden state of each row, ``mask`` the attention mask so far (None: no
+    padding, causal attention suffices), ``last_pos`` [B] the position of each row's last token. ``ban_first``: an
+    action word, or several, the first planned action may not be (the best other word is taken); at least one word
+    must stay allowed.
+    """
+    dev = last_hidden.device
+    head = lm.get_output_embeddings()
+    ids = torch.tensor(codec.token_ids, device=dev)
+    w = head.weight[ids]
+    bias = head.bias[ids] if getattr(head, "bias", None) is not None else None
+    next_node, word_at = codec.next_node.to(dev), codec.word_at.to(dev)
+    b = last_hidden.shape[0]
+    node = torch.zeros(b, dtype=torch.long, device=dev)
+    words: list[list[str]] = [[] for _ in range(b)]
+    banned = None
+    if ban_first is not None:
+        words_banned = {ban_first} if isinstance(ban_first, str) else set(ban_first)
+        if words_banned >= set(codec.words):
+            raise VidNavError(f"ban_first={sorted(words_banned)} bans every action word; leave at least one")
+        banned = [codec.first_token_column(x) for x in sorted(words_banned)]
+    h = last_hidden
+    for step in range(k * codec.max_answer_tokens_per_word):
+        logits = F.linear(h.to(w.dtype), w, bias).float()
+        allowed = next_node[node] >= 0
+        if banned is not None:
+            first = torch.tensor([not x for x in words], device=dev) & (node == 0)
+            allowed[:, banned] &= ~first[:, None]
+        choice = logits.masked_fill(~allowed, float("-inf")).argmax(dim=-1)
+        node = next_node[node, choice]
+        finished = word_at[node]
+        for i in torch.nonzero(finished >= 0).flatten().tolist():
+            if len(words[i]) < k:
+                words[i].append(codec.words[finished[i]])
+        node = torch.where(finished >= 0, torch.zeros_like(node), node)
+        if all(len(x) >= k for x in words):
+            break
+        tok = ids[choice]
+        if mask is not None:
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        last_pos = last_pos + 1
+        out = lm.model(inputs_embeds=lm.get_input_embeddings()(tok)[:, None], attention_mask=mask,
+                       position_ids=last_pos[:, None], cache=cache, use_cache=True)
+        h = out.last_hidden_state[:, -1]
+        cache = out.cache
+    return words

@@ -8,7 +8,14 @@ model can be built without weights (meta device, random-weight benchmarks).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from transformers import PretrainedConfig
+
+from vidnav.errors import VidNavError
+from vidnav.model.lm import MINILM
+from vidnav.model.memory import MEMORY_STRATEGIES
+from vidnav.model.projector import PROJECTORS
 
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -123,6 +130,45 @@ class VidNavConfig(PretrainedConfig):
         self.num_actions = num_actions
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
+
+    def validate(self) -> None:
+        """Raise :class:`VidNavError` for settings no model can be built from (after transformers' own checks).
+
+        Runs when a model is built and when the config is saved with ``save_pretrained``.
+        """
+        super().validate()
+        if self.memory not in MEMORY_STRATEGIES:
+            raise VidNavError(f"unknown memory strategy {self.memory!r}; choose one of {', '.join(MEMORY_STRATEGIES)}")
+        if self.projector not in PROJECTORS:
+            raise VidNavError(f"unknown projector {self.projector!r}; choose one of {', '.join(PROJECTORS)}")
+        if self.lm_train not in ("full", "lora", "frozen"):
+            raise VidNavError(f"lm_train must be full, lora or frozen, got {self.lm_train!r}")
+        if self.instruction_states and not (self.text_encoder == MINILM and self.lm_tokenizer == MINILM):
+            raise VidNavError("instruction_states needs the LM to read the text encoder's tokens (text_encoder and "
+                              f"lm_tokenizer both {MINILM!r}, as in the tiny preset); got text_encoder="
+                              f"{self.text_encoder!r}, lm_tokenizer={self.lm_tokenizer!r}")
+        if self.lm == "scratch" and self.lm_train != "full":
+            raise VidNavError("an LM trained from scratch (lm='scratch') needs lm_train='full'")
+        if int(self.num_actions) < 1:
+            raise VidNavError(f"num_actions must be >= 1, got {self.num_actions}")
+        for name in ("current_pool", "history_pool"):
+            if int(getattr(self, name)) < 1:
+                raise VidNavError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= float(self.merge_threshold) <= 1.0 and self.memory == "uninavid":
+            raise VidNavError(f"merge_threshold must lie in [0, 1], got {self.merge_threshold}")
+
+    def check_local_weights(self) -> None:
+        """Fail before building anything big when a preset needs local weight folders that are not given."""
+        needs = []
+        if self.vision_tower in ("clip", "siglip") and not (self.vision_path and Path(self.vision_path).is_dir()):
+            needs.append(f"vision_path (a local {self.vision_tower} folder)")
+        if self.text_encoder == "bert" and not (self.text_path and Path(self.text_path).is_dir()):
+            needs.append("text_path (a local BERT folder)")
+        if self.lm == "llama" and not (self.lm_path and Path(self.lm_path).is_dir()):
+            needs.append("lm_path (a local LLaMA-architecture folder with its tokenizer)")
+        if needs:
+            raise VidNavError(f"preset {self.preset!r} loads weights from local folders; set {', '.join(needs)}, "
+                              "or build with pretrained=False for random weights / device='meta' for shapes only")
 
 
 def _register_auto_config() -> None:

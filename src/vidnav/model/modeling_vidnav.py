@@ -18,13 +18,11 @@ pipeline can cache them. Checkpoints hold the config and the trainable / non-pac
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import warnings
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,50 +33,22 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vidnav.errors import VidNavError
 from vidnav.io import atomic_write_bytes, atomic_write_text
-from vidnav.model.actions import ACTIONS, ActionCodec, canonical_actions
-from vidnav.model.answers import answer_ids, greedy_answer
-from vidnav.model.answers import question_ids as encode_questions
+from vidnav.model.actions import ActionCodec, decode_actions
+from vidnav.model.answers import greedy_answer
 from vidnav.model.configuration_vidnav import VidNavConfig
 from vidnav.model.frame_tokens import FrameEncoder
-from vidnav.model.lm import MINILM, build_lm, build_text_model, load_tokenizer, minilm_word_embeddings, tokenizer_path
-from vidnav.model.memory import MEMORY_STRATEGIES, build_memory
-from vidnav.model.projector import PROJECTORS, build_projector
+from vidnav.model.lm import MINILM, build_lm, build_text_model, minilm_word_embeddings
+from vidnav.model.memory import build_memory
+from vidnav.model.processing_vidnav import VidNavProcessor, as_frames
+from vidnav.model.projector import build_projector
 from vidnav.model.text_query import ContextAttention, FrozenTextEncoder
 from vidnav.model.vision import build_vision_tower
 from vidnav.run_options import PlanOptions, read_run_options, write_run_options
 
 MARKERS = ("<nav>", "<hist>", "<obs>", "<act>")
 NAV, HIST, OBS, ACT = range(4)
-PROMPT = ("navigate a house by video. follow the request, watch the history and the current view, "
-          "then answer the next {k} actions, each forward, left, right or stop.")
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "adapter"
-
-
-def as_frames(frames: Any, what: str = "frames") -> torch.Tensor:
-    """Validate RGB frames and return uint8 [T, H, W, 3] (a single [H, W, 3] frame becomes T=1)."""
-    if isinstance(frames, np.ndarray):
-        if frames.dtype.kind == "f" and np.isnan(frames).any():
-            raise VidNavError(f"{what} contain NaN; pass uint8 RGB frames (0..255)")
-        if frames.dtype != np.uint8:
-            raise VidNavError(f"{what} must be uint8 RGB (0..255), got dtype {frames.dtype}; "
-                              "convert with np.clip(x * 255, 0, 255).astype(np.uint8) if they are floats in 0..1")
-        frames = torch.from_numpy(np.ascontiguousarray(frames))
-    elif isinstance(frames, torch.Tensor):
-        if frames.is_floating_point() and torch.isnan(frames).any():
-            raise VidNavError(f"{what} contain NaN; pass uint8 RGB frames (0..255)")
-        if frames.dtype != torch.uint8:
-            raise VidNavError(f"{what} must be uint8 RGB (0..255), got dtype {frames.dtype}")
-    else:
-        raise VidNavError(f"{what} must be a numpy array or torch tensor of uint8 RGB, got {type(frames).__name__}")
-    if frames.dim() == 3:
-        frames = frames[None]
-    if frames.dim() != 4 or frames.shape[-1] != 3:
-        raise VidNavError(f"{what} must have shape [T, H, W, 3] or [H, W, 3] (RGB, channels last), "
-                          f"got {tuple(frames.shape)}")
-    if frames.shape[0] == 0 or frames.shape[1] < 8 or frames.shape[2] < 8:
-        raise VidNavError(f"{what} must hold at least one frame of at least 8x8 pixels, got {tuple(frames.shape)}")
-    return frames
 
 
 class VidNavPreTrainedModel(PreTrainedModel):
@@ -96,9 +66,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
 
     def __init__(self, config: VidNavConfig, pretrained: bool = True):
         super().__init__(config)
-        _validate_config(config)
+        config.validate()
         if pretrained:
-            _check_local_weights(config)
+            config.check_local_weights()
         self.memory = build_memory(config)
         # HF parts load here: transformers marks loaded modules as initialised, so post_init leaves them be
         self.vision = build_vision_tower(config, pretrained=pretrained and config.vision_tower != "efficientnet-lite0")
@@ -116,9 +86,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         if pretrained:  # after post_init, which would re-initialise plain nn.Modules (BatchNorm statistics...)
             self._load_package_parts()
         self._set_trainable()
-        self._tokenizer = None
-        self._query_tokenizer = None
-        self._codec = None
+        self.processor = VidNavProcessor(config, (self.vision.num_patches, self.vision.hidden_size))
         self._black: dict = {}
 
     # -- construction ---------------------------------------------------------------------------------------
@@ -177,34 +145,20 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         self.text_encoder.eval()
         return self
 
-    # -- tokenizers -----------------------------------------------------------------------------------------
+    # -- tokenizers (the processor's) ---------------------------------------------------------------------------
     @property
     def tokenizer(self):
         """The LM's tokenizer (loaded on first use)."""
-        if self._tokenizer is None:
-            cfg = self.config
-            self._tokenizer = load_tokenizer(tokenizer_path(cfg.lm_tokenizer, cfg.lm_path))
-        return self._tokenizer
+        return self.processor.tokenizer
 
     @property
     def query_tokenizer(self):
         """The text encoder's tokenizer (MiniLM's WordPiece by default)."""
-        if self._query_tokenizer is None:
-            cfg = self.config
-            path = cfg.text_path if cfg.text_encoder == "bert" and cfg.text_path else None
-            self._query_tokenizer = load_tokenizer(tokenizer_path(path))
-        return self._query_tokenizer
+        return self.processor.query_tokenizer
 
     @property
     def codec(self) -> ActionCodec:
-        if self._codec is None:
-            self._codec = ActionCodec(self.tokenizer, ACTIONS)
-        return self._codec
-
-    def _prompt_ids(self) -> list[int]:
-        tok = self.tokenizer
-        ids = tok.encode(PROMPT.format(k=self.config.num_actions), add_special_tokens=False)
-        return ([tok.bos_token_id] if tok.bos_token_id is not None else []) + ids
+        return self.processor.codec
 
     # -- vision ---------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -232,116 +186,20 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
     def num_patches(self) -> int:
         return self.vision.num_patches
 
-    # -- batch building -------------------------------------------------------------------------------------
+    # -- batch building (the processor's) -----------------------------------------------------------------------
     def prepare_batch(self, instructions: list[str], features: list[torch.Tensor],
                       targets: list[list[str]] | None = None,
                       questions: list[str | None] | None = None) -> dict[str, torch.Tensor]:
-        """Collate samples into the inputs of ``model(**batch)`` / ``model.plan(batch)``.
-
-        ``features[i]`` holds the tower features [T_i, N, C] of frames 0..t of sample i (the last row is the
-        current frame); ``targets[i]`` the next actions (at most k words; shorter lists are padded with
-        ``stop``, words after the first ``stop`` become ``stop``). Returns CPU tensors:
-        input_ids / attention_mask (instruction in the LM's tokens), query_ids / query_mask (instruction
-        in the text encoder's tokens), visual_features [ΣT, N, C], num_frames [B] and, with targets,
-        labels [B, answer tokens] (-100 = padding). ``questions[i]`` (optional, None for a navigation sample)
-        makes sample i an embodied question: its text goes after the current frame's tokens
-        (question_ids / question_mask) and ``targets[i]`` is then the answer text.
-        """
-        if isinstance(instructions, str):
-            raise VidNavError("instructions must be a list of strings (one per sample), got a single string")
-        if len(instructions) != len(features) or not instructions:
-            raise VidNavError(f"need one feature tensor per instruction and at least one sample, "
-                              f"got {len(instructions)} instructions and {len(features)} feature tensors")
-        for i, text in enumerate(instructions):
-            _check_instruction(text, f"instructions[{i}]")
-        n, c = self.num_patches, self.vision.hidden_size
-        feats = []
-        for i, f in enumerate(features):
-            f = torch.as_tensor(f)
-            if f.dim() != 3 or f.shape[0] < 1 or tuple(f.shape[1:]) != (n, c):
-                raise VidNavError(f"features[{i}] must have shape [T>=1, {n}, {c}] (from model.encode_frames), "
-                                  f"got {tuple(f.shape)}")
-            if not f.is_floating_point() or not torch.isfinite(f).all():
-                raise VidNavError(f"features[{i}] must be finite floats (NaN/inf or integer dtype found)")
-            feats.append(f)
-        cfg = self.config
-        enc = self.tokenizer(list(instructions), add_special_tokens=False, truncation=True,
-                             max_length=cfg.max_instruction_tokens, padding=True, return_tensors="pt")
-        qenc = self.query_tokenizer(list(instructions), truncation=True, max_length=cfg.max_instruction_tokens,
-                                    padding=True, return_tensors="pt")
-        dtype = functools.reduce(torch.promote_types, (f.dtype for f in feats))
-        batch = {
-            "input_ids": enc["input_ids"],
-            "attention_mask": enc["attention_mask"],
-            "query_ids": qenc["input_ids"],
-            "query_mask": qenc["attention_mask"],
-            "visual_features": torch.cat([f.to(dtype) for f in feats], dim=0),
-            "num_frames": torch.tensor([f.shape[0] for f in feats], dtype=torch.long),
-        }
-        if questions is not None:
-            if len(questions) != len(instructions):
-                raise VidNavError(f"need one question (or None) per sample: {len(instructions)} samples, "
-                                  f"{len(questions)} questions")
-            if any(q is not None for q in questions):
-                batch["question_ids"], batch["question_mask"] = encode_questions(self.tokenizer, list(questions))
-        if targets is not None:
-            batch["labels"] = self._labels(targets, len(instructions), questions)
-        return batch
+        """Collate samples into the inputs of ``model(**batch)`` / ``model.plan(batch)``:
+        :meth:`VidNavProcessor.prepare_batch <vidnav.model.processing_vidnav.VidNavProcessor.prepare_batch>`."""
+        return self.processor.prepare_batch(instructions, features, targets, questions)
 
     def prepare_packed_batch(self, instructions: list[str], features: list[torch.Tensor], frames: list[list[int]],
                              targets: list[list[list[str]]], weights: list[list[float]] | None = None
                              ) -> dict[str, torch.Tensor]:
-        """Collate packed sequences (:mod:`vidnav.model.packing`): sequence i holds the features [T_i, N, C] of
-        frames 0..T_i-1 and supervises the frames ``frames[i]`` (ascending, each < T_i) with ``targets[i][b]``,
-        the next actions at ``frames[i][b]``, each counted ``weights[i][b]`` times in the loss (default 1).
-
-        Returns :meth:`prepare_batch`'s inputs plus block_frames [ΣB], num_blocks [S], block_weights [ΣB] and
-        labels [ΣB, answer tokens].
-        """
-        batch = self.prepare_batch(instructions, features)
-        if len(frames) != len(features) or len(targets) != len(features):
-            raise VidNavError(f"need frames and targets for each of the {len(features)} sequences, got "
-                              f"{len(frames)} frame lists and {len(targets)} target lists")
-        weights = [[1.0] * len(f) for f in frames] if weights is None else weights
-        flat_t, flat_targets, flat_w = [], [], []
-        for i, (ts, tg, ws) in enumerate(zip(frames, targets, weights)):
-            n = int(batch["num_frames"][i])
-            ts = [int(t) for t in ts]
-            if not ts or any(b <= a for a, b in zip(ts, ts[1:])) or ts[0] < 0 or ts[-1] >= n:
-                raise VidNavError(f"frames[{i}] = {ts}: need ascending frame indices in 0..{n - 1} "
-                                  f"(the sequence holds {n} frames)")
-            if len(tg) != len(ts) or len(ws) != len(ts):
-                raise VidNavError(f"sequence {i} supervises {len(ts)} frames but has {len(tg)} targets and "
-                                  f"{len(ws)} weights; give one of each per frame")
-            if any(not float(w) > 0 for w in ws):
-                raise VidNavError(f"weights[{i}] = {list(ws)}: every weight must be > 0")
-            flat_t += ts
-            flat_targets += list(tg)
-            flat_w += [float(w) for w in ws]
-        batch["labels"] = self._labels(flat_targets, len(flat_targets))
-        batch["block_frames"] = torch.tensor(flat_t, dtype=torch.long)
-        batch["num_blocks"] = torch.tensor([len(ts) for ts in frames], dtype=torch.long)
-        batch["block_weights"] = torch.tensor(flat_w, dtype=torch.float32)
-        return batch
-
-    def _labels(self, targets, batch_size: int, questions: list[str | None] | None = None) -> torch.Tensor:
-        if len(targets) != batch_size:
-            raise VidNavError(f"need one target list per sample: {batch_size} samples, {len(targets)} targets")
-        k = self.config.num_actions
-        rows = []
-        for i, t in enumerate(targets):
-            if questions is not None and questions[i] is not None:
-                rows.append(answer_ids(self.tokenizer, t))
-                continue
-            if isinstance(t, str):
-                t = t.split()
-            words = [str(w).strip().lower() for w in t]
-            bad = [w for w in words if w not in ACTIONS]
-            if bad or len(words) > k:
-                raise VidNavError(f"targets[{i}] = {list(t)!r}: need at most {k} words from {', '.join(ACTIONS)}")
-            rows.append(self.codec.encode(canonical_actions(words, k)))
-        width = max(len(r) for r in rows)
-        return torch.tensor([r + [-100] * (width - len(r)) for r in rows], dtype=torch.long)
+        """Collate packed sequences (:mod:`vidnav.model.packing`):
+        :meth:`VidNavProcessor.prepare_packed_batch <vidnav.model.processing_vidnav.VidNavProcessor.prepare_packed_batch>`."""
+        return self.processor.prepare_packed_batch(instructions, features, frames, targets, weights)
 
     # -- sequence assembly ----------------------------------------------------------------------------------
     def frame_encoder(self, query_hidden: torch.Tensor | None, query_mask: torch.Tensor | None) -> FrameEncoder:
@@ -367,7 +225,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         """
         emb = self._base_lm().get_input_embeddings()
         dev = self.markers.device
-        prompt = emb(torch.tensor(self._prompt_ids(), device=dev))
+        prompt = emb(torch.tensor(self.processor.prompt_ids(), device=dev))
         instr = emb(instruction_ids.to(dev))
         if self.instruction_adapter is not None:
             if query_hidden is None or query_mask is None:
@@ -497,56 +355,15 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         cache.crop(-labels.shape[1])  # drop the answer tokens (negative: the count to remove)
         return loss, self.decode_actions(last, cache, mask, pos[:, -1])
 
-    @torch.no_grad()
     def decode_actions(self, last_hidden, cache, mask, last_pos,
                        ban_first: str | Collection[str] | None = None) -> list[list[str]]:
-        """Continue from a filled KV cache, choosing only tokens that spell action words (trie-masked argmax).
+        """Continue from a filled KV cache with k action words per row (:func:`vidnav.model.actions.decode_actions`).
 
         ``ban_first``: an action word, or several, the first planned action may not be (the best other word is
         taken); at least one word must stay allowed.
         """
-        codec = self.codec
-        base = self._base_lm()
-        dev = last_hidden.device
-        head = base.get_output_embeddings()
-        ids = torch.tensor(codec.token_ids, device=dev)
-        w = head.weight[ids]
-        bias = head.bias[ids] if getattr(head, "bias", None) is not None else None
-        next_node, word_at = codec.next_node.to(dev), codec.word_at.to(dev)
-        b, k = last_hidden.shape[0], self.config.num_actions
-        node = torch.zeros(b, dtype=torch.long, device=dev)
-        words: list[list[str]] = [[] for _ in range(b)]
-        banned = None
-        if ban_first is not None:
-            words_banned = {ban_first} if isinstance(ban_first, str) else set(ban_first)
-            if words_banned >= set(codec.words):
-                raise VidNavError(f"ban_first={sorted(words_banned)} bans every action word; leave at least one")
-            banned = [codec.first_token_column(x) for x in sorted(words_banned)]
-        h = last_hidden
-        for step in range(k * codec.max_answer_tokens_per_word):
-            logits = F.linear(h.to(w.dtype), w, bias).float()
-            allowed = next_node[node] >= 0
-            if banned is not None:
-                first = torch.tensor([not x for x in words], device=dev) & (node == 0)
-                allowed[:, banned] &= ~first[:, None]
-            choice = logits.masked_fill(~allowed, float("-inf")).argmax(dim=-1)
-            node = next_node[node, choice]
-            finished = word_at[node]
-            for i in torch.nonzero(finished >= 0).flatten().tolist():
-                if len(words[i]) < k:
-                    words[i].append(codec.words[finished[i]])
-            node = torch.where(finished >= 0, torch.zeros_like(node), node)
-            if all(len(x) >= k for x in words):
-                break
-            tok = ids[choice]
-            if mask is not None:  # None: a batch without padding (the Agent), causal attention suffices
-                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            last_pos = last_pos + 1
-            out = base.model(inputs_embeds=base.get_input_embeddings()(tok)[:, None], attention_mask=mask,
-                             position_ids=last_pos[:, None], cache=cache, use_cache=True)
-            h = out.last_hidden_state[:, -1]
-            cache = out.cache
-        return words
+        return decode_actions(self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask,
+                              last_pos, ban_first)
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def _package_prefixes(self) -> tuple[str, ...]:
@@ -597,8 +414,6 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
 
         ``overrides`` change config fields that do not change weights (e.g. ``memory``, ``merge_threshold``).
         """
-        from safetensors.torch import load_file
-
         path = Path(pretrained_model_name_or_path)
         if not (path / "config.json").is_file() or not (path / WEIGHTS_NAME).is_file():
             raise VidNavError(f"{path} is not a vidnav checkpoint (needs config.json and {WEIGHTS_NAME}); "
@@ -612,79 +427,49 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
                 raise VidNavError(f"unknown model setting {key!r}; valid settings: {', '.join(CONFIG_FIELDS)}")
             setattr(config, key, value)
         model = cls(config)
-        state = load_file(str(path / WEIGHTS_NAME))
-        expected = set(model.checkpoint_state_dict())
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        if config.instruction_states:  # added to a checkpoint trained without it: starts at zero, same model
-            missing = [k for k in missing if not k.startswith("instruction_adapter.")]
-        if missing and all(k.startswith("context.") for k in missing) and not unexpected:
-            raise VidNavError(f"checkpoint {path} was trained without context tokens; load it with "
-                              "use_context_token=False (or a memory strategy that does not use them)")
-        if missing or unexpected:
-            raise VidNavError(f"checkpoint {path} does not match its config: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}; was it written by another vidnav version?")
-        model.load_state_dict(state, strict=False)
-        if config.lm_train == "lora":
-            from peft import set_peft_model_state_dict
-
-            adapter = path / ADAPTER_DIR / "adapter_model.safetensors"
-            if not adapter.is_file():
-                raise VidNavError(f"checkpoint {path} uses LoRA but has no {ADAPTER_DIR}/adapter_model.safetensors")
-            result = set_peft_model_state_dict(model.lm, load_file(str(adapter)))
-            if getattr(result, "unexpected_keys", None):
-                raise VidNavError(f"LoRA adapter in {path} does not fit the model: {result.unexpected_keys[:5]}")
+        model.load_checkpoint_weights(path)
         model.run_options = run_options
         model.eval()
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
         return model
 
+    def load_checkpoint_weights(self, folder: str | os.PathLike,
+                                mismatch_hint: str = "was it written by another vidnav version?") -> None:
+        """Load what :meth:`save_pretrained` wrote (model.safetensors [+ adapter/]) into this model, in place.
+
+        The one weight loader: :meth:`from_pretrained` and the trainer (resuming) both call it. The checkpoint must
+        hold exactly :meth:`checkpoint_state_dict`'s keys, except that a model with ``instruction_states`` loads a
+        checkpoint trained without them (the map starts at zero: the same model). ``mismatch_hint`` ends the error
+        when the keys do not match.
+        """
+        from safetensors.torch import load_file
+
+        path = Path(folder)
+        state = load_file(str(path / WEIGHTS_NAME))
+        expected = set(self.checkpoint_state_dict())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if self.config.instruction_states:  # added to a checkpoint trained without it: starts at zero, same model
+            missing = [k for k in missing if not k.startswith("instruction_adapter.")]
+        if missing and all(k.startswith("context.") for k in missing) and not unexpected:
+            raise VidNavError(f"checkpoint {path} was trained without context tokens; load it with "
+                              "use_context_token=False (or a memory strategy that does not use them)")
+        if missing or unexpected:
+            raise VidNavError(f"checkpoint {path} does not match its config: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}; {mismatch_hint}")
+        self.load_state_dict(state, strict=False)
+        if self.config.lm_train == "lora":
+            from peft import set_peft_model_state_dict
+
+            adapter = path / ADAPTER_DIR / "adapter_model.safetensors"
+            if not adapter.is_file():
+                raise VidNavError(f"checkpoint {path} uses LoRA but has no {ADAPTER_DIR}/adapter_model.safetensors")
+            result = set_peft_model_state_dict(self.lm, load_file(str(adapter)))
+            if getattr(result, "unexpected_keys", None):
+                raise VidNavError(f"LoRA adapter in {path} does not fit the model: {result.unexpected_keys[:5]}")
+
     # -- introspection --------------------------------------------------------------------------------------
     def num_parameters_split(self) -> tuple[int, int]:
         """(total, trainable) parameter counts; tied weights counted once."""
         params = list(self.parameters())
         return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
-
-
-def _check_instruction(text: Any, what: str = "instruction") -> str:
-    if not isinstance(text, str):
-        raise VidNavError(f"{what} must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise VidNavError(f"{what} is empty; give the navigation instruction text")
-    return text
-
-
-def _check_local_weights(config: VidNavConfig) -> None:
-    """Fail before building anything big when a preset needs local weight folders that are not given."""
-    needs = []
-    if config.vision_tower in ("clip", "siglip") and not (config.vision_path and Path(config.vision_path).is_dir()):
-        needs.append(f"vision_path (a local {config.vision_tower} folder)")
-    if config.text_encoder == "bert" and not (config.text_path and Path(config.text_path).is_dir()):
-        needs.append("text_path (a local BERT folder)")
-    if config.lm == "llama" and not (config.lm_path and Path(config.lm_path).is_dir()):
-        needs.append("lm_path (a local LLaMA-architecture folder with its tokenizer)")
-    if needs:
-        raise VidNavError(f"preset {config.preset!r} loads weights from local folders; set {', '.join(needs)}, "
-                          "or build with pretrained=False for random weights / device='meta' for shapes only")
-
-
-def _validate_config(config: VidNavConfig) -> None:
-    if config.memory not in MEMORY_STRATEGIES:
-        raise VidNavError(f"unknown memory strategy {config.memory!r}; choose one of {', '.join(MEMORY_STRATEGIES)}")
-    if config.projector not in PROJECTORS:
-        raise VidNavError(f"unknown projector {config.projector!r}; choose one of {', '.join(PROJECTORS)}")
-    if config.lm_train not in ("full", "lora", "frozen"):
-        raise VidNavError(f"lm_train must be full, lora or frozen, got {config.lm_train!r}")
-    if config.instruction_states and not (config.text_encoder == MINILM and config.lm_tokenizer == MINILM):
-        raise VidNavError("instruction_states needs the LM to read the text encoder's tokens (text_encoder and "
-                          f"lm_tokenizer both {MINILM!r}, as in the tiny preset); got text_encoder="
-                          f"{config.text_encoder!r}, lm_tokenizer={config.lm_tokenizer!r}")
-    if config.lm == "scratch" and config.lm_train != "full":
-        raise VidNavError("an LM trained from scratch (lm='scratch') needs lm_train='full'")
-    if int(config.num_actions) < 1:
-        raise VidNavError(f"num_actions must be >= 1, got {config.num_actions}")
-    for name in ("current_pool", "history_pool"):
-        if int(getattr(config, name)) < 1:
-            raise VidNavError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if not 0.0 <= float(config.merge_threshold) <= 1.0 and config.memory == "uninavid":
-        raise VidNavError(f"merge_threshold must lie in [0, 1], got {config.merge_threshold}")

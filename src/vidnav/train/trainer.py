@@ -71,10 +71,6 @@ def set_stage(model, stage: str) -> list[str]:
     return trainable
 
 
-def _has_lora(model) -> bool:
-    return hasattr(model.lm, "peft_config")
-
-
 # -- model -----------------------------------------------------------------------------------------------------
 def _model_overrides(cfg: TrainConfig) -> dict:
     overrides = dict(cfg.overrides or {})
@@ -103,26 +99,9 @@ def build_train_model(cfg: TrainConfig, init_from: str | os.PathLike | None):
 
 
 def load_checkpoint_weights(model, folder: str | os.PathLike) -> None:
-    """Load what ``save_pretrained`` wrote (model.safetensors [+ adapter/]) into an existing model."""
-    from safetensors.torch import load_file
-
-    from vidnav.model.modeling_vidnav import ADAPTER_DIR, WEIGHTS_NAME
-
-    folder = Path(folder)
-    state = load_file(str(folder / WEIGHTS_NAME))
-    expected = set(model.checkpoint_state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise VidNavError(f"checkpoint {folder} does not fit this model (missing {missing[:3]}, unexpected "
-                          f"{unexpected[:3]}); was OUT used for another preset? use a new --out")
-    model.load_state_dict(state, strict=False)
-    if _has_lora(model):
-        from peft import set_peft_model_state_dict
-
-        adapter = folder / ADAPTER_DIR / "adapter_model.safetensors"
-        if not adapter.is_file():
-            raise VidNavError(f"checkpoint {folder} has no {ADAPTER_DIR}/adapter_model.safetensors for the LoRA LM")
-        set_peft_model_state_dict(model.lm, load_file(str(adapter)))
+    """Load what ``save_pretrained`` wrote (model.safetensors [+ adapter/]) into an existing model: the loader
+    ``from_pretrained`` uses, with a hint for a resumed run."""
+    model.load_checkpoint_weights(folder, mismatch_hint="was OUT used for another preset? use a new --out")
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------------
