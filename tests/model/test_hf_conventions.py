@@ -1,6 +1,9 @@
 """The model as transformers users expect it: Auto classes, a processor, config checks in the config, one weight
 loader, and LMs from local folders loaded as what they are (or refused)."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -23,6 +26,39 @@ def tiny_ckpt(tiny_model, tmp_path_factory):
 def _batch(model, feats):
     return model.prepare_batch(["walk past the bikes and stop at the door", "turn left"], [feats[:4], feats[4:6]],
                                [["forward", "left"], ["stop"]])
+
+
+# -- Auto classes ----------------------------------------------------------------------------------------------
+def test_auto_classes_load_a_vidnav_checkpoint(tiny_ckpt, feats):
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    assert type(AutoConfig.from_pretrained(tiny_ckpt)) is VidNavConfig
+    direct = VidNavForCausalLM.from_pretrained(tiny_ckpt)
+    b = _batch(direct, feats)
+    with torch.no_grad():
+        expected = direct(**b).logits
+        for auto in (AutoModelForCausalLM, AutoModel):
+            model = auto.from_pretrained(tiny_ckpt)
+            assert type(model) is VidNavForCausalLM and not model.training
+            torch.testing.assert_close(model(**b).logits, expected, rtol=0, atol=0)
+            assert model.plan(b) == direct.plan(b)
+    # settings that do not change weights pass through, as with VidNavForCausalLM.from_pretrained
+    assert AutoModelForCausalLM.from_pretrained(tiny_ckpt, memory="navid").config.memory == "navid"
+
+
+def test_importing_vidnav_model_registers_the_auto_classes_in_any_order():
+    """``import vidnav.model`` stays free of torch (the CLI imports it), yet the Auto classes know vidnav as soon
+    as transformers' are imported, before or after it."""
+    check = ("from transformers import AutoConfig, AutoModel, AutoModelForCausalLM\n"
+             "c = AutoConfig.for_model('vidnav')\n"
+             "assert type(c).__name__ == 'VidNavConfig', type(c)\n"
+             "for auto in (AutoModel, AutoModelForCausalLM):\n"
+             "    assert auto._model_mapping[type(c)].__name__ == 'VidNavForCausalLM'\n")
+    after = "import sys, vidnav.model\nassert 'torch' not in sys.modules\n" + check
+    before = "import transformers.models.auto.modeling_auto\nimport vidnav.model\n" + check
+    for code in (after, before):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
 
 
 # -- processing, config, loading -------------------------------------------------------------------------------

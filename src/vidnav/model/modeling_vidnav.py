@@ -18,6 +18,7 @@ pipeline can cache them. Checkpoints hold the config and the trainable / non-pac
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -49,6 +50,9 @@ MARKERS = ("<nav>", "<hist>", "<obs>", "<act>")
 NAV, HIST, OBS, ACT = range(4)
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "adapter"
+# options transformers' from_pretrained passes along for the hub (AutoModel*.from_pretrained); a local folder needs none
+_HUB_OPTIONS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "token", "trust_remote_code",
+                "adapter_kwargs", "code_revision", "_from_auto", "_commit_hash")
 
 
 class VidNavPreTrainedModel(PreTrainedModel):
@@ -190,15 +194,15 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
     def prepare_batch(self, instructions: list[str], features: list[torch.Tensor],
                       targets: list[list[str]] | None = None,
                       questions: list[str | None] | None = None) -> dict[str, torch.Tensor]:
-        """Collate samples into the inputs of ``model(**batch)`` / ``model.plan(batch)``:
-        :meth:`VidNavProcessor.prepare_batch <vidnav.model.processing_vidnav.VidNavProcessor.prepare_batch>`."""
+        """Collate samples into the inputs of ``model(**batch)`` / ``model.plan(batch)``: see
+        :meth:`vidnav.model.processing_vidnav.VidNavProcessor.prepare_batch`."""
         return self.processor.prepare_batch(instructions, features, targets, questions)
 
     def prepare_packed_batch(self, instructions: list[str], features: list[torch.Tensor], frames: list[list[int]],
                              targets: list[list[list[str]]], weights: list[list[float]] | None = None
                              ) -> dict[str, torch.Tensor]:
-        """Collate packed sequences (:mod:`vidnav.model.packing`):
-        :meth:`VidNavProcessor.prepare_packed_batch <vidnav.model.processing_vidnav.VidNavProcessor.prepare_packed_batch>`."""
+        """Collate packed sequences (:mod:`vidnav.model.packing`): see
+        :meth:`vidnav.model.processing_vidnav.VidNavProcessor.prepare_packed_batch`."""
         return self.processor.prepare_packed_batch(instructions, features, frames, targets, weights)
 
     # -- sequence assembly ----------------------------------------------------------------------------------
@@ -408,17 +412,27 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         write_run_options(out, self.run_options)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, device=None, dtype=None,
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args,
+                        config: VidNavConfig | None = None, device=None, dtype=None,
                         **overrides) -> "VidNavForCausalLM":
         """Load a checkpoint folder written by :meth:`save_pretrained`; frozen parts come from their packages.
 
         ``overrides`` change config fields that do not change weights (e.g. ``memory``, ``merge_threshold``).
+        ``config`` (what ``AutoModel*.from_pretrained`` passes: the folder's config, overrides applied) replaces
+        config.json; the hub options transformers passes along are ignored (a local folder needs none).
         """
-        path = Path(pretrained_model_name_or_path)
+        for key in _HUB_OPTIONS:
+            overrides.pop(key, None)
+        path = Path(pretrained_model_name_or_path) / (overrides.pop("subfolder", None) or "")
         if not (path / "config.json").is_file() or not (path / WEIGHTS_NAME).is_file():
             raise VidNavError(f"{path} is not a vidnav checkpoint (needs config.json and {WEIGHTS_NAME}); "
                               "write one with model.save_pretrained(folder)")
-        config = VidNavConfig.from_json_file(str(path / "config.json"))
+        if config is None:
+            config = VidNavConfig.from_json_file(str(path / "config.json"))
+        elif isinstance(config, VidNavConfig):
+            config = copy.deepcopy(config)
+        else:
+            raise VidNavError(f"config must be a VidNavConfig, got {type(config).__name__}")
         run_options = read_run_options(path)  # a bad run_options.json fails before the weights load
         for key, value in overrides.items():
             from vidnav.model.presets import CONFIG_FIELDS
@@ -473,3 +487,15 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         """(total, trainable) parameter counts; tied weights counted once."""
         params = list(self.parameters())
         return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def register_auto_classes() -> None:
+    """Let ``AutoConfig`` / ``AutoModel`` / ``AutoModelForCausalLM`` load vidnav checkpoint folders (done on import)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    AutoConfig.register(VidNavConfig.model_type, VidNavConfig, exist_ok=True)
+    AutoModel.register(VidNavConfig, VidNavForCausalLM, exist_ok=True)
+    AutoModelForCausalLM.register(VidNavConfig, VidNavForCausalLM, exist_ok=True)
+
+
+register_auto_classes()
