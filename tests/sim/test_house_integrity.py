@@ -2,6 +2,7 @@
 house.py, and overlapping rooms were accepted (episodes then ran into walls to the step cap, no message)."""
 
 import json
+import re
 
 import pytest
 
@@ -59,3 +60,58 @@ def test_a_door_off_its_wall_is_refused(tmp_path, change):
     with pytest.raises(VidNavError, match=rf"h\.json: door {door['id']} .*wall between rooms {door['a']} and "
                                           rf"{door['b']}.*rebuild"):
         _load(tmp_path, d)
+
+
+def _bad_episode(tiny_benchmark, tmp_path, where):
+    """A copy of the tiny benchmark whose first val_unseen episode starts or ends ``where``."""
+    import shutil
+
+    from vidnav.data.episodes import load_split
+    from vidnav.geometry import to_miniworld
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_benchmark, data)
+    ep = load_split(data, "val_unseen").episodes[0]
+    house_path = data / ep.scene_id
+    house = House.load(house_path)
+    x0, z0, x1, z1 = house.bounds()
+    r0 = house.rooms[0]
+    gap = [r0.x1 + 0.1, 0.0, r0.z0 + 0.3]  # in the wall gap past room 0's +x side (or outside the house)
+    if where == "start outside the house":
+        ep.start_position = [x1 + 5, 0.0, z1 + 5]
+    elif where == "start in a wall":
+        ep.start_position = gap
+    elif where == "goal outside the house":
+        ep.goals[0].position = [x1 + 5, 0.0, z1 + 5]
+    elif where == "goal in a wall":
+        ep.goals[0].position = gap
+    else:  # the goal's room walled off: its doors removed from the house file
+        room = house.room_at(*to_miniworld(ep.goals[0].position))
+        d = house.to_dict()
+        d["doors"] = [x for x in d["doors"] if room.id not in (x["a"], x["b"])]
+        house_path.write_text(json.dumps(d))
+    return data, ep, house_path
+
+
+@pytest.mark.parametrize("where, match", [
+    ("start outside the house", "start_position .* in a wall or outside the house"),
+    ("start in a wall", "start_position .* in a wall or outside the house"),
+    ("goal outside the house", r"goals\[0\]\.position .* in a wall or outside the house"),
+    ("goal in a wall", r"goals\[0\]\.position .* in a wall or outside the house"),
+    ("goal unreachable", "cannot be reached from its start")])
+def test_an_episode_the_house_cannot_hold_is_refused_naming_house_and_episode(tiny_benchmark, tmp_path, where,
+                                                                            match):
+    """Issue #33 defect 7: starts or goals in walls or outside the house, and unreachable goals, were accepted;
+    the oracle walked to the step cap and the run reported a failure. Now loading the episode into the
+    environment (eval, rollouts, relabel, pairs all do) names the house file, the episode and the fix."""
+    from vidnav.sim.env import VLNEnv
+
+    data, ep, house_path = _bad_episode(tiny_benchmark, tmp_path, where)
+    env = VLNEnv(data_dir=data)
+    with pytest.raises(VidNavError, match=rf"{re.escape(str(house_path))}: episode_id {ep.episode_id!r}.*{match}"):
+        env.task_from_episode(ep)
+    from vidnav.data.episodes import load_split
+
+    env = VLNEnv(data_dir=tiny_benchmark)
+    for good in load_split(tiny_benchmark, "val_unseen").episodes:  # the built episodes all pass
+        env.task_from_episode(good)

@@ -91,10 +91,8 @@ class VLNEnv(gym.Env):
             self._world = HouseWorld(house, **self.sim_kw)
         return self._world
 
-    def load_house(self, scene_id: str) -> House:
-        """A house by its episode ``scene_id`` (a path relative to ``data_dir``, or absolute)."""
-        if scene_id in self._houses:
-            return self._houses[scene_id]
+    def house_path(self, scene_id: str) -> Path:
+        """The house file of an episode ``scene_id`` (a path relative to ``data_dir``, or absolute)."""
         if scene_id.endswith(".glb"):
             raise VidNavError(f"scene {scene_id!r} is a Matterport scene; vidnav renders only its own houses "
                               "(real VLN-CE files can be read, inspected and scored, not simulated)")
@@ -103,6 +101,13 @@ class VLNEnv(gym.Env):
             if self.data_dir is None:
                 raise VidNavError(f"episode scene {scene_id!r} is relative; create the env with data_dir=<benchmark folder>")
             path = self.data_dir / path
+        return path
+
+    def load_house(self, scene_id: str) -> House:
+        """A house by its episode ``scene_id`` (a path relative to ``data_dir``, or absolute)."""
+        if scene_id in self._houses:
+            return self._houses[scene_id]
+        path = self.house_path(scene_id)
         if not path.exists():
             raise VidNavError(f"house file {path} named by an episode's scene_id is missing; "
                               "rebuild the benchmark with `vidnav data build` or fix --data")
@@ -113,9 +118,32 @@ class VLNEnv(gym.Env):
         return house
 
     def task_from_episode(self, episode, gt=None) -> NavTask:
+        """The task of an episode in its house, checked against the house (see :meth:`check_task`)."""
         from vidnav.data.episodes import episode_to_task
 
-        return episode_to_task(episode, self.load_house(episode.scene_id), gt)
+        task = episode_to_task(episode, self.load_house(episode.scene_id), gt)
+        self.check_task(task, f"{self.house_path(episode.scene_id)}: episode_id {episode.episode_id!r}",
+                        (episode.start_position, episode.goals[0].position))
+        return task
+
+    def check_task(self, task: NavTask, where: str, shown: tuple | None = None) -> None:
+        """Refuse a task the house cannot hold: a start or goal in a wall or outside every room and doorway, or a
+        goal that cannot be reached from the start (an episode would run to the step cap, scored as a failure).
+        Costs nothing extra: the navigation map and the goal's distance field are the ones the episode uses.
+        ``shown``: the (start, goal) positions to quote in the error, as the episode file has them."""
+        house = task.house
+        fix = "fix the episode file or the house file, or rebuild the benchmark with `vidnav data build`"
+        for i, (name, (x, z)) in enumerate((("start_position", task.start[:2]), ("goals[0].position", task.goal))):
+            if house.room_at(x, z) is None and house.door_at(x, z) is None:
+                at = f"{list(shown[i])}" if shown else f"Miniworld x={x:.3f}, z={z:.3f}"
+                raise VidNavError(f"{where}: {name} ({at}) lies in a wall or outside the house (in no room or "
+                                  f"doorway); {fix}")
+        nav = self.navmap_for(house)
+        field = nav.field(*task.goal)
+        x, z = task.start[:2]
+        if not (np.isfinite(field[nav.snap(x, z)]) and field[nav.snap(*task.goal)] < task.goal_radius):
+            raise VidNavError(f"{where}: the goal cannot be reached from its start (no free path through the "
+                              f"house's rooms and doorways to within {task.goal_radius:g} m of it); {fix}")
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
