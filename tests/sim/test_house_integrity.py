@@ -115,3 +115,12 @@ def test_an_episode_the_house_cannot_hold_is_refused_naming_house_and_episode(ti
     env = VLNEnv(data_dir=tiny_benchmark)
     for good in load_split(tiny_benchmark, "val_unseen").episodes:  # the built episodes all pass
         env.task_from_episode(good)
+
+
+def test_rooms_out_of_id_order_are_refused(tmp_path):
+    """The simulator finds a door's rooms by id as list position (world.py: house.rooms[d.a]); rooms listed in
+    another order loaded, then cut the doorways into the wrong walls (an AssertionError when rendered)."""
+    d = generate_house(1).to_dict()
+    d["rooms"].reverse()
+    with pytest.raises(VidNavError, match=rf"h\.json: room #0 has id {len(d['rooms']) - 1}; rooms are numbered"):
+        _load(tmp_path, d)
