@@ -1,12 +1,15 @@
 """The model as transformers users expect it: Auto classes, a processor, config checks in the config, one weight
 loader, and LMs from local folders loaded as what they are (or refused)."""
 
+import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from vidnav import assets
 from vidnav.errors import VidNavError
 from vidnav.model import VidNavConfig, VidNavForCausalLM, build_model
 
@@ -96,3 +99,52 @@ def test_the_trainer_loads_weights_as_from_pretrained_does(tiny_ckpt, feats):
     b = _batch(ref, feats)
     with torch.no_grad():
         torch.testing.assert_close(model(**b).logits, ref(**b).logits, rtol=0, atol=0)
+
+
+# -- the LM from a local folder --------------------------------------------------------------------------------
+def _lm_folder(model, path):
+    model.save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(assets.minilm_dir() / name, path / name)
+    return path
+
+
+def test_a_qwen2_lm_folder_loads_as_qwen2_with_its_biases(tmp_path, feats):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    qwen = Qwen2ForCausalLM(Qwen2Config(vocab_size=30522, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False))
+    with torch.no_grad():  # transformers starts biases at zero; dropping zeros would change nothing
+        for name, p in qwen.named_parameters():
+            if name.endswith("_proj.bias"):
+                p.normal_(0, 0.5)
+    folder = _lm_folder(qwen.eval(), tmp_path / "qwen2")
+    model = build_model("tiny", lm="llama", lm_path=str(folder), lm_tokenizer=None, lm_embeddings=None,
+                        lm_train="lora").eval()
+    lm = model._base_lm()
+    assert type(lm).__name__ == "Qwen2ForCausalLM"
+    ids = torch.randint(0, 30522, (1, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(lm(ids).logits, qwen(ids).logits)
+    b = _batch(model, feats)
+    plans = model.plan(b)
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = VidNavForCausalLM.from_pretrained(tmp_path / "ckpt")
+    assert type(loaded._base_lm()).__name__ == "Qwen2ForCausalLM" and loaded.plan(b) == plans
+
+
+def test_an_lm_folder_of_another_architecture_is_refused(tmp_path):
+    """Phi-3 fuses q/k/v into one projection: read as a LLaMA, its attention would be random weights."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    folder = _lm_folder(Phi3ForCausalLM(Phi3Config(vocab_size=30522, hidden_size=64, intermediate_size=128,
+                                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                                   pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+                        tmp_path / "phi3")
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "phi3"
+    with pytest.raises(VidNavError) as err:
+        build_model("tiny", lm="llama", lm_path=str(folder), lm_tokenizer=None, lm_embeddings=None, lm_train="lora")
+    msg = str(err.value)
+    assert str(folder) in msg and "Phi3ForCausalLM" in msg and "phi3" in msg
+    assert "LlamaForCausalLM" in msg and "Qwen2ForCausalLM" in msg

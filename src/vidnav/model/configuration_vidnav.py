@@ -34,8 +34,9 @@ class VidNavConfig(PretrainedConfig):
         text_config: BertConfig kwargs of the text encoder (shape).
         max_instruction_tokens: instructions are truncated to this many tokens (text encoder and LM).
         lm: ``"scratch"`` (a LLaMA decoder trained from scratch), ``"smollm2-135m-instruct"`` (package GGUF,
-            converted once into the cache) or ``"llama"`` (a local LLaMA-architecture folder ``lm_path``).
-        lm_config: LlamaConfig kwargs (shape of the LM).
+            converted once into the cache) or ``"llama"`` (a local HF folder ``lm_path`` of a LLaMA- or
+            Qwen2-architecture LM; other architectures are refused, see ``vidnav.model.lm.LM_ARCHITECTURES``).
+        lm_config: LlamaConfig kwargs (shape of the LM when it is built without weights).
         lm_tokenizer: ``"minilm-l6"``, ``"smollm2-135m-instruct"``, a local folder, or None (= ``lm_path``).
         lm_embeddings: ``"minilm-l6"``: the LM's input embeddings are MiniLM's word embeddings, frozen and tied
             to the output head, loaded from the package (not saved in checkpoints); None: the LM's own.
@@ -165,7 +166,7 @@ class VidNavConfig(PretrainedConfig):
         if self.text_encoder == "bert" and not (self.text_path and Path(self.text_path).is_dir()):
             needs.append("text_path (a local BERT folder)")
         if self.lm == "llama" and not (self.lm_path and Path(self.lm_path).is_dir()):
-            needs.append("lm_path (a local LLaMA-architecture folder with its tokenizer)")
+            needs.append("lm_path (a local LLaMA- or Qwen2-architecture folder with its tokenizer)")
         if needs:
             raise VidNavError(f"preset {self.preset!r} loads weights from local folders; set {', '.join(needs)}, "
                               "or build with pretrained=False for random weights / device='meta' for shapes only")

@@ -8,6 +8,7 @@ is written (atomically) as safetensors under ``vidnav.assets.cache_dir()``; late
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,11 @@ from vidnav.errors import VidNavError
 
 SMOLLM2 = "smollm2-135m-instruct"
 MINILM = "minilm-l6"
+# the LM architectures vidnav runs (model_type -> class), loaded through AutoModelForCausalLM. The model drives the
+# LM's decoder (.model) with inputs_embeds, 2-D or 4-D masks, position ids and a DynamicCache, and LoRA targets its
+# q/k/v/o and gate/up/down projections; other architectures differ in some of these (GPT-2's fused c_attn, Phi-3's
+# qkv_proj, ...), and a LlamaForCausalLM reading their weights would silently leave parts random or drop them.
+LM_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 
 
 @contextlib.contextmanager
@@ -109,7 +115,8 @@ def build_text_model(config, pretrained: bool):
 
 
 def build_lm(config, pretrained: bool):
-    """A LlamaForCausalLM: fresh from ``lm_config`` (scratch, or any LM without weights), or loaded."""
+    """The causal LM: a LlamaForCausalLM fresh from ``lm_config`` (scratch, or any LM without weights), or loaded
+    (SmolLM2 from its package, ``lm_path`` with :func:`load_lm_folder`)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if config.lm == "scratch" or not pretrained:
@@ -121,13 +128,38 @@ def build_lm(config, pretrained: bool):
     elif config.lm == "llama":
         if not config.lm_path or not Path(config.lm_path).is_dir():
             raise VidNavError(
-                f"lm 'llama' needs lm_path = a local LLaMA-architecture folder (got {config.lm_path!r}); "
+                f"lm 'llama' needs lm_path = a local folder of a {_supported()} LM (got {config.lm_path!r}); "
                 "or build with pretrained=False for random weights")
         path = Path(config.lm_path)
     else:
         raise VidNavError(f"unknown lm {config.lm!r}; choose scratch, {SMOLLM2} or llama")
+    return load_lm_folder(path)
+
+
+def _supported() -> str:
+    return " or ".join(LM_ARCHITECTURES.values())
+
+
+def load_lm_folder(path: Path):
+    """A local HF causal LM folder of an architecture in :data:`LM_ARCHITECTURES`, loaded as that architecture
+    (AutoModelForCausalLM); any other is refused with a VidNavError naming it, never loaded as something else."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        meta = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise VidNavError(f"lm_path {path}: no readable config.json ({e}); give a local HF causal LM folder") from e
+    model_type = meta.get("model_type") if isinstance(meta, dict) else None
+    architectures = meta.get("architectures") if isinstance(meta, dict) else None
+    if model_type not in LM_ARCHITECTURES:
+        supported = ", ".join(f"{cls} (model_type {mt!r})" for mt, cls in LM_ARCHITECTURES.items())
+        raise VidNavError(f"lm_path {path} holds a {', '.join(architectures or ['?'])} (model_type {model_type!r}), "
+                          f"an LM architecture vidnav does not run; supported: {supported}")
     with quiet_hf():
-        return LlamaForCausalLM.from_pretrained(str(path), local_files_only=True, attn_implementation="sdpa")
+        lm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, attn_implementation="sdpa")
+    if type(lm).__name__ != LM_ARCHITECTURES[model_type]:  # e.g. a config naming another class in auto_map
+        raise VidNavError(f"lm_path {path} loaded as {type(lm).__name__}, expected {LM_ARCHITECTURES[model_type]}")
+    return lm
 
 
 def minilm_word_embeddings():

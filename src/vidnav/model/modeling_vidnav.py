@@ -59,7 +59,7 @@ class VidNavPreTrainedModel(PreTrainedModel):
     config_class = VidNavConfig
     base_model_prefix = "vidnav"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["LlamaDecoderLayer"]
+    _no_split_modules = ["LlamaDecoderLayer", "Qwen2DecoderLayer"]
     _supports_sdpa = True
 
 
@@ -140,7 +140,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             self._base_lm().get_output_embeddings().requires_grad_(False)
 
     def _base_lm(self):
-        """The LlamaForCausalLM (LoRA layers, if any, are injected in place)."""
+        """The causal LM itself (LoRA layers, if any, are injected in place)."""
         return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
 
     def train(self, mode: bool = True):
