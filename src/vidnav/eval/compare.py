@@ -13,7 +13,6 @@ With ``by_rooms`` the goal counts and McNemar's test are repeated per number of 
 from __future__ import annotations
 
 import json
-import math
 import random
 from pathlib import Path
 
@@ -27,12 +26,11 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value: the binomial(n, 1/2) test on the n = only_a + only_b discordant pairs."""
     if only_a < 0 or only_b < 0:
         raise ValueError(f"discordant counts must be >= 0, got {only_a}, {only_b}")
-    n = only_a + only_b
-    if n == 0:
+    if only_a + only_b == 0:
         return 1.0
-    k = min(only_a, only_b)
-    tail = sum(math.comb(n, j) for j in range(k + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
+    from scipy.stats import binomtest
+
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
 def bootstrap_interval(diffs: list[float], samples: int = 2000, seed: int = 0,
