@@ -32,10 +32,10 @@ import torch
 
 def replay_frames(data: Path, rollout_dir: Path) -> dict[str, np.ndarray]:
     """Frames of every trajectory in a rollout folder, re-rendered by replaying its executed actions."""
+    from vidnav.actions import WORD_ACTIONS
     from vidnav.data.dataset import read_trajectories
     from vidnav.data.episodes import load_split
     from vidnav.sim.env import VLNEnv
-    from vidnav.sim.navmap import WORD_ACTIONS
 
     eps = load_split(data, "train")
     by_id = {str(e.episode_id): e for e in eps.episodes}

@@ -3,8 +3,7 @@
 __version__ = "0.1.0"
 
 from vidnav.errors import VidNavError
-
-ENV_ID = "vidnav/MiniHouseVLN-v0"
+from vidnav.sim import ENV_ID
 
 
 def _register_env() -> None:

@@ -21,9 +21,9 @@ from vidnav.errors import VidNavError
 
 def episode_frames(data: Path, split: str, episode_id: str, steps: int | None) -> tuple[str, Iterator[np.ndarray]]:
     """The instruction and the RGB frames of an episode walked by the expert (the first ``steps`` actions)."""
+    from vidnav.actions import STOP
     from vidnav.data.episodes import load_split
     from vidnav.sim.env import VLNEnv
-    from vidnav.sim.navmap import STOP
 
     eps = load_split(data, split)
     match = [e for e in eps.episodes if str(e.episode_id) == str(episode_id)]

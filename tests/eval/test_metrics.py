@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidnav.errors import VidNavError
-from vidnav.eval.metrics import (
+from vidnav.metrics import (
     SUMMARY_KEYS,
     drop_repeats,
     dtw,
@@ -175,3 +175,11 @@ def test_real_gt_paths(r2r_sample_dir):
         assert dtw(shifted, loc) == pytest.approx(n * s, rel=1e-9)
         assert ndtw(shifted, loc) == pytest.approx(math.exp(-n * s / (n * 3.0)), rel=1e-9)
         assert ndtw(shifted, loc) == pytest.approx(math.exp(-s / 3.0), rel=1e-9)
+
+
+def test_eval_metrics_is_the_old_name_of_vidnav_metrics():
+    import vidnav.eval.metrics as old
+    import vidnav.metrics as new
+
+    assert old.__all__ == new.__all__
+    assert all(getattr(old, name) is getattr(new, name) for name in new.__all__)

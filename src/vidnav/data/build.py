@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from vidnav.errors import VidNavError
-from vidnav.eval.metrics import SUCCESS_DISTANCE
 from vidnav.io import read_json, write_json
+from vidnav.metrics import SUCCESS_DISTANCE
 
 BENCHMARK_VERSION = "vidnav-minihouse-r2r-v1"
 INSTRUCTIONS_PER_PATH = 3
@@ -60,11 +60,12 @@ def house_seed(seed: int, split: str, i: int) -> int:
 
 def _house_job(job: tuple[str, str, int, dict[str, int], str]) -> dict:
     """Generate one house and its paths; return plain records (picklable, for worker processes)."""
+    from vidnav.actions import FORWARD
     from vidnav.data.instructions import write_instructions
     from vidnav.data.paths import sample_paths
     from vidnav.geometry import quaternion_from_heading
     from vidnav.sim.house import generate_house
-    from vidnav.sim.navmap import FORWARD, NavMap
+    from vidnav.sim.navmap import NavMap
 
     name, kind, hseed, want, out = job
     house = generate_house(hseed)

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidnav.actions import ACTIONS as ACTION_WORDS  # the model's words, in its order
 from vidnav.data.features import FeatureStore
 from vidnav.errors import VidNavError
 from vidnav.io import atomic_write_text
 
-ACTION_WORDS = ("forward", "left", "right", "stop")
 TRAJECTORIES = "trajectories.jsonl"
 FEATURES = "features"
 REQUIRED = {"key": str, "instruction": str, "targets": list}

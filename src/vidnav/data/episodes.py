@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from vidnav.errors import VidNavError
-from vidnav.eval.metrics import SUCCESS_DISTANCE
 from vidnav.io import read_json, write_json
+from vidnav.metrics import SUCCESS_DISTANCE
+from vidnav.sim.task import episode_task_fields, episode_to_task  # noqa: F401  (an episode's task; kept here too)
 
 __all__ = [
     "Goal",
@@ -443,34 +444,6 @@ def write_split(data_dir: str | Path, split: str, episodes: Sequence[Episode], v
         write_json(gt_path, gt_doc, indent=None)
         return ep_path, gt_path
     return ep_path, None
-
-
-# --------------------------------------------------------------------------------------------------
-# into the simulator
-
-
-def episode_task_fields(episode: Episode, gt: GtPath | None = None) -> dict:
-    """The NavTask fields (all but ``house``) of an episode, in Miniworld (x, z, heading) terms."""
-    from vidnav.geometry import heading_from_quaternion, to_miniworld
-
-    x, z = to_miniworld(episode.start_position)
-    goal = episode.goals[0]
-    return {
-        "start": (x, z, heading_from_quaternion(episode.start_rotation)),
-        "goal": to_miniworld(goal.position),
-        "instruction": episode.instruction.instruction_text,
-        "reference": [to_miniworld(p) for p in episode.reference_path],
-        "goal_radius": float(goal.radius) if goal.radius is not None else SUCCESS_DISTANCE,
-        "episode_id": str(episode.episode_id),
-        "gt_locations": None if gt is None else [to_miniworld(p) for p in gt.locations],
-    }
-
-
-def episode_to_task(episode: Episode, house, gt: GtPath | None = None):
-    """A :class:`vidnav.sim.env.NavTask` for ``episode`` in ``house``."""
-    from vidnav.sim.env import NavTask  # the simulator stays unimported until a task is needed
-
-    return NavTask(house=house, **episode_task_fields(episode, gt))
 
 
 # --------------------------------------------------------------------------------------------------

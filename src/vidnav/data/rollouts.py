@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vidnav.actions import ACTION_WORDS, STOP, WORD_ACTIONS
 from vidnav.errors import VidNavError
 from vidnav.io import JsonlAppender, read_jsonl_records, writer_lock
-from vidnav.sim.navmap import ACTION_WORDS, STOP, WORD_ACTIONS, FollowerConfig
+from vidnav.sim.navmap import FollowerConfig
 
 
 def expert_targets(nav, pose: tuple[float, float, float], goal: tuple[float, float], k: int,

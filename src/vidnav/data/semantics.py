@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from vidnav.actions import FORWARD, LEFT, RIGHT
 from vidnav.sim.house import FLOOR_WORDS, WALL_WORDS, House
-from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, Rollout, heading_of, wrap_angle
+from vidnav.sim.navmap import Rollout, heading_of, wrap_angle
 
 PASS_DISTANCE = 1.2  # a landmark counts as passed when the path comes this close to its surface
 

@@ -16,21 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vidnav.actions import FORWARD, LEFT, RIGHT, STOP, WORD_ACTIONS
 from vidnav.errors import VidNavError
+from vidnav.eval.navagent import NavAgent
 from vidnav.run_options import PlanOptions, read_run_options, resolve
-from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, WORD_ACTIONS
 
 BUILTIN = ("oracle", "random", "forward", "default", "symbolic")
-
-
-class NavAgent:
-    name = "agent"
-
-    def reset(self, env, obs: dict) -> None:
-        pass
-
-    def act(self, obs: dict, info: dict) -> int:
-        raise NotImplementedError
 
 
 class OracleAgent(NavAgent):

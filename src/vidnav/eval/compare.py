@@ -17,8 +17,8 @@ import random
 from pathlib import Path
 
 from vidnav.errors import VidNavError
-from vidnav.eval.metrics import SUMMARY_KEYS
 from vidnav.io import read_jsonl_records
+from vidnav.metrics import SUMMARY_KEYS
 
 
 

@@ -6,7 +6,7 @@ One page that needs no network: the metric table of every run (and of baseline r
 start distance and by rooms on the route, the failure breakdown, the paired comparison of each run with the first,
 and a sortable, filterable table with a row per episode and run; a click on a row shows the episode's videos
 and its top-down map with every run's path. The numbers are those of :mod:`vidnav.eval.report`,
-:mod:`vidnav.eval.compare` and :func:`vidnav.eval.metrics.summarize`; this module only lays them out.
+:mod:`vidnav.eval.compare` and :func:`vidnav.metrics.summarize`; this module only lays them out.
 
 Libraries, inlined into the page: plotly.js (the `plotly` package's offline bundle) draws the plots and maps,
 DataTables (the offline bundle the `itables` package ships) the episode table, Jinja2 fills the template.
@@ -78,7 +78,7 @@ def _baselines(runs: list[Path], loaded: list[dict]) -> list[dict]:
     """Metric rows of baseline runs (oracle / forward / random) in folders beside the given runs, evaluated on
     the same data and split, over the episodes the given runs report."""
     from vidnav.eval.compare import read_run
-    from vidnav.eval.metrics import summarize
+    from vidnav.metrics import summarize
 
     given = {r.resolve() for r in runs}
     ids = {str(x["episode_id"]) for d in loaded for x in d["results"]}
@@ -170,7 +170,7 @@ def _scene_layout(house) -> dict:
 
 def _episode_traces(ep, paths: list[tuple[str, str, list]]) -> list[dict]:
     """Plotly traces of one episode: the reference path, the goal's success circle, every run's path and end."""
-    from vidnav.eval.metrics import SUCCESS_DISTANCE
+    from vidnav.metrics import SUCCESS_DISTANCE
     from vidnav.eval.topdown import GOAL_RGB, REF_RGB
 
     goal = ep.goals[0].position
@@ -231,7 +231,7 @@ def render(runs: list[Path], loaded: list[dict], reports: list[dict], where: Pat
     import plotly.offline
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from vidnav.eval.metrics import summarize
+    from vidnav.metrics import summarize
     from vidnav.eval.report import MODES
     from vidnav.eval.topdown import PATH_RGB
 

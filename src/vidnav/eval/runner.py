@@ -19,8 +19,8 @@ import re
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from vidnav import metrics
 from vidnav.errors import VidNavError
-from vidnav.eval import metrics
 from vidnav.eval.agents import (BUILTIN, PlanOptions, agent_run_options, agent_weights, check_expert_start,
                                 make_agent)
 from vidnav.eval.swap import INSTRUCTIONS, instructions_from_file, swap_instructions

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from vidnav.errors import VidNavError
-from vidnav.eval.metrics import SUCCESS_DISTANCE
 from vidnav.io import read_json
+from vidnav.metrics import SUCCESS_DISTANCE
 
 INSTRUCTIONS = ("own", "swapped")
 

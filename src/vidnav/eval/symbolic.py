@@ -32,11 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidnav.eval.agents import NavAgent
-from vidnav.eval.metrics import SUCCESS_DISTANCE
+from vidnav.actions import STOP
+from vidnav.eval.navagent import NavAgent
 from vidnav.eval.symbolic_parse import GoalSpec, LandmarkRef, Mention, ParsedInstruction, parse_instruction
+from vidnav.metrics import SUCCESS_DISTANCE
 from vidnav.sim.house import House, Landmark, Room
-from vidnav.sim.navmap import STOP, NavMap, heading_of, wrap_angle
+from vidnav.sim.navmap import NavMap, heading_of, wrap_angle
 
 MAX_WALK = 9  # rooms in a walk (houses have at most 9)
 RING = (0.3, 0.9)  # "next to" a landmark: metres from its surface (as the benchmark's goals)

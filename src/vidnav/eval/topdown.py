@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from vidnav.eval.metrics import SUCCESS_DISTANCE
+from vidnav.metrics import SUCCESS_DISTANCE
 from vidnav.sim.house import House
 from vidnav.sim.navmap import wall_segments
 

@@ -43,13 +43,13 @@ from pydantic import BaseModel, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vidnav.actions import ACTIONS  # the model's words, without importing torch
 from vidnav.errors import VidNavError
 from vidnav.serve.frames import FrameError, FrameLimits, decode_frame
 from vidnav.serve.sessions import Limits, SessionError, SessionStore
 
 PUBLIC_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 MAX_UPLOAD_BYTES = 8 << 20
-ACTIONS = ("forward", "left", "right", "stop")  # vidnav.model.actions.ACTIONS (a test checks), without importing torch
 MAX_TEXT_CHARS = 4096  # an instruction or question (RxR's longest instructions are about 2,500 characters)
 log = logging.getLogger("vidnav.serve")
 

@@ -14,35 +14,22 @@ nDTW and sDTW need the whole path and are computed by the evaluation runner).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from vidnav import ENV_ID  # noqa: F401  (registered on `import vidnav`; tests and users import it from here too)
+from vidnav.actions import FORWARD, LEFT, RIGHT, STOP
 from vidnav.errors import VidNavError
+from vidnav.metrics import oracle_success, spl
+from vidnav.sim import ENV_ID  # noqa: F401  (registered on `import vidnav`; tests and users import it from here too)
 from vidnav.sim.house import House
-from vidnav.eval.metrics import SUCCESS_DISTANCE, oracle_success, spl
-from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, NavMap
+from vidnav.sim.navmap import NavMap
+from vidnav.sim.task import NavTask, episode_to_task
 
 INSTRUCTION_CHARSET = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'\"-()/&%#+°\n\t")
-
-
-@dataclass
-class NavTask:
-    """One navigation task in Miniworld coordinates (x, z, heading in radians)."""
-
-    house: House
-    start: tuple[float, float, float]
-    goal: tuple[float, float]
-    instruction: str
-    reference: list[tuple[float, float]] = field(default_factory=list)
-    goal_radius: float = SUCCESS_DISTANCE
-    episode_id: str = ""
-    gt_locations: list[tuple[float, float]] | None = None  # the expert path, for nDTW
 
 
 class VLNEnv(gym.Env):
@@ -119,8 +106,6 @@ class VLNEnv(gym.Env):
 
     def task_from_episode(self, episode, gt=None) -> NavTask:
         """The task of an episode in its house, checked against the house (see :meth:`check_task`)."""
-        from vidnav.data.episodes import episode_to_task
-
         task = episode_to_task(episode, self.load_house(episode.scene_id), gt)
         self.check_task(task, f"{self.house_path(episode.scene_id)}: episode_id {episode.episode_id!r}",
                         (episode.start_position, episode.goals[0].position))

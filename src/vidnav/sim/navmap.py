@@ -21,14 +21,12 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+# The discrete actions (VLN-CE's ids) and their words are vidnav.actions'; imported from here too.
+from vidnav.actions import ACTION_WORDS, FORWARD, LEFT, RIGHT, STOP, WORD_ACTIONS  # noqa: F401
 from vidnav.errors import VidNavError
-from vidnav.eval.metrics import SUCCESS_DISTANCE
+from vidnav.metrics import SUCCESS_DISTANCE
 from vidnav.sim.house import House
 
-# Discrete actions, numbered as VLN-CE's (habitat) action space.
-STOP, FORWARD, LEFT, RIGHT = 0, 1, 2, 3
-ACTION_WORDS = {STOP: "stop", FORWARD: "forward", LEFT: "left", RIGHT: "right"}  # the model's action words
-WORD_ACTIONS = {w: a for a, w in ACTION_WORDS.items()}
 ACTION_NAMES = {STOP: "STOP", FORWARD: "MOVE_FORWARD", LEFT: "TURN_LEFT", RIGHT: "TURN_RIGHT"}
 
 

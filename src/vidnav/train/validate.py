@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidnav.data.dataset import ACTION_WORDS, NavCollator, NavSamples
+from vidnav.actions import ACTIONS
+from vidnav.data.dataset import NavCollator, NavSamples
 from vidnav.errors import VidNavError
 from vidnav.model.actions import canonical_actions
 
@@ -89,7 +90,7 @@ def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512
     collate = NavCollator(model, samples, with_index=False)
     index = sample_subset(len(samples), max_samples, seed)
     k = model.config.num_actions
-    words = list(ACTION_WORDS)
+    words = list(ACTIONS)
     confusion = np.zeros((len(words), len(words)), dtype=np.int64)
     loss_sum, tokens, plans_right, words_right = 0.0, 0, 0, np.zeros(k, dtype=np.int64)
     try:
