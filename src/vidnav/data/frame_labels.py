@@ -25,7 +25,6 @@ from vidnav.sim.navmap import heading_of, wrap_angle
 
 CAMERA_HFOV_DEG = 90.0  # VLNEnv's (and so every rollout's) horizontal field of view; a test checks they agree
 MIN_VISIBLE = 0.25  # metres of a doorway's opening that must lie in the field of view to count it as in view
-SECTORS = ("left", "ahead", "right", "behind")
 
 
 @dataclass(frozen=True)

@@ -151,10 +151,6 @@ class Room:
     def contains(self, x: float, z: float, margin: float = 0.0) -> bool:
         return self.x0 + margin <= x <= self.x1 - margin and self.z0 + margin <= z <= self.z1 - margin
 
-    def look(self) -> str:
-        """Words for how the room looks, e.g. 'dark wooden floor and red brick walls'."""
-        return f"{FLOOR_WORDS[self.floor]} and {WALL_WORDS[self.wall]}"
-
 
 @dataclass
 class Door:
@@ -210,9 +206,6 @@ class Landmark:
         """The short name used in instructions, e.g. 'red box' or 'office chair'."""
         word = LANDMARKS[self.kind]["words"][0]
         return word.format(color=self.color) if self.color else word
-
-    def names(self) -> list[str]:
-        return [w.format(color=self.color) if self.color else w for w in LANDMARKS[self.kind]["words"]]
 
 
 @dataclass
@@ -323,10 +316,6 @@ class House:
 # ---------------------------------------------------------------------------------------------
 # Generation
 # ---------------------------------------------------------------------------------------------
-
-def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
-    return min(a1, b1) - max(a0, b0)
-
 
 def _rects_clash(a: tuple, b: tuple) -> bool:
     """True if rectangles come closer than a wall gap (they may touch exactly at the gap)."""

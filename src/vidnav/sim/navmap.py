@@ -27,7 +27,6 @@ from vidnav.errors import VidNavError
 from vidnav.metrics import SUCCESS_DISTANCE
 from vidnav.sim.house import House
 
-ACTION_NAMES = {STOP: "STOP", FORWARD: "MOVE_FORWARD", LEFT: "TURN_LEFT", RIGHT: "TURN_RIGHT"}
 
 
 def wrap_angle(a: float) -> float:
