@@ -60,7 +60,6 @@ ALLOWED_CYCLES = {
     frozenset({"vidnav.model.modeling_vidnav", "vidnav.model.packing", "vidnav.model.presets"}),
     # found by this checker when it was written; being cut (issue #32 point 4)
     frozenset({"vidnav.eval.compare", "vidnav.eval.report"}),
-    frozenset({"vidnav.sim.house", "vidnav.sim.navmap"}),
 }
 
 

@@ -8,7 +8,8 @@ import pytest
 from vidnav.data.instructions import (MAX_WORDS, MIN_WORDS, ROOM_WORDS, landmark_names, look_forms,
                                       write_instructions)
 from vidnav.data.paths import sample_paths
-from vidnav.sim.house import FLOOR_WORDS, LANDMARKS, WALL_WORDS, generate_house
+from vidnav.sim.house import FLOOR_WORDS, LANDMARKS, WALL_WORDS
+from vidnav.sim.housegen import generate_house
 
 HOUSES = (3, 5, 7, 11, 13, 17, 19, 23)
 PATHS_PER_HOUSE = 5

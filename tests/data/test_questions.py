@@ -15,7 +15,7 @@ from vidnav.data.questions import QUESTIONS, route_rooms, trajectory_facts
 from vidnav.data.rollouts import collect_rollouts
 from vidnav.errors import VidNavError
 from vidnav.geometry import to_habitat
-from vidnav.sim.house import generate_house
+from vidnav.sim.housegen import generate_house
 from vidnav.sim.navmap import heading_of
 
 

@@ -166,7 +166,7 @@ def test_generated_paths_without_rendering():
     to within the success radius of the goal it never saw, nearly always."""
     from vidnav.data.instructions import write_instructions
     from vidnav.data.paths import sample_paths
-    from vidnav.sim.house import generate_house
+    from vidnav.sim.housegen import generate_house
 
     reached = total = 0
     for seed in range(900_100, 900_106):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from vidnav.errors import VidNavError
-from vidnav.sim.house import LANDMARKS, ROOM_TYPES, WALL_GAP, House, generate_house
+from vidnav.sim.house import LANDMARKS, ROOM_TYPES, WALL_GAP, House
+from vidnav.sim.housegen import generate_house
 from vidnav.sim.navmap import NavMap
 
 

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from vidnav.errors import VidNavError
-from vidnav.sim.house import House, generate_house
+from vidnav.sim.house import House
+from vidnav.sim.housegen import generate_house
 
 
 def _load(tmp_path, d):

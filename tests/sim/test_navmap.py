@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from vidnav.sim.house import generate_house
+from vidnav.sim.housegen import generate_house
 from vidnav.sim.navmap import FORWARD, LEFT, RIGHT, STOP, NavMap
 
 

@@ -64,7 +64,7 @@ def _house_job(job: tuple[str, str, int, dict[str, int], str]) -> dict:
     from vidnav.data.instructions import write_instructions
     from vidnav.data.paths import sample_paths
     from vidnav.geometry import quaternion_from_heading
-    from vidnav.sim.house import generate_house
+    from vidnav.sim.housegen import generate_house
     from vidnav.sim.navmap import NavMap
 
     name, kind, hseed, want, out = job

@@ -242,7 +242,7 @@ def generated_task(seed: int) -> NavTask:
     """A task without any data on disk: a house from the seed, one path, one instruction."""
     from vidnav.data.instructions import write_instructions
     from vidnav.data.paths import sample_paths
-    from vidnav.sim.house import generate_house
+    from vidnav.sim.housegen import generate_house
 
     rng = np.random.default_rng([seed, 7])
     for k in range(20):
