@@ -117,3 +117,23 @@ def test_report_of_a_real_run_and_the_cli(tiny_benchmark, tmp_path, capsys):
         report_run(tmp_path / "nothing")
     with pytest.raises(VidNavError, match="not in the episode file"):
         report_run(out, split="train", write=False)
+
+
+def test_report_refuses_data_whose_episodes_are_not_the_runs(tiny_benchmark, tmp_path):
+    """`report --data` of a rebuilt benchmark (same ids, other content) would break the run down by another
+    rooms table: refused by the episodes' fingerprint; a byte-identical copy at another path is the same data."""
+    import gzip
+    import shutil
+
+    out = tmp_path / "fwd"
+    evaluate(tiny_benchmark, "val_unseen", "forward", out, episodes=2, progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_benchmark, copy)
+    assert report_run(out, data=copy, write=False)["episodes"] == 2
+    path = copy / "val_unseen" / "val_unseen.json.gz"
+    d = json.loads(gzip.decompress(path.read_bytes()))
+    d["episodes"][0]["instruction"]["instruction_text"] += " then wait"
+    path.write_bytes(gzip.compress(json.dumps(d).encode()))
+    with pytest.raises(VidNavError, match="evaluated on other val_unseen episodes than those in"):
+        report_run(out, data=copy, write=False)
+

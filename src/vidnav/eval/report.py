@@ -208,6 +208,15 @@ def load_run(run: str | Path, data: str | Path | None = None, split: str | None 
         raise VidNavError(f"{results_path} holds no finished episodes yet")
     if episodes is not None and episodes < 1:
         raise VidNavError(f"--episodes must be >= 1, got {episodes}")
+    if split == meta.get("split") and meta.get("episodes_sha256"):  # the run's episodes, by content not path
+        from vidnav.data.episodes import split_paths
+        from vidnav.io import files_sha256
+
+        paths = split_paths(data, split)
+        if all(Path(p).is_file() for p in paths) and files_sha256(*paths) != meta["episodes_sha256"]:
+            raise VidNavError(f"{run} was evaluated on other {split} episodes than those in {data} (episodes_sha256 "
+                              f"of {run / 'run.json'} differs): point --data at the benchmark the run used, or "
+                              "rerun the evaluation on this one")
     selected = load_split(data, split).episodes[:episodes]
     by_id = {str(e.episode_id): e for e in selected}
     if episodes is not None:
