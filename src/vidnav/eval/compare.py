@@ -12,14 +12,12 @@ With ``by_rooms`` the goal counts and McNemar's test are repeated per number of 
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from vidnav.errors import VidNavError
-from vidnav.io import read_jsonl_records
+from vidnav.eval.report import ROOM_BINS, load_houses, read_run, rooms_bin, route_of
 from vidnav.metrics import SUMMARY_KEYS
-
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
@@ -45,16 +43,6 @@ def bootstrap_interval(diffs: list[float], samples: int = 2000, seed: int = 0,
     return means[lo], means[min(samples - 1, samples - 1 - lo)]
 
 
-def read_run(run: Path) -> tuple[list[dict], dict]:
-    """The result records of an eval output folder and its run.json ({} when absent)."""
-    path = run / "results.jsonl"
-    if not path.is_file():
-        raise VidNavError(f"{path} not found: RUN must be an output folder of `vidnav eval --out RUN`")
-    recs = read_jsonl_records(path, "episode_id", "evaluation results")
-    meta = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
-    return recs, meta
-
-
 def _load(run: Path) -> tuple[dict[str, dict], dict]:
     recs, meta = read_run(run)
     return {str(r["episode_id"]): r for r in recs}, meta
@@ -74,8 +62,6 @@ def _goal_counts(ra: dict[str, dict], rb: dict[str, dict], ids: list[str]) -> di
 
 def paired_by_rooms(ra: dict[str, dict], rb: dict[str, dict], ids: list[str], rooms: dict[str, int]) -> list[dict]:
     """Goal counts and McNemar's p per route-rooms bin; ``rooms``: episode id -> rooms on its reference route."""
-    from vidnav.eval.report import ROOM_BINS, rooms_bin
-
     bins: dict[str, list[str]] = {rooms_bin(k): [] for k in ROOM_BINS}
     for i in ids:
         bins[rooms_bin(rooms[i])].append(i)
@@ -85,7 +71,6 @@ def paired_by_rooms(ra: dict[str, dict], rb: dict[str, dict], ids: list[str], ro
 
 def _route_rooms(data: str | Path, split: str, results: dict[str, dict], ids: list[str]) -> dict[str, int]:
     from vidnav.data.episodes import load_split
-    from vidnav.eval.report import load_houses, route_of
 
     by_id = {str(e.episode_id): e for e in load_split(data, split).episodes}
     foreign = [i for i in ids if i not in by_id or results[i].get("scene_id", by_id[i].scene_id) != by_id[i].scene_id]

@@ -77,7 +77,7 @@ def _names(runs: list[Path]) -> list[str]:
 def _baselines(runs: list[Path], loaded: list[dict]) -> list[dict]:
     """Metric rows of baseline runs (oracle / forward / random) in folders beside the given runs, evaluated on
     the same data and split, over the episodes the given runs report."""
-    from vidnav.eval.compare import read_run
+    from vidnav.eval.report import read_run
     from vidnav.metrics import summarize
 
     given = {r.resolve() for r in runs}

@@ -25,12 +25,13 @@ the route leaves it by.
 from __future__ import annotations
 
 import bisect
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from vidnav.errors import VidNavError
-from vidnav.io import write_json
+from vidnav.io import read_jsonl_records, write_json
 
 DISTANCE_BINS = (0.0, 6.0, 9.0, 12.0, 16.0)  # metres of geodesic start distance; the last bin is open
 ROOM_BINS = (1, 2, 3, 4, 5)  # rooms on the reference route; the last bin is "5 or more"
@@ -188,13 +189,22 @@ def route_of(house, episode) -> list[int]:
     return route
 
 
+def read_run(run: Path) -> tuple[list[dict], dict]:
+    """The result records of an eval output folder and its run.json ({} when absent)."""
+    path = run / "results.jsonl"
+    if not path.is_file():
+        raise VidNavError(f"{path} not found: RUN must be an output folder of `vidnav eval --out RUN`")
+    recs = read_jsonl_records(path, "episode_id", "evaluation results")
+    meta = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    return recs, meta
+
+
 def load_run(run: str | Path, data: str | Path | None = None, split: str | None = None,
              episodes: int | None = None) -> dict:
     """What a report of the run in folder ``run`` reads: ``results`` (of the split's first ``episodes`` only,
     when given), ``meta`` (RUN/run.json), ``data``, ``split``, ``episodes`` (episode id -> Episode of the
     selected ones) and ``houses`` (as :func:`load_houses`); ``data`` / ``split`` default to RUN/run.json's."""
     from vidnav.data.episodes import load_split
-    from vidnav.eval.compare import read_run
 
     run = Path(run)
     results_path = run / "results.jsonl"
