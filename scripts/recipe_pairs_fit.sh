@@ -19,7 +19,8 @@ for i in 0 1; do
 done
 $V data pairs --data data/vidnav --rollouts data/rollouts/val-unseen-expert --out data/rollouts/val-unseen-pairs
 OMP_NUM_THREADS=2 $V train --config configs/recipes/pairs-fit.yaml --no-progress
-for agent in default runs/pairs/fit400/final; do
+OMP_NUM_THREADS=2 $V train --config configs/recipes/pairs-fit-packed.yaml --no-progress
+for agent in default runs/pairs/fit400/final runs/pairs/fit-packed300/final; do
   for pairs in "data/rollouts/fit-pairs-s0 --data data/rollouts/fit-pairs-s1" data/rollouts/val-unseen-pairs; do
     $V validate --agent $agent --data $pairs --pairs
   done
