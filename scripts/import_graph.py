@@ -14,7 +14,7 @@ lazy ``__getattr__`` of vidnav.model and vidnav.train use for their own submodul
 Layers, lowest first. A module may import modules of its own group, and of groups of a lower rank; groups of
 the same rank are siblings and do not import each other:
 
-    0 core   vidnav.errors, io, geometry, assets, pool, run_options, metrics, actions  (stdlib/numpy helpers)
+    0 core   vidnav.errors, io, geometry, assets, pool, run_options, metrics, actions, registration
     1 sim    vidnav.sim.*    the simulator: houses, the nav map, the 3-D world, the gym env
     1 model  vidnav.model.*  the network (knows nothing of houses or episodes)
     2 agent  vidnav.agent    a model checkpoint behind the Agent contract
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "vidnav"
 
 RANKS = {"core": 0, "sim": 1, "model": 1, "agent": 2, "data": 3, "eval": 4, "train": 4, "serve": 5, "app": 6}
-CORE = {"errors", "io", "geometry", "assets", "pool", "run_options", "metrics", "actions"}
+CORE = {"errors", "io", "geometry", "assets", "pool", "run_options", "metrics", "actions", "registration"}
 TOP = {"cli", "chat"}
 
 # (importer, imported): layer violations that are accepted, and why.

@@ -3,19 +3,9 @@
 __version__ = "0.1.0"
 
 from vidnav.errors import VidNavError
-from vidnav.sim import ENV_ID
+from vidnav.registration import ENV_ID, register_env
 
-
-def _register_env() -> None:
-    """Make ``gymnasium.make("vidnav/MiniHouseVLN-v0")`` work after ``import vidnav`` (the simulator itself
-    is imported only when the environment is made)."""
-    import gymnasium
-
-    if ENV_ID not in gymnasium.registry:
-        gymnasium.register(id=ENV_ID, entry_point="vidnav.sim.env:VLNEnv", max_episode_steps=None)
-
-
-_register_env()
+register_env()
 
 
 def __getattr__(name):  # the model stack imports torch/transformers: only when asked for

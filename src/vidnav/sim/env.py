@@ -23,7 +23,7 @@ from gymnasium import spaces
 from vidnav.actions import FORWARD, LEFT, RIGHT, STOP
 from vidnav.errors import VidNavError
 from vidnav.metrics import oracle_success, spl
-from vidnav.sim import ENV_ID  # noqa: F401  (registered on `import vidnav`; tests and users import it from here too)
+from vidnav.registration import ENV_ID  # noqa: F401  (registered on `import vidnav`; tests and users import it from here too)
 from vidnav.sim.house import House
 from vidnav.sim.navmap import NavMap
 from vidnav.sim.task import NavTask, episode_to_task
