@@ -61,7 +61,8 @@ def eval_command(
     Example: vidnav eval --agent oracle --data data/vidnav --split val_unseen --episodes 200 --workers 2 --out runs/oracle
     """
     from vidnav.errors import VidNavError
-    from vidnav.eval.runner import evaluate, format_table
+    from vidnav.eval.runner import evaluate
+    from vidnav.eval.tables import metric_table, show
 
     if video_episodes is not None and not video:  # it was ignored: no video, whatever N
         raise VidNavError(f"--video-episodes {video_episodes} applies with --video (MP4s of the first N episodes); "
@@ -73,7 +74,7 @@ def eval_command(
                        options={k: v for k, v in given.items() if v is not None},  # over the agent's own
                        env_kw={"allow_sliding": True} if sliding else None, instructions=instructions,
                        expert_start=expert_start)
-    typer.echo(format_table({agent: summary}))
+    show(metric_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
 
 
@@ -98,8 +99,9 @@ def demo_command(
     from vidnav.data.build import BuildConfig, build_benchmark
     from vidnav.eval.agents import agent_run_options
     from vidnav.eval.html_report import html_report
-    from vidnav.eval.report import format_report
-    from vidnav.eval.runner import evaluate, format_table
+    from vidnav.eval.report import print_report
+    from vidnav.eval.runner import evaluate
+    from vidnav.eval.tables import metric_table, show
 
     if not (data / "val_unseen" / "val_unseen.json.gz").exists():
         houses = max(1, -(-episodes // 6))
@@ -122,11 +124,11 @@ def demo_command(
             data, "val_unseen", name, out / name, episodes=episodes, workers=workers, video=videos,
             restart_if_changed=True)
     typer.echo("")
-    typer.echo(format_table(rows))
+    show(metric_table(rows))
     page, reports = html_report([out / name for name in agents], out=out / "report.html", episodes=episodes)
     if "default" in agents:
         typer.echo(f"\nwhere the shipped agent fails (vidnav report {out / 'default'} --episodes {episodes}):")
-        typer.echo(format_report(reports[0]).split("\n", 2)[2])
+        print_report(reports[0], header=False)
     typer.echo(f"\nper-episode results and MP4s under {out}/<agent>/ (results.jsonl, summary.json, videos/)")
     typer.echo(f"the agents side by side, with plots and videos: open {page} in a browser")
 
@@ -153,11 +155,11 @@ def report_command(
     Example: vidnav report runs/default runs/oracle --html runs/report.html
     """
     from vidnav.eval.html_report import html_report
-    from vidnav.eval.report import format_report
+    from vidnav.eval.report import print_report
 
     page, reports = html_report(runs, out=html, data=data, split=split, episodes=episodes)
     for run, rep in zip(runs, reports):
-        typer.echo(format_report(rep))
+        print_report(rep)
         typer.echo(f"\nreport: {run / 'report.json'}\n")
     typer.echo(f"HTML report (open it in a browser; it links the runs' MP4s): {page}")
 
@@ -177,12 +179,12 @@ def compare_command(
 
     Example: vidnav compare runs/default runs/mine --by-rooms
     """
-    from vidnav.eval.compare import compare_runs, format_comparison
+    from vidnav.eval.compare import compare_runs, print_comparison
 
     if samples < 100:
         raise typer.BadParameter(f"must be >= 100, got {samples}", param_hint="--samples")
     comparison = compare_runs(a, b, episodes=episodes, samples=samples, seed=seed, by_rooms=by_rooms, data=data)
-    typer.echo(format_comparison(comparison))
+    print_comparison(comparison)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,7 @@
 """Paired comparison of two evaluation runs on the episodes both finished. Behind `vidnav compare A B`.
 
     cmp = compare_runs("runs/default", "runs/mine")
-    print(format_comparison(cmp))
+    print_comparison(cmp)   # the tables in the terminal; format_comparison(cmp): as plain text
 
 Two agents evaluated on the same episodes are compared episode by episode, which is far more sensitive
 than comparing their means: success with McNemar's exact test on the discordant episodes (solved by one
@@ -149,3 +149,36 @@ def format_comparison(c: dict) -> str:
             lines.append(f"{r['rooms']} | {r['episodes']} | {r['only_a'] + r['both']} | {r['only_b'] + r['both']} | "
                          f"{r['only_a']} | {r['only_b']} | {r['mcnemar_p']:.3f}")
     return "\n".join(lines)
+
+
+def comparison_blocks(c: dict) -> list:
+    """The comparison as lines (str) and rich tables, in the order `vidnav compare` prints them (the numbers as
+    in :func:`format_comparison`)."""
+    from vidnav.eval.tables import Column, build_table, text_column
+
+    def signed(v: float) -> str:
+        return f"{v:+.3f}"
+
+    blocks: list = [f"A = {c['a']} ({c['agent_a']}), B = {c['b']} ({c['agent_b']}): {c['episodes']} common "
+                    f"{c['split'] or ''} episodes",
+                    f"goals: only A {c['only_a']}, only B {c['only_b']}, both {c['both']}, neither {c['neither']}; "
+                    f"McNemar exact p = {c['mcnemar_p']:.4f}", "",
+                    build_table([text_column("metric"), Column("A", lambda v: f"{v:.3f}"),
+                                 Column("B", lambda v: f"{v:.3f}"), Column("B - A", signed),
+                                 Column(f"bootstrap 95 % ({c['bootstrap_samples']} resamples)",
+                                        lambda lh: f"[{lh[0]:+.3f}, {lh[1]:+.3f}]")],
+                                ([r["metric"], r["a"], r["b"], r["diff"], (r["lo"], r["hi"])] for r in c["metrics"]))]
+    if c.get("by_route_rooms"):
+        blocks += ["", "by rooms on the reference route:",
+                   build_table([text_column("rooms"), Column("eps"), Column("A goals"), Column("B goals"),
+                                Column("only A"), Column("only B"), Column("p", lambda v: f"{v:.3f}")],
+                               ([r["rooms"], r["episodes"], r["only_a"] + r["both"], r["only_b"] + r["both"],
+                                 r["only_a"], r["only_b"], r["mcnemar_p"]] for r in c["by_route_rooms"]))]
+    return blocks
+
+
+def print_comparison(c: dict, file=None) -> None:
+    """Print :func:`comparison_blocks` as terminal tables (no colour codes nor cut rows when not a terminal)."""
+    from vidnav.eval.tables import show
+
+    show(*comparison_blocks(c), file=file)

@@ -2,7 +2,7 @@
 each failed episode ended. Behind `vidnav report RUN`.
 
     rep = report_run("runs/default")   # reads RUN/results.jsonl and RUN/run.json; writes RUN/report.json
-    print(format_report(rep))
+    print_report(rep)                  # the tables in the terminal; format_report(rep): as plain text
 
 Every episode is counted once. Rooms come from vidnav house files; for scenes that are not vidnav houses
 (Matterport ``.glb`` scenes of real VLN-CE files) only the start-distance breakdown is given.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vidnav.errors import VidNavError
@@ -278,3 +278,45 @@ def format_report(rep: dict) -> str:
     lines += [f"{f['wrong_exit']} failures left the start room into another room than the route's; "
               f"{f['near_exit']} of those that never left came within 1 m of the route's exit door"]
     return "\n".join(lines)
+
+
+def _median_fmt(spec: str) -> Callable[[float | None], str]:
+    return lambda v: "-" if v is None else format(v, spec)
+
+
+def report_blocks(rep: dict, header: bool = True) -> list:
+    """The report as lines (str) and rich tables, in the order `vidnav report` prints them (the numbers as in
+    :func:`format_report`); ``header``: start with the line naming the run, its agent and SR."""
+    from vidnav.eval.tables import Column, build_table, text_column
+
+    def bins(head: str, rows: list[dict]):
+        return build_table([text_column(head), Column("eps"), Column("SR", _num), Column("SPL", _num),
+                            Column("OSR", _num)],
+                           ([r["bin"], r["n"], r["success"], r["spl"], r["oracle_success"]] for r in rows))
+
+    blocks: list = []
+    if header:
+        blocks += [f"{rep['run']}: agent {rep.get('agent')}, {rep['split']}, {rep['episodes']} episodes, "
+                   f"SR {rep['success']:.3f}", ""]
+    blocks += ["by geodesic start distance:", bins("distance", rep["by_start_distance"])]
+    if "by_route_rooms" not in rep:
+        return blocks + ["(scenes are not vidnav houses: no room breakdown)"]
+    blocks += ["", "by rooms on the reference route:", bins("rooms", rep["by_route_rooms"])]
+    f = rep["failures"]
+    blocks += ["", f"how the {f['n']} failures ended ({f['passed_goal']} of them passed within the success "
+                   "radius and went on):",
+               build_table([text_column("ended"), Column("n"), Column("share", _num),
+                            Column("median steps", _median_fmt(".0f")),
+                            Column("median length (m)", _median_fmt(".1f"))],
+                           ([m["mode"], m["n"], m["share"], m["median_steps"], m["median_length"]]
+                            for m in f["modes"])),
+               f"{f['wrong_exit']} failures left the start room into another room than the route's; "
+               f"{f['near_exit']} of those that never left came within 1 m of the route's exit door"]
+    return blocks
+
+
+def print_report(rep: dict, header: bool = True, file=None) -> None:
+    """Print :func:`report_blocks` as terminal tables (no colour codes nor cut rows when not a terminal)."""
+    from vidnav.eval.tables import show
+
+    show(*report_blocks(rep, header=header), file=file)
