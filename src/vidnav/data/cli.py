@@ -33,22 +33,35 @@ def _fmt(v) -> str:
         return f"{v:.2f}"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, dict):  # counts: {"en-US": 2, "hi-IN": 1}
+        return ", ".join(f"{k} {n}" for k, n in v.items())
+    if isinstance(v, list):
+        return ", ".join(map(str, v))
     return str(v)
+
+
+LANGUAGE_HELP = ("RxR-CE: only episodes whose instruction.language is this (repeatable; 'en' = en-US and en-IN; "
+                 "RxR-CE has en-US, en-IN, hi-IN, te-IN). R2R-CE files have no languages")
+ROLE_HELP = "RxR-CE: only episodes whose info.role is this (guide or follower; repeatable)"
 
 
 @app.command("inspect")
 def inspect(
-    file: str = typer.Argument(..., help="a VLN-CE episode file ({split}.json.gz or .json)"),
+    file: str = typer.Argument(..., help="a VLN-CE episode file, R2R-CE ({split}.json.gz) or RxR-CE "
+                               "({split}_guide.json.gz), or .json"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    language: Optional[list[str]] = typer.Option(None, "--language", help=LANGUAGE_HELP),
+    role: Optional[list[str]] = typer.Option(None, "--role", help=ROLE_HELP),
 ) -> None:
     """Counts and means of an episode file: episodes, scenes, geodesic distance, instruction length, gt.
 
     Example: vidnav data inspect data/R2R_VLNCE_v1-3_preprocessed/val_unseen/val_unseen.json.gz
+    RxR-CE, English only: vidnav data inspect data/RxR_VLNCE_v0/val_unseen/val_unseen_guide.json.gz --language en
     """
     from vidnav.data.episodes import summarize_file
 
     try:
-        info = summarize_file(file)
+        info = summarize_file(file, languages=language, roles=role)
     except VidNavError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2) from None
@@ -64,10 +77,17 @@ def inspect(
     table.add_column("what")
     table.add_column("value", justify="right")
     labels = {
+        "format": "format",
         "episodes": "episodes",
+        "episodes_in_file": "episodes in the file",
+        "language_filter": "language filter",
+        "role_filter": "role filter",
+        "languages": "languages",
+        "roles": "roles",
         "scenes": "scenes",
         "trajectories": "trajectories",
         "mean_geodesic_distance": "mean geodesic distance (m)",
+        "episodes_with_geodesic_distance": "episodes with a geodesic distance",
         "mean_instruction_words": "mean instruction length (words)",
         "vocab_size": "instruction vocabulary",
         "has_gt": "ground-truth paths",

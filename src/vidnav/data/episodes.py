@@ -1,4 +1,4 @@
-"""VLN-CE R2R episode files, read and written exactly.
+"""VLN-CE R2R episode files, read and written exactly; VLN-CE RxR (RxR-CE) episode files, read.
 
 A split lives in ``{data_dir}/{split}/``::
 
@@ -7,6 +7,16 @@ A split lives in ``{data_dir}/{split}/``::
 
 Positions are habitat ``[x, y, z]`` (y up), rotations quaternions ``[x, y, z, w]``. Every object keeps the
 keys it does not know in ``extra``, so load -> write gives back the same JSON.
+
+RxR-CE files (``{split}_{role}.json.gz`` + ``{split}_{role}_gt.json.gz``, role ``guide`` or ``follower``) are
+told apart by their fields, not their names: an episode whose ``instruction`` has a ``language`` (or whose
+``info`` has a ``role``) is RxR-CE, and then every episode of the file must be. RxR-CE has no
+``instruction_vocab``; its instructions carry ``language`` (``en-US``, ``en-IN``, ``hi-IN``, ``te-IN``),
+``instruction_id``, ``annotator_id``, ``edit_distance`` and ``timed_instruction`` (kept in
+``Instruction.extra``); ``info`` holds ``role`` and usually no ``geodesic_distance`` (then
+``Episode.geodesic_distance`` is None: unavailable, never guessed); gt entries may omit ``actions`` and use
+VLN-CE's RxR action ids 0..5 (4 LOOK_UP, 5 LOOK_DOWN). ``languages=`` / ``roles=`` pick episodes
+(:func:`filter_episodes`).
 """
 
 from __future__ import annotations
@@ -40,6 +50,12 @@ __all__ = [
     "episode_task_fields",
     "episode_to_task",
     "summarize_file",
+    "filter_episodes",
+    "language_matches",
+    "R2R_CE",
+    "RXR_CE",
+    "RXR_LANGUAGES",
+    "RXR_ROLES",
 ]
 
 PAD_TOKEN = "<pad>"
@@ -47,6 +63,10 @@ UNK_TOKEN = "<unk>"
 MAX_INSTRUCTION_TOKENS = 200
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _FIX = "fix the file or rebuild it (vidnav data build), or re-download the VLN-CE split"
+R2R_CE, RXR_CE = "R2R-CE", "RxR-CE"  # the two episode schemas read here (EpisodeSet.schema)
+RXR_LANGUAGES = ("en-US", "en-IN", "hi-IN", "te-IN")  # RxR-CE's languages (others are read too)
+RXR_ROLES = ("guide", "follower")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # a BCP-47-like tag: en, en-US, hi-IN
 
 
 class _Where:
@@ -126,9 +146,16 @@ class Instruction:
         out.update(self.extra)
         return out
 
+    @property
+    def language(self) -> str | None:
+        """RxR-CE's language tag (``en-US``, ``hi-IN``, ...); None in R2R-CE."""
+        return self.extra.get("language")
+
     @classmethod
-    def from_dict(cls, d: Any, where: _Where) -> Instruction:
+    def from_dict(cls, d: Any, where: _Where, rxr: bool = False) -> Instruction:
         d = _as_dict(where, "instruction", d)
+        if rxr:
+            _check_rxr_instruction(d, where)
         text = where.need(d, "instruction_text", "instruction.")
         if not isinstance(text, str):
             raise where.error("instruction.instruction_text", f"must be a string, got {type(text).__name__}")
@@ -139,6 +166,50 @@ class Instruction:
                                    not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens)):
             raise where.error("instruction.instruction_tokens", "must be a list of integers")
         return cls(text, tokens, _extra(d, ("instruction_text", "instruction_tokens")))
+
+
+def _is_id(v: Any) -> bool:
+    return isinstance(v, (int, str)) and not isinstance(v, bool)
+
+
+def _is_time(v: Any) -> bool:  # RxR word times: seconds; null or NaN where the word was not timed
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isinf(v))
+
+
+def _check_rxr_instruction(d: dict, where: _Where) -> None:
+    """The fields RxR-CE adds to an instruction (all kept in ``Instruction.extra``)."""
+    lang = where.need(d, "language", "instruction.")
+    if not isinstance(lang, str) or not _LANGUAGE.fullmatch(lang):
+        raise where.error("instruction.language",
+                          f"must be a language tag such as 'en-US' or 'hi-IN', got {lang!r:.80}")
+    for key in ("instruction_id", "annotator_id"):
+        if key in d and d[key] is not None and not _is_id(d[key]):
+            raise where.error(f"instruction.{key}", f"must be an integer or a string, got {d[key]!r:.80}")
+    ed = d.get("edit_distance")
+    if ed is not None and not (_is_number(ed) and ed >= 0):
+        raise where.error("instruction.edit_distance", f"must be a number >= 0 or null, got {ed!r:.80}")
+    timed = d.get("timed_instruction")
+    if timed is None:
+        return
+    if not isinstance(timed, list):
+        raise where.error("instruction.timed_instruction", "must be a list of {word, start_time, end_time}")
+    for i, w in enumerate(timed):
+        name = f"instruction.timed_instruction[{i}]"
+        w = _as_dict(where, name, w)
+        if not isinstance(w.get("word"), str):
+            raise where.error(f"{name}.word", "is missing" if "word" not in w else
+                              f"must be a string, got {w['word']!r:.80}")
+        for key in ("start_time", "end_time"):
+            if not _is_time(w.get(key)):
+                raise where.error(f"{name}.{key}", f"must be a number of seconds (or null), got {w[key]!r:.80}")
+
+
+def _looks_rxr(d: Any) -> bool:
+    """An RxR-CE episode object: its instruction names a language, or its info a role."""
+    if not isinstance(d, dict):
+        return False
+    instr, info = d.get("instruction"), d.get("info")
+    return (isinstance(instr, dict) and "language" in instr) or (isinstance(info, dict) and "role" in info)
 
 
 _EPISODE_KEYS = ("episode_id", "trajectory_id", "scene_id", "start_position", "start_rotation", "info", "goals",
@@ -160,10 +231,28 @@ class Episode:
 
     @property
     def geodesic_distance(self) -> float | None:
+        """Metres from start to goal; None where the file does not give it (RxR-CE)."""
         return self.info.get("geodesic_distance")
+
+    @property
+    def language(self) -> str | None:
+        """RxR-CE's ``instruction.language``; None in R2R-CE."""
+        return self.instruction.language
+
+    @property
+    def role(self) -> str | None:
+        """RxR-CE's ``info.role`` (``guide`` or ``follower``); None where absent."""
+        return self.info.get("role")
 
     def to_dict(self) -> dict:
         """The habitat VLN-CE-v1 episode object, keys in the order the released files use."""
+        if self.trajectory_id is None and self.language is not None:  # an RxR-CE episode without one
+            d = self._to_dict()
+            del d["trajectory_id"]
+            return d
+        return self._to_dict()
+
+    def _to_dict(self) -> dict:
         return {
             "episode_id": self.episode_id,
             "trajectory_id": self.trajectory_id,
@@ -178,7 +267,14 @@ class Episode:
         }
 
     @classmethod
-    def from_dict(cls, d: Any, path: Path | str = "<episodes>", index: int | None = None) -> Episode:
+    def from_dict(cls, d: Any, path: Path | str = "<episodes>", index: int | None = None,
+                  schema: str | None = None) -> Episode:
+        """One episode; ``schema`` R2R_CE or RXR_CE (None: told by the episode's own fields)."""
+        if schema is None:
+            schema = RXR_CE if _looks_rxr(d) else R2R_CE
+        if schema not in (R2R_CE, RXR_CE):
+            raise ValueError(f"schema must be {R2R_CE!r} or {RXR_CE!r}, got {schema!r}")
+        rxr = schema == RXR_CE
         where = _Where(path, index)
         if not isinstance(d, dict):
             raise where.error("<episode>", f"must be a JSON object, got {type(d).__name__}")
@@ -189,7 +285,7 @@ class Episode:
         if isinstance(ep_id, str) and not _SAFE_ID.fullmatch(ep_id):  # ids name files: videos, feature keys
             raise where.error("episode_id", f"{ep_id[:80]!r} is not a plain file name (letters, digits, '.', '_', "
                                             "'-'; not starting with '.'; at most 128 characters)")
-        traj = where.need(d, "trajectory_id")
+        traj = d.get("trajectory_id") if rxr else where.need(d, "trajectory_id")
         scene = where.need(d, "scene_id")
         if not isinstance(scene, str) or not scene:
             raise where.error("scene_id", f"must be a non-empty string, got {scene!r}")
@@ -198,9 +294,14 @@ class Episode:
         if sum(c * c for c in rot) < 1e-12:
             raise where.error("start_rotation", "is a zero quaternion; use [0, sin(t/2), 0, cos(t/2)]")
         info = _as_dict(where, "info", where.need(d, "info"))
-        gd = where.need(info, "geodesic_distance", "info.")
-        if not _is_number(gd) or gd < 0:
-            raise where.error("info.geodesic_distance", f"must be a number >= 0, got {gd!r}")
+        if rxr:  # RxR-CE: no geodesic distance is unavailable (None), never made up; a given one is checked
+            role = info.get("role")
+            if role is not None and role not in RXR_ROLES:
+                raise where.error("info.role", f"must be one of {', '.join(RXR_ROLES)}, got {role!r:.80}")
+        if not rxr or info.get("geodesic_distance") is not None:
+            gd = where.need(info, "geodesic_distance", "info.")
+            if not _is_number(gd) or gd < 0:
+                raise where.error("info.geodesic_distance", f"must be a number >= 0, got {gd!r}")
         goals_raw = where.need(d, "goals")
         if not isinstance(goals_raw, list) or not goals_raw:
             raise where.error("goals", "must be a non-empty list of {position, radius}")
@@ -209,7 +310,7 @@ class Episode:
         if not isinstance(ref, list):
             raise where.error("reference_path", "must be a list of [x, y, z] points")
         ref = [_vector(where, f"reference_path[{i}]", p, 3) for i, p in enumerate(ref)]
-        instruction = Instruction.from_dict(where.need(d, "instruction"), where)
+        instruction = Instruction.from_dict(where.need(d, "instruction"), where, rxr=rxr)
         return cls(ep_id, traj, scene, start, rot, info, goals, ref, instruction, _extra(d, _EPISODE_KEYS))
 
 
@@ -218,16 +319,23 @@ class GtPath:
     """The shortest-path follower's record for one episode (VLN-CE ``{split}_gt.json.gz``)."""
 
     locations: list[list[float]]
-    actions: list[int]  # 0 STOP, 1 MOVE_FORWARD (0.25 m), 2 TURN_LEFT (15 deg), 3 TURN_RIGHT (15 deg)
+    actions: list[int] | None  # 0 STOP, 1 MOVE_FORWARD (0.25 m), 2 TURN_LEFT (15 deg), 3 TURN_RIGHT (15 deg);
+    #                            RxR-CE adds 4 LOOK_UP, 5 LOOK_DOWN and may leave them out (None)
     forward_steps: int
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        if self.actions is None:
+            return {"locations": [list(p) for p in self.locations], "forward_steps": self.forward_steps,
+                    **self.extra}
         return {"locations": [list(p) for p in self.locations], "actions": list(self.actions),
                 "forward_steps": self.forward_steps, **self.extra}
 
     @classmethod
-    def from_dict(cls, d: Any, path: Path | str = "<gt>", episode_id: Any = None) -> GtPath:
+    def from_dict(cls, d: Any, path: Path | str = "<gt>", episode_id: Any = None, schema: str = R2R_CE) -> GtPath:
+        """One gt entry; RxR-CE (``schema=RXR_CE``) entries may omit ``actions`` and use ids 0..5."""
+        if schema == RXR_CE:
+            return cls._from_rxr(d, path, episode_id)
         where = _Where(path, None, episode_id)
         d = _as_dict(where, "<gt entry>", d)
         locs = where.need(d, "locations")
@@ -237,6 +345,24 @@ class GtPath:
         actions = where.need(d, "actions")
         if not isinstance(actions, list) or not all(isinstance(a, int) and 0 <= a <= 3 for a in actions):
             raise where.error("actions", "must be a list of action ids 0..3 (STOP, FORWARD, LEFT, RIGHT)")
+        steps = where.need(d, "forward_steps")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise where.error("forward_steps", f"must be an integer >= 0, got {steps!r}")
+        return cls(locs, actions, steps, _extra(d, ("locations", "actions", "forward_steps")))
+
+    @classmethod
+    def _from_rxr(cls, d: Any, path: Path | str, episode_id: Any) -> GtPath:
+        where = _Where(path, None, episode_id)
+        d = _as_dict(where, "<gt entry>", d)
+        locs = where.need(d, "locations")
+        if not isinstance(locs, list):
+            raise where.error("locations", "must be a list of [x, y, z] points")
+        locs = [_vector(where, f"locations[{i}]", p, 3) for i, p in enumerate(locs)]
+        actions = d.get("actions")
+        if actions is not None and (not isinstance(actions, list) or not all(
+                isinstance(a, int) and not isinstance(a, bool) and 0 <= a <= 5 for a in actions)):
+            raise where.error("actions", "must be a list of RxR-CE action ids 0..5 (STOP, FORWARD, LEFT, RIGHT, "
+                                         "LOOK_UP, LOOK_DOWN), or absent")
         steps = where.need(d, "forward_steps")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise where.error("forward_steps", f"must be an integer >= 0, got {steps!r}")
@@ -352,6 +478,7 @@ class EpisodeSet:
     gt: dict[str, GtPath] | None = None
     extra: dict = field(default_factory=dict)  # other top-level keys of the episode file
     path: Path | None = None
+    schema: str = R2R_CE  # R2R_CE or RXR_CE, told by the episodes' fields
 
     def __len__(self) -> int:
         return len(self.episodes)
@@ -363,11 +490,67 @@ class EpisodeSet:
         return None if self.gt is None else self.gt.get(str(episode.episode_id))
 
 
+def _counts(values: Iterable[Any]) -> dict:
+    out: dict = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return {k: out[k] for k in sorted(out, key=str)}
+
+
+def language_matches(language: str | None, wanted: Iterable[str]) -> bool:
+    """Whether ``language`` is one of ``wanted``, ignoring case; a bare ``en`` also picks ``en-US`` and ``en-IN``."""
+    if language is None:
+        return False
+    lang = language.lower()
+    return any(lang == w.lower() or lang.startswith(w.lower() + "-") for w in wanted)
+
+
+def filter_episodes(episodes: Sequence[Episode], languages: Iterable[str] | None = None,
+                    roles: Iterable[str] | None = None, path: Path | str = "<episodes>") -> list[Episode]:
+    """The episodes whose ``instruction.language`` matches one of ``languages`` (see :func:`language_matches`)
+    and whose ``info.role`` is one of ``roles``; None or empty = no filter. A filter the file cannot answer (an
+    R2R-CE file has no languages) or that keeps no episode raises VidNavError naming the file and the field."""
+    languages = [str(w) for w in languages or ()]
+    roles = [str(r) for r in roles or ()]
+    for w in languages:
+        if not _LANGUAGE.fullmatch(w):
+            raise VidNavError(f"language filter {w!r} is not a language tag: use e.g. en, en-US, en-IN, hi-IN, te-IN")
+    for r in roles:
+        if r not in RXR_ROLES:
+            raise VidNavError(f"role filter {r!r} is not a role: use {' or '.join(RXR_ROLES)}")
+    out = list(episodes)
+    for wanted, field_name, value, keep, what in (
+            (languages, "instruction.language", lambda e: e.language, lambda e: language_matches(e.language, languages),
+             "language"),
+            (roles, "info.role", lambda e: e.role, lambda e: e.role in roles, "role")):
+        if not wanted:
+            continue
+        present = _counts(value(e) for e in out if value(e) is not None)
+        if not present and out:
+            raise VidNavError(f"{path}: no episode has the field '{field_name}', so a {what} filter "
+                              f"({', '.join(wanted)}) cannot pick episodes: R2R-CE files have none (RxR-CE files do); "
+                              f"drop the filter")
+        kept = [e for e in out if keep(e)]
+        if not kept:
+            listing = ", ".join(f"{k} ({n})" for k, n in present.items()) or "none"
+            raise VidNavError(f"{path}: no episode's '{field_name}' matches {', '.join(wanted)}; "
+                              f"this file has: {listing}")
+        out = kept
+    return out
+
+
 def _read_episode_file(path: Path) -> tuple[list[Episode], InstructionVocab | None, dict]:
+    episodes, vocab, extra, _ = _read_episodes(path)
+    return episodes, vocab, extra
+
+
+def _read_episodes(path: Path) -> tuple[list[Episode], InstructionVocab | None, dict, str]:
     data = read_json(path, "VLN-CE episode file")
     if not isinstance(data, dict) or not isinstance(data.get("episodes"), list):
         raise VidNavError(f"{path}: expected a JSON object with an 'episodes' list (VLN-CE format); {_FIX}")
-    episodes = [Episode.from_dict(e, path, i) for i, e in enumerate(data["episodes"])]
+    # one schema per file, told by the fields: one RxR-CE episode makes every episode answer to RxR-CE's
+    schema = RXR_CE if any(_looks_rxr(e) for e in data["episodes"]) else R2R_CE
+    episodes = [Episode.from_dict(e, path, i, schema) for i, e in enumerate(data["episodes"])]
     seen: dict = {}
     for i, ep in enumerate(episodes):
         if ep.episode_id in seen:
@@ -375,22 +558,28 @@ def _read_episode_file(path: Path) -> tuple[list[Episode], InstructionVocab | No
                               f"(first at #{seen[ep.episode_id]}); episode ids must be unique; {_FIX}")
         seen[ep.episode_id] = i
     vocab = InstructionVocab.from_dict(data["instruction_vocab"], path) if "instruction_vocab" in data else None
-    return episodes, vocab, _extra(data, ("episodes", "instruction_vocab"))
+    return episodes, vocab, _extra(data, ("episodes", "instruction_vocab")), schema
 
 
-def load_episodes(path: str | Path) -> tuple[list[Episode], InstructionVocab | None]:
-    """Episodes and instruction vocabulary (None when the file has none) of one VLN-CE episode file."""
-    episodes, vocab, _ = _read_episode_file(Path(path))
+def load_episodes(path: str | Path, languages: Iterable[str] | None = None,
+                  roles: Iterable[str] | None = None) -> tuple[list[Episode], InstructionVocab | None]:
+    """Episodes and instruction vocabulary (None when the file has none) of one VLN-CE episode file, R2R-CE or
+    RxR-CE; ``languages`` (e.g. ``["en"]`` = en-US and en-IN) and ``roles`` pick RxR-CE episodes."""
+    path = Path(path)
+    episodes, vocab, _ = _read_episode_file(path)
+    if languages or roles:
+        episodes = filter_episodes(episodes, languages, roles, path)
     return episodes, vocab
 
 
-def load_gt(path: str | Path) -> dict[str, GtPath]:
-    """Ground-truth follower paths keyed by episode id (as a string, like the files)."""
+def load_gt(path: str | Path, schema: str = R2R_CE) -> dict[str, GtPath]:
+    """Ground-truth follower paths keyed by episode id (as a string, like the files); ``schema=RXR_CE`` for the
+    gt file of an RxR-CE episode file (``actions`` optional, ids 0..5)."""
     path = Path(path)
     data = read_json(path, "VLN-CE ground-truth file")
     if not isinstance(data, dict):
         raise VidNavError(f"{path}: expected a JSON object mapping episode ids to paths; {_FIX}")
-    return {str(k): GtPath.from_dict(v, path, k) for k, v in data.items()}
+    return {str(k): GtPath.from_dict(v, path, k, schema) for k, v in data.items()}
 
 
 def split_paths(data_dir: str | Path, split: str) -> tuple[Path, Path]:
@@ -406,17 +595,21 @@ def available_splits(data_dir: str | Path) -> list[str]:
     return sorted(p.name for p in data_dir.iterdir() if (p / f"{p.name}.json.gz").is_file())
 
 
-def load_split(data_dir: str | Path, split: str) -> EpisodeSet:
-    """Read ``{data_dir}/{split}/{split}.json.gz`` and, when present, ``{split}_gt.json.gz``."""
+def load_split(data_dir: str | Path, split: str, languages: Iterable[str] | None = None,
+               roles: Iterable[str] | None = None) -> EpisodeSet:
+    """Read ``{data_dir}/{split}/{split}.json.gz`` and, when present, ``{split}_gt.json.gz``; ``languages`` and
+    ``roles`` pick RxR-CE episodes (:func:`filter_episodes`)."""
     ep_path, gt_path = split_paths(data_dir, split)
     if not ep_path.is_file():
         found = available_splits(data_dir)
         listing = ", ".join(found) if found else "none"
         raise VidNavError(f"split '{split}' not found: no {ep_path}. Splits in {data_dir}: {listing}. "
                           "Pick one of those or build the data (vidnav data build).")
-    episodes, vocab, extra = _read_episode_file(ep_path)
-    gt = load_gt(gt_path) if gt_path.is_file() else None
-    return EpisodeSet(split, episodes, vocab, gt, extra, ep_path)
+    episodes, vocab, extra, schema = _read_episodes(ep_path)
+    if languages or roles:
+        episodes = filter_episodes(episodes, languages, roles, ep_path)
+    gt = load_gt(gt_path, schema) if gt_path.is_file() else None
+    return EpisodeSet(split, episodes, vocab, gt, extra, ep_path, schema)
 
 
 def write_split(data_dir: str | Path, split: str, episodes: Sequence[Episode], vocab: InstructionVocab | None,
@@ -468,10 +661,16 @@ def _find_gt_file(path: Path) -> Path | None:
     return None
 
 
-def summarize_file(path: str | Path) -> dict:
-    """Counts and means of one episode file (and its ground-truth file beside it, if any)."""
+def summarize_file(path: str | Path, languages: Iterable[str] | None = None,
+                   roles: Iterable[str] | None = None) -> dict:
+    """Counts and means of one episode file (and its ground-truth file beside it, if any); an RxR-CE file also
+    gets its schema, languages and roles, and ``languages`` / ``roles`` pick which of its episodes count."""
     path = Path(path)
-    episodes, vocab, _ = _read_episode_file(path)
+    episodes, vocab, _, schema = _read_episodes(path)
+    if schema == RXR_CE:
+        return _summarize_rxr(path, episodes, vocab, languages, roles)
+    if languages or roles:
+        filter_episodes(episodes, languages, roles, path)  # raises: an R2R-CE file has no languages or roles
     gt_path = _find_gt_file(path)
     gt = load_gt(gt_path) if gt_path is not None else None
     n = len(episodes)
@@ -491,4 +690,39 @@ def summarize_file(path: str | Path) -> dict:
     if gt is not None:
         out["gt_covers"] = sum(1 for e in episodes if str(e.episode_id) in gt)
         out["mean_gt_forward_steps"] = (sum(g.forward_steps for g in gt.values()) / len(gt)) if gt else None
+    return out
+
+
+def _summarize_rxr(path: Path, episodes: list[Episode], vocab: InstructionVocab | None,
+                   languages: Iterable[str] | None, roles: Iterable[str] | None) -> dict:
+    languages, roles = list(languages or ()), list(roles or ())
+    picked = filter_episodes(episodes, languages, roles, path)
+    gt_path = _find_gt_file(path)
+    gt = load_gt(gt_path, RXR_CE) if gt_path is not None else None
+    n = len(picked)
+    geo = [e.geodesic_distance for e in picked if e.geodesic_distance is not None]
+    words = [len(e.instruction.instruction_text.split()) for e in picked]
+    trajectories = {e.trajectory_id for e in picked if e.trajectory_id is not None}
+    out = {
+        "file": str(path),
+        "format": RXR_CE,
+        "episodes": n,
+        "episodes_in_file": len(episodes),
+        "language_filter": languages or None,
+        "role_filter": roles or None,
+        "languages": _counts(e.language for e in picked),
+        "roles": _counts(e.role for e in picked if e.role is not None) or None,
+        "scenes": len({e.scene_id for e in picked}),
+        "trajectories": len(trajectories) if trajectories else None,
+        "mean_geodesic_distance": (sum(geo) / len(geo)) if geo else None,  # None: the file gives none
+        "episodes_with_geodesic_distance": len(geo),
+        "mean_instruction_words": (sum(words) / n) if n else None,  # whitespace words (Telugu, Hindi too)
+        "vocab_size": vocab.num_vocab if vocab is not None else None,
+        "has_gt": gt is not None,
+        "gt_file": str(gt_path) if gt_path is not None else None,
+    }
+    if gt is not None:
+        covered = [gt[str(e.episode_id)] for e in picked if str(e.episode_id) in gt]
+        out["gt_covers"] = len(covered)
+        out["mean_gt_forward_steps"] = (sum(g.forward_steps for g in covered) / len(covered)) if covered else None
     return out
