@@ -54,6 +54,9 @@ class Agent:
 
     def __init__(self, model, cache_history: bool = True):
         self.model = model.eval()
+        if not cache_history and model.config.memory == "streaming":
+            raise VidNavError("cache_history=False does not apply to the streaming memory: its history lives in the "
+                              "KV cache (the training forward is what recomputes it from scratch)")
         self.cache_history = cache_history
         self.strategy = model.memory
         self.num_actions = model.config.num_actions
@@ -61,6 +64,8 @@ class Agent:
         self._cache = None
         self._prefix_len = 0
         self._stable = 0
+        self._next_pos = 0  # position of the next token (streaming memory: not the cache length, entries leave)
+        self._entries: list[tuple[tuple, int]] = []  # streaming memory: (key, tokens) after the prefix, cache order
         self._encoder = None
         self.instruction: str | None = None
         self.steps = 0  # frames seen in this episode
@@ -94,6 +99,8 @@ class Agent:
             black = self.strategy.frame_tokens(self._encoder, m._black_features())
         self._mem = self.strategy.stream(black)
         self._stable = 0  # stable history tokens held in the KV cache after the prefix
+        self._next_pos = self._prefix_len
+        self._entries = []
         self.instruction = instruction
         self.steps = 0
 
@@ -144,6 +151,10 @@ class Agent:
         m = self.model
         decoder = m._base_lm().model
         vis = self._mem.visual()
+        if hasattr(self._mem, "take_events"):  # the streaming memory edits the cache itself
+            self._apply_events()
+            words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first))
+            return canonical_actions(words[0], self.num_actions)
         stable = self._mem.stable_tokens() if self.cache_history else 0
         if stable < self._stable:  # cannot happen with the shipped memories; recompute rather than be wrong
             self._cache.crop(-(self._cache.get_seq_length() - self._prefix_len))
@@ -154,8 +165,29 @@ class Agent:
             decoder(inputs_embeds=new, position_ids=torch.arange(start, start + new.shape[1], device=new.device)[None],
                     cache=self._cache, use_cache=True)
             self._stable = stable
+        self._next_pos = self._prefix_len + self._stable
         words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first))
         return canonical_actions(words[0], self.num_actions)
+
+    def _apply_events(self) -> None:
+        """Streaming memory: replay its cache edits in order. An entry runs through the LM at the next free
+        positions, attending to the cache as it is; an eviction removes the entry's rows from every layer."""
+        from vidnav.model.streaming import evict
+
+        decoder = self.model._base_lm().model
+        for event in self._mem.take_events():
+            if event[0] == "evict":
+                at = next(i for i, (key, _) in enumerate(self._entries) if key == event[1])
+                start = self._prefix_len + sum(n for _, n in self._entries[:at])
+                evict(self._cache, start, self._entries.pop(at)[1])
+                continue
+            _, key, tokens = event
+            new = tokens.to(self.model.markers.dtype)[None]
+            pos = torch.arange(self._next_pos, self._next_pos + new.shape[1], device=new.device)[None]
+            decoder(inputs_embeds=new, position_ids=pos, cache=self._cache, use_cache=True)
+            self._entries.append((key, new.shape[1]))
+            self._next_pos += new.shape[1]
+        self._stable = self._mem.cached_tokens()  # the history tokens in the cache; the open token follows
 
     def _continue(self, vis, question_ids, decode):
         """Run the not-yet-cached visual tokens (and a question's tokens) on the KV cache, let ``decode(last
@@ -164,7 +196,7 @@ class Agent:
         m = self.model
         cached = self._prefix_len + self._stable
         suffix = m.suffix_embeds(vis.history[self._stable :], vis.current, question_ids)[None]
-        pos = torch.arange(cached, cached + suffix.shape[1], device=suffix.device)[None]
+        pos = torch.arange(self._next_pos, self._next_pos + suffix.shape[1], device=suffix.device)[None]
         try:
             # batch of one without padding: no attention mask needed (causal attention over the cache)
             out = m._base_lm().model(inputs_embeds=suffix, position_ids=pos, cache=self._cache, use_cache=True)
@@ -188,6 +220,8 @@ class Agent:
         if self._mem is None or self._mem.current is None:
             raise VidNavError("call agent.reset(instruction) and give it a frame before asking about it")
         m = self.model
+        if hasattr(self._mem, "take_events"):
+            self._apply_events()
         return self._continue(self._mem.visual(), ids, lambda h, cache, pos: greedy_answer(m, h, cache, None, pos))[0]
 
     # -- introspection ----------------------------------------------------------------------------------------

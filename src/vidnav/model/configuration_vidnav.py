@@ -43,7 +43,7 @@ class VidNavConfig(PretrainedConfig):
         lm_train: ``"full"`` (all LM weights except frozen embeddings), ``"lora"`` (PEFT LoRA) or ``"frozen"``.
         lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings for ``lm_train="lora"``.
         projector: ``"mlp2x_gelu"`` or ``"mlp_downsample"`` (NaVILA).
-        memory: ``"navid"``, ``"uninavid"``, ``"navila"`` or ``"llamavid"`` (see vidnav.model.memory).
+        memory: ``"navid"``, ``"uninavid"``, ``"navila"``, ``"llamavid"`` or ``"streaming"`` (see vidnav.model.memory).
         use_context_token: add the LLaMA-VID context token per frame; None = the strategy's default.
         instruction_states: add the frozen text encoder's contextual states of the instruction, through a
             trainable linear map that starts at zero, to the LM's instruction token embeddings (needs the LM to
@@ -53,6 +53,8 @@ class VidNavConfig(PretrainedConfig):
         uninavid_window: B, the number of history frames kept at ``history_pool`` by ``uninavid``.
         merge_threshold: τ, cosine similarity above which ``uninavid`` merges long-term tokens (paper: 0.95;
             the released code used 0.985).
+        streaming_window: W, the history frames whose blocks ``streaming`` keeps in the LM's KV cache.
+        streaming_group: G, the evicted frames ``streaming`` merges (mean) into one long-term token.
         navila_frames: frames seen by ``navila`` (history samples + the current frame).
         navila_pool: g for every ``navila`` frame (None = ``current_pool``).
         num_actions: k, the number of action words the model answers with.
@@ -91,6 +93,8 @@ class VidNavConfig(PretrainedConfig):
         history_pool: int = 2,
         uninavid_window: int = 64,
         merge_threshold: float = 0.95,
+        streaming_window: int = 64,
+        streaming_group: int = 8,
         navila_frames: int = 8,
         navila_pool: int | None = None,
         num_actions: int = 4,
@@ -126,6 +130,8 @@ class VidNavConfig(PretrainedConfig):
         self.history_pool = history_pool
         self.uninavid_window = uninavid_window
         self.merge_threshold = merge_threshold
+        self.streaming_window = streaming_window
+        self.streaming_group = streaming_group
         self.navila_frames = navila_frames
         self.navila_pool = navila_pool
         self.num_actions = num_actions

@@ -11,6 +11,10 @@ One interface, chosen by ``config.memory``:
 ``navila``   8 frames at the current resolution: 7 sampled uniformly from the history + the current one;
              black frames pad the front while fewer than 7 history frames exist                  [NaVILA]
 ``llamavid`` per frame one context token + 1 content token (1×1 pool), the current frame included  [LLaMA-VID]
+``streaming`` current 64; each frame's 4 history tokens enter the LM's KV cache once, at a fixed position, when
+             it stops being current; a frame leaving the window of the last W (=64) is evicted from the cache;
+             every G (=8) evicted frames become one long-term token (their mean) that enters the cache once;
+             per step only the new frame runs through the LM (:mod:`vidnav.model.streaming`)  [StreamVLN-like]
 ========== ================================================================================================
 
 Any strategy can add the per-frame context token (``use_context_token``; on by default for navid and
@@ -34,7 +38,7 @@ from torch.nn import functional as F
 from vidnav.errors import VidNavError
 from vidnav.model.frame_tokens import FrameEncoder, FrameTokens
 
-MEMORY_STRATEGIES = ("navid", "uninavid", "navila", "llamavid")
+MEMORY_STRATEGIES = ("navid", "uninavid", "navila", "llamavid", "streaming")
 
 
 @dataclass
@@ -391,6 +395,10 @@ _STRATEGIES = {c.name: c for c in (NaVidMemory, UniNaVidMemory, NaVILAMemory, LL
 
 
 def build_memory(config) -> MemoryStrategy:
+    if config.memory == "streaming":
+        from vidnav.model.streaming import StreamingWindowMemory
+
+        return StreamingWindowMemory(config)
     try:
         cls = _STRATEGIES[config.memory]
     except KeyError:

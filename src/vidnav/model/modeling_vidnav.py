@@ -259,14 +259,29 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         black = self._black_features() if self.config.memory == "navila" else None
         feats = visual_features.to(dev).split(num_frames.tolist())
         rows = []
+        streaming = hasattr(self.memory, "layout")  # entries with their own masks and positions (model.streaming)
         for i in range(len(feats)):
             enc = self.frame_encoder(q_hidden[i] if q_hidden is not None else None,
                                      query_mask[i].to(dev) if q_hidden is not None else None)
-            vis = self.memory.build(enc, feats[i], black)
             ids = input_ids[i][attention_mask[i].bool()]
             prefix = self.prefix_embeds(ids, q_hidden[i] if q_hidden is not None else None, query_mask[i])
             question = question_ids[i][question_mask[i].bool()] if question_ids is not None else None
+            if streaming:
+                from vidnav.model.streaming import streaming_row
+
+                layout = self.memory.layout(enc, feats[i], [feats[i].shape[0] - 1])
+                current = self.memory._current(enc, feats[i])
+                rows.append(streaming_row(layout, prefix, self.suffix_embeds(layout.open[0], current, question)))
+                continue
+            vis = self.memory.build(enc, feats[i], black)
             rows.append(torch.cat([prefix, self.suffix_embeds(vis.history, vis.current, question)]))
+        if streaming:
+            from vidnav.model.streaming import stack_rows
+
+            answer = None
+            if labels is not None:
+                answer = self._base_lm().get_input_embeddings()(labels.to(dev).clamp(min=0)).to(self.markers.dtype)
+            return stack_rows(rows, answer)
         n_ctx = max(r.shape[0] for r in rows)
         embeds = torch.stack([F.pad(r, (0, 0, n_ctx - r.shape[0], 0)) for r in rows])
         mask = torch.stack([torch.arange(n_ctx, device=dev) >= n_ctx - r.shape[0] for r in rows]).long()
@@ -295,6 +310,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
                 raise VidNavError("packed batches carry no questions; train embodied questions without pack_frames")
             if labels is None or num_blocks is None or block_weights is None:
                 raise VidNavError("a packed batch needs labels, num_blocks and block_weights (prepare_packed_batch)")
+            if hasattr(self.memory, "layout"):
+                raise VidNavError("the streaming memory does not train packed yet; train it without pack_frames")
             packed = assemble_packed(self, input_ids, attention_mask, query_ids, query_mask, visual_features,
                                      num_frames, block_frames, num_blocks, labels)
             loss, logits = packed_loss(self, packed, labels, block_weights)
@@ -319,6 +336,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         embeds, mask, pos, _ = self._assemble(*(batch[k] for k in keys), None, batch.get("question_ids"),
                                               batch.get("question_mask"))
         out = self._base_lm().model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
+        if mask.dim() == 4:  # what the last context token sees is what every decoded token sees (and themselves)
+            mask = mask[:, 0, -1].long()
         return out, mask, pos
 
     @torch.no_grad()
@@ -349,7 +368,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         cache = out.cache
         labels = batch["labels"].to(last.device)
         full_mask = torch.cat([mask, (labels != -100).long()], dim=1)
-        answer_pos = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, mask.shape[1]:]
+        answer_pos = pos[:, -1:] + torch.arange(1, labels.shape[1] + 1, device=pos.device)  # after the context
         answer = base.get_input_embeddings()(labels.clamp(min=0)).to(last.dtype)
         scored = base.model(inputs_embeds=answer, attention_mask=full_mask, position_ids=answer_pos,
                             cache=cache, use_cache=True).last_hidden_state
