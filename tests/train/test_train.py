@@ -76,7 +76,7 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
     assert sorted(t for j, t in boosted.samples if j == 0) == [0, 0, 0, 1, 1, 3, 6, 7] and len(boosted) == 6 * 8
     assert len(NavSamples([rollout], first_frames=1, start_frames=3, start_repeat=1)) == 6 * 2  # within first_frames
     for bad in (dict(start_repeat=1), dict(start_frames=0, start_repeat=1), dict(start_frames=2, start_repeat=-1)):
-        with pytest.raises(VidNavError, match="start_repeat"):
+        with pytest.raises(VidNavError, match="start_(repeat|frames)"):
             NavSamples([rollout], **bad)
     # the mirror at the goal: the last frames listed once more, whatever the stride
     ending = NavSamples([rollout], stride=3, end_frames=3, end_repeat=1)
@@ -84,7 +84,7 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
     assert len(NavSamples([rollout], first_frames=6, stride=3, end_frames=3, end_repeat=2)) == 6 * (2 + 2 * 1)
     assert len(NavSamples([rollout], first_frames=2, end_frames=3, end_repeat=1)) == 6 * 2  # no end among them
     for bad in (dict(end_repeat=1), dict(end_frames=0, end_repeat=1), dict(end_frames=2, end_repeat=-1)):
-        with pytest.raises(VidNavError, match="end_repeat"):
+        with pytest.raises(VidNavError, match="end_(repeat|frames)"):
             NavSamples([rollout], **bad)
     # inflection weighting: the frames where the expert's first action changes, listed again whatever the stride
     weighted = NavSamples([rollout], stride=3, inflection_repeat=2)

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from vidnav.actions import ACTIONS as ACTION_WORDS  # the model's words, in its order
 from vidnav.data.features import FeatureStore
+from vidnav.data.sampling import FrameSampling, inflections, listed_frames  # noqa: F401 (inflections: re-exported)
 from vidnav.errors import VidNavError
 from vidnav.io import atomic_write_text
 
@@ -111,67 +112,30 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
     return out
 
 
-def check_sampling(stride: int, first_frames: int | None, start_frames: int | None, start_repeat: int,
-                   end_frames: int | None = None, end_repeat: int = 0, inflection_repeat: int = 0) -> None:
-    """Raise a VidNavError naming the setting when NavSamples' frame-sampling arguments are invalid."""
-    if int(stride) < 1:
-        raise VidNavError(f"stride must be >= 1, got {stride}")
-    if first_frames is not None and int(first_frames) < 1:
-        raise VidNavError(f"first_frames must be >= 1 (or unset: every frame), got {first_frames}")
-    if int(start_repeat) < 0 or (start_repeat and (start_frames is None or int(start_frames) < 1)):
-        raise VidNavError(f"start_repeat must be >= 0 and needs start_frames >= 1, got start_repeat={start_repeat}, "
-                          f"start_frames={start_frames}")
-    if int(end_repeat) < 0 or (end_repeat and (end_frames is None or int(end_frames) < 1)):
-        raise VidNavError(f"end_repeat must be >= 0 and needs end_frames >= 1, got end_repeat={end_repeat}, "
-                          f"end_frames={end_frames}")
-    if int(inflection_repeat) < 0:
-        raise VidNavError(f"inflection_repeat must be >= 0, got {inflection_repeat}")
-
-
-def inflections(targets: Sequence[Sequence[str]]) -> list[int]:
-    """Frames t >= 1 whose first target action differs from frame t-1's: where the expert changes what it does.
-
-    These are VLN-CE's inflection points (Krantz et al. 2020): turns at corners and doorways, the first turn, the
-    stop. Between them the label repeats the previous one, so a policy can copy its last action and be right.
-    """
-    return [t for t in range(1, len(targets)) if targets[t][0] != targets[t - 1][0]]
-
-
 class NavSamples(Dataset):
     """(trajectory, frame t) pairs from one or more rollout folders, in a fixed order.
 
     ``max_history``: keep at most this many frames (the current one included) per sample; None = all.
-    ``stride``: use every ``stride``-th frame of each trajectory as a sample (the last frame, where the
-    expert says ``stop``, is always kept). ``first_frames``: only frames t < first_frames of each trajectory are
-    samples (the start of every episode, where the instruction says which way to set off); the last frame is
-    then kept only if it lies among them. ``start_frames``/``start_repeat``: every frame t < start_frames is
-    listed ``start_repeat`` extra times (whatever the stride), so training sees the start of each episode, where
-    the instruction decides the first turns, more often. ``end_frames``/``end_repeat``: the mirror at the goal,
-    every one of the last ``end_frames`` frames (where the labels say ``stop`` soon) is listed ``end_repeat`` extra
-    times, so training sees where to stop more often; with ``first_frames`` only those among the first frames.
-    ``inflection_repeat``: every inflection frame (:func:`inflections`, the expert's first action changes) is listed
-    that many extra times, whatever the stride: VLN-CE's inflection weighting, done by listing instead of by a
-    loss weight. ``only_inflections``: the samples are the inflection frames alone (no stride, no repeats), to score
-    a model where copying its last action fails. Items are small dicts; :class:`NavCollator` loads the features.
+    ``sampling`` (or its fields as keyword arguments, e.g. ``stride=3``): which frames are samples and how often,
+    :class:`vidnav.data.sampling.FrameSampling`. Items are small dicts; :class:`NavCollator` loads the features.
     """
 
     def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
-                 stride: int = 1, first_frames: int | None = None, start_frames: int | None = None,
-                 start_repeat: int = 0, end_frames: int | None = None, end_repeat: int = 0,
-                 inflection_repeat: int = 0, only_inflections: bool = False, check_finite: bool = True):
+                 sampling: FrameSampling | None = None, *, check_finite: bool = True, **knobs):
         if isinstance(rollout_dirs, (str, os.PathLike)):
             rollout_dirs = [rollout_dirs]
         if not rollout_dirs:
             raise VidNavError("no rollout folders given; pass at least one --data folder")
         if max_history is not None and int(max_history) < 1:
             raise VidNavError(f"max_history must be >= 1 (or None for all frames), got {max_history}")
-        check_sampling(stride, first_frames, start_frames, start_repeat, end_frames, end_repeat, inflection_repeat)
-        if only_inflections and (start_repeat or end_repeat or inflection_repeat or int(stride) != 1):
-            raise VidNavError("only_inflections takes the inflection frames as they are; drop stride, start_repeat, "
-                              "end_repeat and inflection_repeat")
+        if sampling is not None and knobs:
+            raise VidNavError(f"give NavSamples a FrameSampling or its fields ({', '.join(knobs)}), not both")
+        try:
+            self.sampling = sampling or FrameSampling(**knobs)
+        except TypeError as e:  # an unknown keyword
+            raise VidNavError(f"NavSamples: {e}; frame-sampling settings are the FrameSampling fields") from None
         self.rollout_dirs = [Path(d) for d in rollout_dirs]
         self.max_history = None if max_history is None else int(max_history)
-        self.stride = int(stride)
         self.stores: list[FeatureStore] = []
         self.trajectories: list[Trajectory] = []
         for r, root in enumerate(self.rollout_dirs):
@@ -199,27 +163,22 @@ class NavSamples(Dataset):
             self.stores.append(store)
             self.trajectories.extend(trajs)
         self.samples: list[tuple[int, int]] = []
-        self.first_frames = None if first_frames is None else int(first_frames)
         for j, traj in enumerate(self.trajectories):
-            end = traj.length if self.first_frames is None else min(traj.length, self.first_frames)
-            if only_inflections:
-                self.samples.extend((j, t) for t in inflections(traj.targets) if t < end)
-                continue
-            ts = list(range(0, end, self.stride))
-            if ts[-1] != traj.length - 1 and end == traj.length:
-                ts.append(traj.length - 1)
-            self.samples.extend((j, t) for t in ts)
-            if start_repeat:
-                self.samples.extend((j, t) for _ in range(int(start_repeat)) for t in range(min(end, int(start_frames))))
-            if end_repeat:
-                tail = range(max(0, traj.length - int(end_frames)), end)
-                self.samples.extend((j, t) for _ in range(int(end_repeat)) for t in tail)
-            if inflection_repeat:
-                turns = [t for t in inflections(traj.targets) if t < end]
-                self.samples.extend((j, t) for _ in range(int(inflection_repeat)) for t in turns)
+            self.samples.extend((j, t) for t in listed_frames(traj.targets, self.sampling))
         if not self.samples:
-            why = "no inflection frames" if only_inflections else "no trajectories"
+            why = "no inflection frames" if self.sampling.only_inflections else "no trajectories"
             raise VidNavError(f"no samples in {', '.join(map(str, self.rollout_dirs))} ({why})")
+
+    def check_num_actions(self, k: int) -> None:
+        """Refuse, naming folder, trajectory and frame, target lists a model of ``k`` action words cannot learn from:
+        fewer than k words without a stop to fill the rest (longer lists are fine: the first k words are used)."""
+        for traj in self.trajectories:
+            for t, words in enumerate(traj.targets):
+                if len(words) < k and "stop" not in words:
+                    raise VidNavError(f"{self.rollout_dirs[traj.rollout] / TRAJECTORIES}: trajectory {traj.key!r} "
+                                      f"frame {t} has {len(words)} target words ({' '.join(words)}) and no stop, "
+                                      f"fewer than num_actions={k}: collect rollouts with num_actions >= {k} or "
+                                      f"train with --set num_actions={len(words)}")
 
     @property
     def feature_shape(self) -> tuple[int, int]:

@@ -211,9 +211,10 @@ class VidNavProcessor:
             if isinstance(t, str):
                 t = t.split()
             words = [str(w).strip().lower() for w in t]
-            bad = [w for w in words if w not in ACTIONS]
-            if bad or len(words) > k:
-                raise VidNavError(f"targets[{i}] = {list(t)!r}: need at most {k} words from {', '.join(ACTIONS)}")
-            rows.append(self.codec.encode(canonical_actions(words, k)))
+            if not words or any(w not in ACTIONS for w in words):
+                raise VidNavError(f"targets[{i}] = {list(t)!r}: need action words from {', '.join(ACTIONS)}")
+            # the first k of the expert's next actions (rollouts collected with more words train a model of fewer;
+            # `vidnav train` refuses rollouts of fewer words, NavSamples.check_num_actions); short lists end in stop
+            rows.append(self.codec.encode(canonical_actions(words[:k], k)))
         width = max(len(r) for r in rows)
         return torch.tensor([r + [-100] * (width - len(r)) for r in rows], dtype=torch.long)

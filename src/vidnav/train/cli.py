@@ -1,11 +1,13 @@
 """`vidnav train`: train on rollout folders from a YAML experiment file and/or options.
 
-Options given on the command line override the YAML file's values; both default to TrainConfig's.
+Its options are TrainConfig's fields (vidnav.train.config: type, default and help are defined there once);
+KEY=VALUE arguments and options override the YAML file's values.
 Heavy imports (torch, transformers) stay inside the command.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import List, Optional
 
 import typer
@@ -23,7 +25,8 @@ Example: vidnav train --config configs/train/tiny.yaml --out runs/exp1
 """
 
 
-def _parse_overrides(items: list[str], flag: str = "--set", what: str = "a model setting") -> dict:
+def _parse_pairs(items: list[str], flag: str, what: str) -> dict:
+    """NAME=VALUE items (values read as YAML: true, 3, 2e-4, [a, b], null) as a dict."""
     import yaml
 
     out = {}
@@ -31,97 +34,76 @@ def _parse_overrides(items: list[str], flag: str = "--set", what: str = "a model
         if "=" not in item:
             raise VidNavError(f"{flag} expects NAME=VALUE ({what}), got {item!r}")
         name, value = item.split("=", 1)
-        out[name.strip()] = yaml.safe_load(value)
+        try:
+            out[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[name.strip()] = value
     return out
 
 
-def train_command(
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML experiment file (TrainConfig fields)"),
-    preset: Optional[str] = typer.Option(None, help="tiny, small, navid-7b, uninavid-7b or navila-8b"),
-    memory: Optional[str] = typer.Option(None, help="navid, uninavid, navila or llamavid (default: the preset's)"),
-    data: Optional[List[str]] = typer.Option(None, "--data", "-d",
-                                             help="rollout folder (repeat to aggregate DAgger rounds; "
-                                                  "a folder given K times weighs K times)"),
-    eval_data: Optional[List[str]] = typer.Option(None, "--eval-data",
-                                                  help="held-out rollout folder (repeatable): action accuracy "
-                                                       "every --eval-steps and at the end"),
-    eval_steps: Optional[int] = typer.Option(None, help="validate every N steps (default: every --save-steps)"),
-    eval_samples: Optional[int] = typer.Option(None, help="held-out samples per validation (a fixed seeded subset; "
-                                                          "0 = all)"),
-    out: Optional[str] = typer.Option(None, help="run folder: checkpoints/, tb/, final/, train_summary.json"),
-    stage: Optional[str] = typer.Option(None, help="align, full or auto (align then full for a pretrained LM)"),
-    init_from: Optional[str] = typer.Option(None, help="checkpoint folder to start from (e.g. runs/round1/final)"),
-    epochs: Optional[float] = typer.Option(None, help="passes over the data (ignored when --max-steps > 0)"),
-    max_steps: Optional[int] = typer.Option(None, help="optimizer steps (overrides --epochs)"),
-    lr: Optional[float] = typer.Option(None, help="peak learning rate"),
-    align_max_steps: Optional[int] = typer.Option(None, help="stage-1 (align) steps when --stage auto runs two stages"),
-    align_epochs: Optional[float] = typer.Option(None, help="stage-1 (align) epochs when --align-max-steps is unset"),
-    align_lr: Optional[float] = typer.Option(None, help="stage-1 (align) learning rate"),
-    batch_size: Optional[int] = typer.Option(None, help="samples per device per step"),
-    grad_accum: Optional[int] = typer.Option(None, help="gradient accumulation steps"),
-    warmup_steps: Optional[int] = typer.Option(None, help="linear warm-up steps"),
-    weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay"),
-    seed: Optional[int] = typer.Option(None, help="seed of the weights and of the data order"),
-    save_steps: Optional[int] = typer.Option(None, help="checkpoint every N steps"),
-    logging_steps: Optional[int] = typer.Option(None, help="log loss / lr every N steps (TensorBoard: OUT/tb)"),
-    max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
-    stride: Optional[int] = typer.Option(None, help="use every N-th frame of a trajectory as a sample"),
-    first_frames: Optional[int] = typer.Option(None, help="only the first N frames of each trajectory are samples "
-                                                          "(training and --eval-data)"),
-    start_frames: Optional[int] = typer.Option(None, help="with --start-repeat: the first N frames of each trajectory"),
-    start_repeat: Optional[int] = typer.Option(None, help="list the first --start-frames frames of each trajectory K "
-                                                          "extra times in the training data (the episode start)"),
-    end_frames: Optional[int] = typer.Option(None, help="with --end-repeat: the last N frames of each trajectory"),
-    end_repeat: Optional[int] = typer.Option(None, help="list the last --end-frames frames of each trajectory K "
-                                                        "extra times in the training data (where to stop)"),
-    inflection_repeat: Optional[int] = typer.Option(None, help="list every frame where the expert's first action "
-                                                               "changes K extra times (VLN-CE inflection weighting)"),
-    pack_frames: Optional[int] = typer.Option(None, help="pack up to N frames of one trajectory per sequence: the "
-                                                         "instruction and history run once for all N (same loss, ~3x "
-                                                         "faster; --batch-size then counts sequences)"),
-    qa_data: Optional[str] = typer.Option(None, help="co-train embodied questions (which room, which room next, "
-                                                     "which door, rooms left) on the frames; the benchmark folder the "
-                                                     "rollouts came from"),
-    qa_ratio: Optional[float] = typer.Option(None, help="with --qa-data: question items per navigation frame "
-                                                        "(default 0.5)"),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision (GPUs)"),
-    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
-                                                          help="recompute LM activations in backward"),
-    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes"),
-    deepspeed: Optional[str] = typer.Option(None, help="DeepSpeed JSON config (e.g. configs/accelerate/ds_zero2.json)"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="model setting NAME=VALUE, e.g. use_context_token=true"),
-    run_option: Optional[List[str]] = typer.Option(None, "--run-option",
-                                                   help="how the trained agent runs, NAME=VALUE (repeatable), saved "
-                                                        "as run_options.json with every checkpoint over --init-from's "
-                                                        "(else the defaults): replan_when_blocked, break_loops, "
-                                                        "act_steps, loop_plans; e.g. break_loops=true"),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="show progress bars"),
-    record_samples: Optional[bool] = typer.Option(None, "--record-samples/--no-record-samples",
-                                                  help="write OUT/seen_samples-rank<r>.json (debugging data sharding)"),
-) -> None:
+def _option(f, tp):
+    """The typer parameter for TrainConfig field ``f`` (type ``tp``): --field-name, its help, its type."""
+    from vidnav.train.config import _kind
+
+    base, _ = _kind(tp)
+    meta = f.metadata
+    flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+    names = [flag] + [n for n in (meta.get("alias"), meta.get("short")) if n]
+    help = meta["help"]
+    if base is bool:
+        names = [f"{flag}/--no-{flag[2:]}"]
+        return typer.Option(None, *names, help=help), Optional[bool]
+    if base in (list, dict):
+        help += " (repeatable)"
+        return typer.Option(None, *names, help=help), Optional[List[str]]
+    return typer.Option(None, *names, help=help), Optional[base]
+
+
+def _train_options() -> list[inspect.Parameter]:
+    import dataclasses
+
+    from vidnav.train.config import TrainConfig, field_types
+
+    types = field_types()
+    params = [
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+                          default=typer.Option(None, "--config", "-c", help="YAML experiment file (TrainConfig "
+                                                                          "fields)")),
+        inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[List[str]],
+                          default=typer.Argument(None, metavar="KEY=VALUE",
+                                                 help="any setting of the experiment file, e.g. lr=1e-4 "
+                                                      "eval_samples=null (values read as YAML)")),
+    ]
+    for f in dataclasses.fields(TrainConfig):
+        default, annotation = _option(f, types[f.name])
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=annotation))
+    return params
+
+
+def config_from_cli(config: str | None, settings: list[str] | None, options: dict):
+    """The experiment: defaults, then the YAML file, then KEY=VALUE settings, then --options (the last wins)."""
+    import dataclasses
+
     from vidnav.train.config import TrainConfig
 
     cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
-    given = dict(preset=preset, memory=memory, out=out, stage=stage, init_from=init_from, epochs=epochs,
-                 max_steps=max_steps, lr=lr, align_max_steps=align_max_steps, align_epochs=align_epochs,
-                 align_lr=align_lr, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=warmup_steps,
-                 weight_decay=weight_decay, seed=seed, save_steps=save_steps, logging_steps=logging_steps,
-                 max_history=max_history, stride=stride, first_frames=first_frames, start_frames=start_frames,
-                 start_repeat=start_repeat, end_frames=end_frames, end_repeat=end_repeat,
-                 inflection_repeat=inflection_repeat, pack_frames=pack_frames, bf16=bf16,
-                 gradient_checkpointing=gradient_checkpointing,
-                 dataloader_workers=workers, deepspeed=deepspeed, progress=progress, record_samples=record_samples,
-                 eval_steps=eval_steps, eval_samples=eval_samples, qa_data=qa_data, qa_ratio=qa_ratio)
-    changes = {k: v for k, v in given.items() if v is not None}
-    if data:
-        changes["data"] = list(data)
-    if eval_data:
-        changes["eval_data"] = list(eval_data)
-    if set_:
-        changes["overrides"] = {**cfg.overrides, **_parse_overrides(set_)}
-    if run_option:
-        changes["run_options"] = {**cfg.run_options, **_parse_overrides(run_option, "--run-option", "a run option")}
-    cfg = cfg.replace(**changes)
+    if settings:
+        cfg = cfg.with_changes(_parse_pairs(settings, "KEY=VALUE", "a training setting"), "KEY=VALUE arguments")
+    changes = {}
+    for f in dataclasses.fields(TrainConfig):
+        value = options.get(f.name)
+        if value is None or value == []:
+            continue
+        if f.name in ("overrides", "run_options"):  # NAME=VALUE items merged over the file's
+            what = "a model setting" if f.name == "overrides" else "a run option"
+            value = {**getattr(cfg, f.name), **_parse_pairs(value, f.metadata["flag"], what)}
+        changes[f.name] = value
+    return cfg.with_changes(changes, "command-line options")
+
+
+def train_command(**kwargs) -> None:
+    cfg = config_from_cli(kwargs.pop("config"), kwargs.pop("settings"), kwargs)
 
     from vidnav.train.trainer import train
 
@@ -131,6 +113,10 @@ def train_command(
         from vidnav.train.validate import format_report
 
         typer.echo("held-out " + format_report(summary["eval"]))
+
+
+train_command.__signature__ = inspect.Signature(_train_options())
+train_command.__annotations__ = {p.name: p.annotation for p in train_command.__signature__.parameters.values()}
 
 
 VALIDATE_HELP = """Offline action accuracy of a checkpoint on held-out rollout folders (no simulator).

@@ -1,103 +1,125 @@
 """TrainConfig: one experiment, as a dataclass with YAML in/out (``vidnav train --config exp.yaml``).
 
-Every field has a default that works for a smoke run of the ``tiny`` preset; a YAML file names only what it
-changes. Unknown keys are errors (a typo must not silently train the default).
+It is the one place a training setting is defined: its type, its default and its help text. ``vidnav train``
+builds its options from these fields (``--max-steps``, ``--set``, ...) and takes ``KEY=VALUE`` arguments for any
+of them. Every field has a default that works for a smoke run of the ``tiny`` preset; a YAML file names only what
+it changes. Unknown keys are errors (a typo must not silently train the default), and every value is checked
+against the field's type, naming the key (PyYAML reads ``lr: 2e-4`` as a string: numbers written as strings are
+read as numbers, anything else of the wrong type is refused).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidnav.data.sampling import FrameSampling
 from vidnav.errors import VidNavError
 
 STAGES = ("auto", "align", "full")
 
 
+def _f(default: Any, help: str, **cli) -> Any:
+    """A field with its help text (and how the CLI names it, when not ``--field-name``)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=type(default), metadata={"help": help, **cli})
+    return field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass
 class TrainConfig:
     # model
-    preset: str = "tiny"
-    memory: str | None = None  # None: the preset's strategy
-    overrides: dict = field(default_factory=dict)  # VidNavConfig fields, e.g. {use_context_token: true}
-    init_from: str | None = None  # a checkpoint folder (save_pretrained) to start from, e.g. the last DAgger round
-    run_options: dict = field(default_factory=dict)  # how the trained agent is meant to run (vidnav.run_options),
-    #   saved as run_options.json with every checkpoint: init_from's (else the defaults) with these changes
+    preset: str = _f("tiny", "tiny, small, navid-7b, uninavid-7b or navila-8b")
+    memory: str | None = _f(None, "navid, uninavid, navila or llamavid (unset: the preset's)")
+    overrides: dict = _f({}, "model setting NAME=VALUE (VidNavConfig fields), e.g. use_context_token=true",
+                         flag="--set")
+    init_from: str | None = _f(None, "checkpoint folder to start from (save_pretrained), e.g. runs/round1/final")
+    run_options: dict = _f({}, "how the trained agent runs, NAME=VALUE, saved as run_options.json with every "
+                               "checkpoint over --init-from's (else the defaults): replan_when_blocked, break_loops, "
+                               "act_steps, loop_plans; e.g. break_loops=true", flag="--run-option")
     # data
-    data: list[str] = field(default_factory=list)  # rollout folders (DAgger: several)
-    max_history: int | None = None  # frames per sample, the current one included; None = all
-    stride: int = 1  # every stride-th frame of a trajectory is a sample (the last one always)
-    first_frames: int | None = None  # only frames t < N of each trajectory (training and eval data); None = all
-    start_frames: int | None = None  # with start_repeat: the start of each trajectory (frames t < N) ...
-    start_repeat: int = 0  # ... is listed this many extra times in the training data (not in eval data)
-    end_frames: int | None = None  # with end_repeat: the last N frames of each trajectory (near the goal) ...
-    end_repeat: int = 0  # ... are listed this many extra times in the training data (not in eval data)
-    inflection_repeat: int = 0  # frames where the expert's first action changes: listed this many extra times
-    pack_frames: int | None = None  # > 0: items of up to N frames of one trajectory, each frame's listing a weight,
-    #   the instruction and history run once per item (vidnav.model.packing); batch_size then counts items
-    qa_data: str | None = None  # the benchmark folder of the rollouts: co-train embodied questions on their frames
-    qa_ratio: float = 0.5  # with qa_data: about this many question items per navigation frame
-    qa_families: list[str] = field(default_factory=list)  # question families (vidnav.data.questions); [] = all
-    eval_data: list[str] = field(default_factory=list)  # held-out rollout folders: action accuracy while training
-    eval_steps: int | None = None  # validate every N steps (None: every save_steps) and after the last step
-    eval_samples: int | None = 512  # a fixed seeded subset of the held-out samples (0 or None: all)
+    data: list[str] = _f([], "rollout folder (repeat to aggregate DAgger rounds; a folder given K times weighs K "
+                             "times)", short="-d")
+    max_history: int | None = _f(None, "frames per sample, the current one included (unset: all)")
+    stride: int = _f(1, "use every N-th frame of a trajectory as a sample (the last one always)")
+    first_frames: int | None = _f(None, "only the first N frames of each trajectory are samples (training and "
+                                        "eval data)")
+    start_frames: int | None = _f(None, "with start_repeat: the first N frames of each trajectory")
+    start_repeat: int = _f(0, "list the first start_frames frames of each trajectory K extra times in the training "
+                              "data (the episode start)")
+    end_frames: int | None = _f(None, "with end_repeat: the last N frames of each trajectory")
+    end_repeat: int = _f(0, "list the last end_frames frames of each trajectory K extra times in the training data "
+                            "(where to stop)")
+    inflection_repeat: int = _f(0, "list every frame where the expert's first action changes K extra times "
+                                   "(VLN-CE inflection weighting)")
+    pack_frames: int | None = _f(None, "pack up to N frames of one trajectory per sequence: the instruction and "
+                                       "history run once for all N (same loss, ~3x faster; batch_size then counts "
+                                       "sequences)")
+    qa_data: str | None = _f(None, "co-train embodied questions (which room, which room next, which door, rooms "
+                                   "left) on the frames; the benchmark folder the rollouts came from")
+    qa_ratio: float = _f(0.5, "with qa_data: question items per navigation frame")
+    qa_families: list[str] = _f([], "question families (vidnav.data.questions); unset: all")
+    eval_data: list[str] = _f([], "held-out rollout folder (repeatable): action accuracy every eval_steps and at "
+                                  "the end")
+    eval_steps: int | None = _f(None, "validate every N steps (unset: every save_steps) and after the last step")
+    eval_samples: int | None = _f(512, "held-out samples per validation, a fixed seeded subset (0 or null: all)")
     # run
-    out: str = "runs/train"
-    stage: str = "auto"  # align | full | auto (align then full for a pretrained LM, full otherwise)
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    lr: float = 2e-4
-    batch_size: int = 4  # per device
-    grad_accum: int = 1
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    lr_scheduler: str = "cosine"
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    save_steps: int = 500
-    save_total_limit: int | None = 3
-    logging_steps: int = 10
+    out: str = _f("runs/train", "run folder: checkpoints/, tb/, final/, train_summary.json")
+    stage: str = _f("auto", "align, full or auto (align then full for a pretrained LM, full otherwise)")
+    epochs: float = _f(1.0, "passes over the data (ignored when max_steps > 0)")
+    max_steps: int = _f(-1, "optimizer steps, > 0 overrides epochs (-1: unset)")
+    lr: float = _f(2e-4, "peak learning rate")
+    batch_size: int = _f(4, "samples per device per step")
+    grad_accum: int = _f(1, "gradient accumulation steps")
+    warmup_steps: int = _f(0, "linear warm-up steps")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    lr_scheduler: str = _f("cosine", "transformers scheduler name (cosine, linear, constant, ...)")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+    seed: int = _f(0, "seed of the weights and of the data order")
+    save_steps: int = _f(500, "checkpoint every N steps")
+    save_total_limit: int | None = _f(3, "checkpoints kept (null: all)")
+    logging_steps: int = _f(10, "log loss / lr every N steps (TensorBoard: OUT/tb)")
     # stage 1 (align) when stage is auto and the LM is pretrained
-    align_epochs: float = 1.0
-    align_max_steps: int = -1
-    align_lr: float = 1e-3
+    align_epochs: float = _f(1.0, "stage-1 (align) epochs when align_max_steps is unset")
+    align_max_steps: int = _f(-1, "stage-1 (align) steps when stage auto runs two stages (-1: unset)")
+    align_lr: float = _f(1e-3, "stage-1 (align) learning rate")
     # hardware
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    dataloader_workers: int = 0
-    deepspeed: str | None = None  # a DeepSpeed JSON config (ZeRO); normally given via accelerate launch
-    progress: bool = True
-    record_samples: bool = False  # write OUT/seen_samples-rank{r}.json (which samples each rank trained on)
+    bf16: bool = _f(False, "bfloat16 mixed precision (GPUs)")
+    gradient_checkpointing: bool = _f(False, "recompute LM activations in backward")
+    dataloader_workers: int = _f(0, "DataLoader worker processes", alias="--workers")
+    deepspeed: str | None = _f(None, "DeepSpeed JSON config (ZeRO), e.g. configs/accelerate/ds_zero2.json")
+    progress: bool = _f(True, "show progress bars")
+    record_samples: bool = _f(False, "write OUT/seen_samples-rank<r>.json (which samples each rank trained on)")
 
     # -- validation ----------------------------------------------------------------------------------------
+    @property
+    def sampling(self) -> FrameSampling:
+        """The frame-sampling knobs as one value (checked when built)."""
+        return FrameSampling(stride=self.stride, first_frames=self.first_frames, start_frames=self.start_frames,
+                             start_repeat=self.start_repeat, end_frames=self.end_frames, end_repeat=self.end_repeat,
+                             inflection_repeat=self.inflection_repeat)
+
     def validate(self) -> "TrainConfig":
+        for f in dataclasses.fields(self):  # TrainConfig(...) in Python is checked as a YAML file is
+            setattr(self, f.name, check_value(f.name, getattr(self, f.name)))
         if self.stage not in STAGES:
             raise VidNavError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if not self.data:
             raise VidNavError("no training data: give at least one rollout folder (--data R or data: [R] in YAML)")
-        if isinstance(self.data, (str, os.PathLike)):
-            self.data = [str(self.data)]
-        self.data = [str(d) for d in self.data]
-        if isinstance(self.eval_data, (str, os.PathLike)):
-            self.eval_data = [str(self.eval_data)]
-        self.eval_data = [str(d) for d in (self.eval_data or [])]
-        if self.eval_steps is not None and int(self.eval_steps) < 1:
+        if self.eval_steps is not None and self.eval_steps < 1:
             raise VidNavError(f"eval_steps must be >= 1 (or unset: every save_steps), got {self.eval_steps}")
-        if self.eval_samples is not None and int(self.eval_samples) < 0:  # 0 = all, as `validate --samples 0`
+        if self.eval_samples is not None and self.eval_samples < 0:  # 0 = all, as `validate --samples 0`
             raise VidNavError(f"eval_samples must be >= 0 (0 or unset = all held-out samples), got {self.eval_samples}")
-        if not isinstance(self.overrides, dict):
-            raise VidNavError(f"overrides must be a mapping of model settings, got {type(self.overrides).__name__}")
         for name in ("batch_size", "grad_accum", "save_steps", "logging_steps"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) < 1:
                 raise VidNavError(f"{name} must be >= 1, got {getattr(self, name)}")
-        from vidnav.data.dataset import check_sampling  # the checks NavSamples makes, before any data is read
-
-        check_sampling(self.stride, self.first_frames, self.start_frames, self.start_repeat, self.end_frames,
-                       self.end_repeat, self.inflection_repeat)
-        if self.pack_frames is not None and (int(self.pack_frames) < 1 or self.max_history is not None):
+        self.sampling  # noqa: B018 - the checks NavSamples makes, before any data is read
+        if self.pack_frames is not None and (self.pack_frames < 1 or self.max_history is not None):
             raise VidNavError(f"pack_frames must be >= 1 and cannot be combined with max_history (packed sequences "
                               f"keep every history frame), got pack_frames={self.pack_frames}, "
                               f"max_history={self.max_history}")
@@ -110,10 +132,10 @@ class TrainConfig:
                                   "the rollouts were collected from (vidnav data build --out)")
             if self.pack_frames:
                 raise VidNavError("qa_data (embodied questions) cannot be combined with pack_frames")
-            if not 0 < float(self.qa_ratio) <= 1:
+            if not 0 < self.qa_ratio <= 1:
                 raise VidNavError(f"qa_ratio must be in (0, 1], got {self.qa_ratio}")
         for name in ("max_steps", "align_max_steps"):  # -1: unset (epochs decide); 0 or -3 meant a whole epoch
-            if int(getattr(self, name)) == 0 or int(getattr(self, name)) < -1:
+            if getattr(self, name) == 0 or getattr(self, name) < -1:
                 raise VidNavError(f"{name} must be >= 1 (or -1: unset, the epochs decide), got {getattr(self, name)}")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise VidNavError("set epochs > 0 or max_steps > 0")
@@ -137,15 +159,16 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> "TrainConfig":
         if not isinstance(d, dict):
             raise VidNavError(f"{where} must be a mapping of settings, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        return cls().with_changes(d, where)
+
+    def with_changes(self, changes: dict[str, Any], where: str = "config") -> "TrainConfig":
+        """A copy with ``changes`` (setting name -> value), each checked against its field's type."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
         if unknown:
-            raise VidNavError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-        d = dict(d)
-        for name in ("data", "eval_data"):
-            if isinstance(d.get(name), str):
-                d[name] = [d[name]]
-        return cls(**d)
+            raise VidNavError(f"{where}: unknown setting(s) {', '.join(map(str, unknown))}; valid: "
+                              f"{', '.join(sorted(names))}")
+        return dataclasses.replace(self, **{k: check_value(k, v, where) for k, v in changes.items()})
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
@@ -171,7 +194,75 @@ class TrainConfig:
         atomic_write_text(path, self.to_yaml())
 
     def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
+        return self.with_changes(changes, "TrainConfig.replace")
+
+
+def field_types() -> dict[str, Any]:
+    """Each TrainConfig field's type (resolved annotations)."""
+    return typing.get_type_hints(TrainConfig)
+
+
+def _kind(tp: Any) -> tuple[type, bool]:
+    """(base type, whether None is allowed) of a field annotation: str, int, float, bool, list or dict."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _kind(inner[0])[0], True
+    return (typing.get_origin(tp) or tp), False
+
+
+_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+          list: "a list of strings", dict: "a mapping NAME: VALUE"}
+
+
+def check_value(name: str, value: Any, where: str = "config") -> Any:
+    """``value`` as the type of TrainConfig's field ``name``, or a VidNavError naming ``where`` and the key."""
+    base, optional = _kind(field_types()[name])
+
+    def bad() -> VidNavError:
+        return VidNavError(f"{where}: {name} must be {_NAMES[base]}{' or null' if optional else ''}, "
+                           f"got {value!r} ({type(value).__name__})")
+
+    if value is None:
+        if optional:
+            return None
+        raise bad()
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad()
+    if base in (int, float):
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, str):  # PyYAML reads 2e-4 and 1e3 as strings
+            try:
+                value = float(value.strip().replace("_", ""))
+            except ValueError:
+                raise bad() from None
+        if not isinstance(value, (int, float)):
+            raise bad()
+        if base is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise bad()
+            return int(value)
+        return float(value)
+    if base is str:
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, str):
+            return value
+        raise bad()
+    if base is list:
+        if isinstance(value, (str, os.PathLike)):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in value):
+            raise bad()
+        return [os.fspath(v) for v in value]
+    if base is dict:
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value)
+        raise bad()
+    raise AssertionError(f"TrainConfig.{name} has a type check_value does not know: {base}")  # pragma: no cover
 
 
 # Settings that may differ when a run is resumed (they do not change the numbers it computes).

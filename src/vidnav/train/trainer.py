@@ -291,19 +291,18 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
         summary = read_json(out / SUMMARY, what="train summary")
         print(f"stage {stage}: already finished in {out} ({summary.get('steps')} steps); nothing to do")
         return summary
-    data = NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride,  # validates before the model
-                      first_frames=cfg.first_frames, start_frames=cfg.start_frames, start_repeat=cfg.start_repeat,
-                      end_frames=cfg.end_frames, end_repeat=cfg.end_repeat, inflection_repeat=cfg.inflection_repeat,
-                      check_finite=False)  # train() read every row of these folders once already
+    nav = data = NavSamples(cfg.data, max_history=cfg.max_history, sampling=cfg.sampling,  # validates first
+                            check_finite=False)  # train() read every row of these folders once already
     if cfg.pack_frames:
         data = PackedSamples(data, cfg.pack_frames)
     if cfg.qa_data:
         from vidnav.data.dataset import CoSamples, QASamples
 
         data = CoSamples(data, QASamples(data, cfg.qa_data, cfg.qa_ratio, cfg.qa_families or None, seed=cfg.seed))
-    held_out = (NavSamples(cfg.eval_data, max_history=cfg.max_history, first_frames=cfg.first_frames)
+    held_out = (NavSamples(cfg.eval_data, max_history=cfg.max_history, first_frames=cfg.first_frames)  # no repeats
                 if cfg.eval_data else None)
     model = build_train_model(cfg, init_from)
+    nav.check_num_actions(model.config.num_actions)  # before step 0, naming the folder
     if tuple(data.feature_shape) != (model.num_patches, model.vision.hidden_size):
         raise VidNavError(f"rollout features have shape {tuple(data.feature_shape)} per frame but preset "
                           f"{model.config.preset!r} expects ({model.num_patches}, {model.vision.hidden_size}); "
@@ -387,8 +386,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     from vidnav.data.dataset import NavSamples
 
     cfg.validate()
-    NavSamples(cfg.data, max_history=cfg.max_history, stride=cfg.stride,  # bad data fails before anything heavy
-               first_frames=cfg.first_frames)
+    NavSamples(cfg.data, max_history=cfg.max_history, sampling=cfg.sampling)  # bad data fails before anything heavy
     out = Path(cfg.out)
     stages = resolve_stages(cfg)
     summary: dict[str, Any] = {}
