@@ -1,7 +1,6 @@
 """The four navigation actions: VLN-CE's (habitat's) action ids, which the simulator takes, and the words the
 model answers with. The simulator, the data, the evaluation and the server take them from here (no torch
-import); :mod:`vidnav.model.actions` (the model's parser and decoder) must hold the same ``ACTIONS``, which
-tests/serve/test_serve_model.py checks.
+import); :mod:`vidnav.model.actions` (the model's parser and decoder) imports ``ACTIONS`` from here.
 
 ``forward`` = MOVE_FORWARD (0.25 m), ``left``/``right`` = TURN_LEFT/TURN_RIGHT (15°), ``stop`` = STOP.
 """

@@ -88,10 +88,3 @@ def test_the_model_takes_every_frame_size_the_server_lets_in(served):
         r = c.post(f"/v1/sessions/{sid}/ask", json={"question": "x" * 5000})
         assert r.status_code == 422
         c.delete(f"/v1/sessions/{sid}")
-
-
-def test_the_server_knows_the_models_action_words():
-    from vidnav.model.actions import ACTIONS
-    from vidnav.serve.app import ACTIONS as SERVED
-
-    assert SERVED == ACTIONS

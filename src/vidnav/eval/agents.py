@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidnav.actions import FORWARD, LEFT, RIGHT, STOP, WORD_ACTIONS
+from vidnav.actions import ACTIONS, FORWARD, LEFT, RIGHT, STOP, WORD_ACTIONS
 from vidnav.errors import VidNavError
 from vidnav.eval.navagent import NavAgent
 from vidnav.run_options import PlanOptions, read_run_options, resolve
@@ -130,7 +130,7 @@ class ModelAgent(NavAgent):
         return words
 
 
-MOVES = frozenset({"forward", "left", "right"})
+MOVES = frozenset(ACTIONS) - {"stop"}
 SAME_VIEW_TOL = 0.5  # mean absolute difference (0..255) under which two camera images count as one view
 
 

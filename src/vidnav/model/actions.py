@@ -1,7 +1,7 @@
 """Action words: the model's answer vocabulary, the text parser, the constrained-decoding trie and the decoder.
 
-The model answers with exactly ``k`` words from :data:`ACTIONS`. An executor runs them in order and stops
-at the first ``stop`` (anything after it is ignored). Each word maps to one simulator action:
+The model answers with exactly ``k`` words from :data:`vidnav.actions.ACTIONS`. An executor runs them in order
+and stops at the first ``stop`` (anything after it is ignored). Each word maps to one simulator action:
 ``forward`` = 0.25 m, ``left``/``right`` = 15° turns, ``stop`` = end of episode.
 
 :func:`parse_actions` also reads NaVid / NaVILA style answers ("move forward 75 cm", "turn left 30
@@ -21,9 +21,9 @@ from collections.abc import Collection, Iterable, Sequence
 import torch
 from torch.nn import functional as F
 
+from vidnav.actions import ACTIONS  # noqa: F401 (the one definition of the words; re-exported for the model)
 from vidnav.errors import VidNavError
 
-ACTIONS: tuple[str, ...] = ("forward", "left", "right", "stop")
 FORWARD_STEP_CM = 25.0
 TURN_STEP_DEG = 15.0
 FALLBACK_ACTION = "stop"
