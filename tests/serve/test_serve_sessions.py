@@ -137,19 +137,19 @@ def test_a_session_deleted_during_its_turn_keeps_its_agent_until_the_turn_ends()
     a 500), a request queued behind it and later ones get 404, and the agent is freed when the turn ends."""
     store = SessionStore(StandInAgent, Limits(order_timeout_s=10))
     s = store.create("go")
-    agent = weakref.ref(s.agent)
+    sid, agent = s.id, weakref.ref(s.agent)
     inside, deleted = threading.Event(), threading.Event()
     outcome = {}
 
     def act():
-        with store.turn(s.id) as session:
+        with store.turn(sid) as session:
             inside.set()
             deleted.wait(10)
             outcome["actions"] = session.agent.act(np.zeros((8, 8, 3), np.uint8))
 
     def queued():
         try:
-            with store.turn(s.id, seq=1):
+            with store.turn(sid, seq=1):
                 outcome["queued"] = "served"
         except Unknown as e:
             outcome["queued"] = e.message

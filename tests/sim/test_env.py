@@ -61,7 +61,7 @@ def test_truncates_at_max_steps_and_counts_collisions():
     env = VLNEnv(max_steps=60)
     try:
         env.reset(seed=1)
-        hits, trunc, steps = 0, False, 0
+        trunc, steps = False, 0
         while not trunc:  # walking straight ahead must meet a wall within 60 steps (15 m) in these houses
             _, _, term, trunc, info = env.step(FORWARD)
             steps += 1

@@ -216,7 +216,7 @@ class RoutePlanner:
     def plan(self, start: tuple[float, float, float], text: str) -> Plan:
         parsed = parse_instruction(text)
         sx, sz, _ = start
-        house, nav = self.house, self.nav
+        house = self.house
         first = self.start_room(sx, sz)
         scored = []
         for rooms, doors in simple_walks(house, first.id):

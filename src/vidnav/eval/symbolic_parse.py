@@ -58,7 +58,7 @@ COLOR_WORDS = {c: c for c in COLORS} | {"gray": "grey"}
 _STEMS = {"wooden": "wood", "panelled": "panel", "paneled": "panel", "panels": "panel", "panelling": "panel",
           "paneling": "panel", "walls": "wall", "floors": "floor", "flooring": "floor", "floored": "floor",
           "tiles": "tile", "tiled": "tile", "tiling": "tile", "bricks": "brick", "checkered": "checker",
-          "chequered": "checker", "checkerboard": "checker", "checked": "checker", "checkered": "checker",
+          "chequered": "checker", "checkerboard": "checker", "checked": "checker",
           "blocks": "block", "gray": "grey", "carpeted": "carpet", "carpets": "carpet", "cinderblock": "cinder",
           "stoned": "stone", "planks": "plank", "boards": "plank", "floorboards": "plank"}
 FLOOR_SURFACES = {"floor", "carpet"}

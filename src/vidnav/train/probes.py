@@ -221,7 +221,7 @@ def run_probes(train: ProbeFrames, heldout: ProbeFrames, grids: list[int], probe
     held_houses = set(rng.permutation(houses)[:max(1, round(len(houses) * SELECT_SHARE))].tolist())
     pos_tr = {int(i): j for j, i in enumerate(union_tr)}
     pos_ho = {int(i): j for j, i in enumerate(union_ho)}
-    results, heads, heads_ho, sel_in, sel_out = {}, [], [], [], []
+    results, heads, heads_ho, sel_in = {}, [], [], []
     for p in probes:
         classes = sorted({train.labels[p][i] for i in picks_tr[p]}, key=str)
         if len(classes) < 2:
