@@ -310,8 +310,8 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
                 raise VidNavError("packed batches carry no questions; train embodied questions without pack_frames")
             if labels is None or num_blocks is None or block_weights is None:
                 raise VidNavError("a packed batch needs labels, num_blocks and block_weights (prepare_packed_batch)")
-            if hasattr(self.memory, "layout"):
-                raise VidNavError("the streaming memory does not train packed yet; train it without pack_frames")
+            if hasattr(self.memory, "layout"):  # the streaming memory: its entries' own masks and positions
+                from vidnav.model.streaming import assemble_streaming_packed as assemble_packed
             packed = assemble_packed(self, input_ids, attention_mask, query_ids, query_mask, visual_features,
                                      num_frames, block_frames, num_blocks, labels)
             loss, logits = packed_loss(self, packed, labels, block_weights)

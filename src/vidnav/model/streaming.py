@@ -239,3 +239,67 @@ def stack_rows(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], answ
         masks.append(full)
         positions.append(torch.cat([pos.new_zeros(pad), pos, pos[-1] + 1 + torch.arange(la, device=dev)]))
     return torch.stack(embeds), torch.stack(masks)[:, None], torch.stack(positions), n_ctx
+
+
+def assemble_streaming_packed(model, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames,
+                              block_frames, num_blocks, labels):
+    """Packed training (:mod:`vidnav.model.packing`'s two LM calls) for the streaming memory: per sequence the
+    shared part is the prefix and every entry up to its last supervised frame, with the entries' own 4-D mask;
+    each supervised frame t is a row ``[open token] <obs> current <act> answer`` on that cache that sees the
+    prefix and the entries alive at step t, at the positions after the entries of step t."""
+    from vidnav.model.modeling_vidnav import ACT, OBS
+    from vidnav.model.packing import BlockRows, PackedInputs
+
+    dev = model.markers.device
+    memory, markers = model.memory, model.markers
+    embed = model._base_lm().get_input_embeddings()
+    q_hidden = model.encode_queries(query_ids, query_mask)
+    feats = visual_features.to(dev).split(num_frames.tolist())
+    frames = block_frames.split(num_blocks.tolist())
+    answers = embed(labels.to(dev).clamp(min=0)).to(markers.dtype).split(num_blocks.tolist())
+    shared, shared_masks, rows = [], [], []  # rows: (embeds, visible [Ls_i], start position, sequence, <act> index)
+    for i in range(len(feats)):
+        qh = q_hidden[i] if q_hidden is not None else None
+        enc = model.frame_encoder(qh, query_mask[i].to(dev) if q_hidden is not None else None)
+        prefix = model.prefix_embeds(input_ids[i][attention_mask[i].bool()], qh, query_mask[i])
+        ts = frames[i].tolist()
+        lay = memory.layout(enc, feats[i], ts)
+        p, h = prefix.shape[0], lay.tokens.shape[0]
+        mask = torch.zeros(p + h, p + h, dtype=torch.bool, device=dev)
+        mask[:, :p] = True
+        mask[:p, :p] = torch.ones(p, p, dtype=torch.bool, device=dev).tril()
+        mask[p:, p:] = lay.mask
+        shared.append(torch.cat([prefix, lay.tokens.to(markers.dtype)]))
+        shared_masks.append(mask)
+        current = memory.current_blocks(enc, feats[i][ts]).to(markers.dtype)
+        for b in range(len(ts)):
+            row = torch.cat([lay.open[b].to(markers.dtype), markers[OBS : OBS + 1], current[b],
+                             markers[ACT : ACT + 1], answers[i][b]])
+            visible = torch.cat([torch.ones(p, dtype=torch.bool, device=dev), lay.visible[b]])
+            rows.append((row, visible, p + lay.ends[b], i, lay.open[b].shape[0] + 1 + current.shape[1]))
+    ls = max(x.shape[0] for x in shared)
+    lb = max(r[0].shape[0] for r in rows)
+    shared_mask = torch.eye(ls, dtype=torch.bool, device=dev).repeat(len(shared), 1, 1)  # padding sees itself
+    for i, m in enumerate(shared_masks):
+        shared_mask[i, : m.shape[0], : m.shape[0]] = m
+    block_mask = torch.zeros(len(rows), lb, ls + lb, dtype=torch.bool, device=dev)
+    causal = torch.ones(lb, lb, dtype=torch.bool, device=dev).tril()
+    for r, (row, visible, _, _, _) in enumerate(rows):
+        n = row.shape[0]
+        block_mask[r, :, : visible.shape[0]] = visible
+        block_mask[r, :n, ls : ls + n] = causal[:n, :n]
+        block_mask[r, n:, ls:] = causal[n:]  # padding rows: causal over the row, never read
+    la = labels.shape[1]
+    group = BlockRows(
+        embeds=torch.stack([torch.nn.functional.pad(r[0], (0, 0, 0, lb - r[0].shape[0])) for r in rows]),
+        mask=block_mask[:, None],
+        positions=torch.tensor([r[2] for r in rows], device=dev)[:, None] + torch.arange(lb, device=dev)[None],
+        sequence=torch.tensor([r[3] for r in rows], device=dev),
+        answer_index=torch.tensor([r[4] for r in rows], device=dev)[:, None] + torch.arange(la, device=dev)[None],
+        order=torch.arange(len(rows), device=dev),
+    )
+    return PackedInputs(
+        shared=torch.stack([torch.nn.functional.pad(x, (0, 0, 0, ls - x.shape[0])) for x in shared]),
+        shared_mask=shared_mask[:, None],
+        groups=[group],
+    )
