@@ -50,7 +50,7 @@ def model_info(preset: str = "tiny", memory: str | None = None, frames: int = 20
 @model_app.command("info")
 def info(
     preset: str = typer.Option("tiny", help="tiny, small, navid-7b, uninavid-7b or navila-8b"),
-    memory: Optional[str] = typer.Option(None, help="navid, uninavid, navila or llamavid (default: the preset's)"),
+    memory: Optional[str] = typer.Option(None, help="navid, uninavid, navila, llamavid or streaming (default: the preset's)"),
     frames: int = typer.Option(20, help="number of frames seen so far (T), the current one included"),
     context: Optional[bool] = typer.Option(None, "--context/--no-context",
                                            help="add the LLaMA-VID context token per frame (default: the strategy's)"),
