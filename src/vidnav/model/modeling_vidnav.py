@@ -67,6 +67,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
     # how the model is meant to be run (re-planning, loop breaking, ...): run_options.json beside config.json,
     # read by from_pretrained and written by save_pretrained, as transformers keeps generation_config.json
     run_options: PlanOptions = PlanOptions()
+    # how decode_actions writes the k words: "tree" scores every continuation in one LM call when each action word
+    # is one token (vidnav.model.tree_decode; else it falls back), "sequential" runs one LM call per token
+    decoding: str = "tree"
 
     def __init__(self, config: VidNavConfig, pretrained: bool = True):
         super().__init__(config)
@@ -385,6 +388,13 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         ``ban_first``: an action word, or several, the first planned action may not be (the best other word is
         taken); at least one word must stay allowed.
         """
+        if self.decoding == "tree":
+            from vidnav.model.tree_decode import tree_decode_actions
+
+            return tree_decode_actions(self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask,
+                                       last_pos, ban_first)
+        if self.decoding != "sequential":
+            raise VidNavError(f"decoding must be 'tree' or 'sequential', got {self.decoding!r}")
         return decode_actions(self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask,
                               last_pos, ban_first)
 
