@@ -152,8 +152,9 @@ class Agent:
         decoder = m._base_lm().model
         vis = self._mem.visual()
         if hasattr(self._mem, "take_events"):  # the streaming memory edits the cache itself
-            self._apply_events()
-            words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first))
+            lead = self._apply_events()
+            words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first),
+                                   lead)
             return canonical_actions(words[0], self.num_actions)
         stable = self._mem.stable_tokens() if self.cache_history else 0
         if stable < self._stable:  # cannot happen with the shipped memories; recompute rather than be wrong
@@ -169,13 +170,21 @@ class Agent:
         words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first))
         return canonical_actions(words[0], self.num_actions)
 
-    def _apply_events(self) -> None:
+    def _apply_events(self) -> list[tuple]:
         """Streaming memory: replay its cache edits in order. An entry runs through the LM at the next free
-        positions, attending to the cache as it is; an eviction removes the entry's rows from every layer."""
+        positions, attending to the cache as it is; an eviction removes the entry's rows from every layer.
+
+        The entries after the last eviction are not run here but returned: they lead the suffix in the same LM
+        call (:meth:`_continue`), where causal attention gives them exactly what they would see alone, so a step
+        costs one LM call for the new frame's block and the current frame, and one for the action words."""
         from vidnav.model.streaming import evict
 
         decoder = self.model._base_lm().model
-        for event in self._mem.take_events():
+        events = self._mem.take_events()
+        k = len(events)
+        while k and events[k - 1][0] == "enter":
+            k -= 1
+        for event in events[:k]:
             if event[0] == "evict":
                 at = next(i for i, (key, _) in enumerate(self._entries) if key == event[1])
                 start = self._prefix_len + sum(n for _, n in self._entries[:at])
@@ -187,14 +196,19 @@ class Agent:
             decoder(inputs_embeds=new, position_ids=pos, cache=self._cache, use_cache=True)
             self._entries.append((key, new.shape[1]))
             self._next_pos += new.shape[1]
-        self._stable = self._mem.cached_tokens()  # the history tokens in the cache; the open token follows
+        self._stable = sum(n for _, n in self._entries)  # history tokens in the cache; the lead entries follow
+        return events[k:]
 
-    def _continue(self, vis, question_ids, decode):
+    def _continue(self, vis, question_ids, decode, lead: list[tuple] = ()):
         """Run the not-yet-cached visual tokens (and a question's tokens) on the KV cache, let ``decode(last
         hidden, cache, last position)`` write the answer, then cut the cache back to the prefix and the stable
-        history, so neither planning nor asking changes what the next call sees."""
+        history, so neither planning nor asking changes what the next call sees.
+
+        ``lead``: streaming-memory entries (``("enter", key, tokens)``) whose tokens open the visual tokens
+        not yet cached; they stay in the cache afterwards."""
         m = self.model
         cached = self._prefix_len + self._stable
+        kept = sum(e[2].shape[0] for e in lead)
         suffix = m.suffix_embeds(vis.history[self._stable :], vis.current, question_ids)[None]
         pos = torch.arange(self._next_pos, self._next_pos + suffix.shape[1], device=suffix.device)[None]
         try:
@@ -203,6 +217,13 @@ class Agent:
             return decode(out.last_hidden_state[:, -1], out.cache, pos[:, -1])
         finally:
             extra = self._cache.get_seq_length() - cached
+            if lead and extra >= kept:  # the lead entries ran: they are in the cache now
+                extra -= kept
+                self._entries += [(e[1], e[2].shape[0]) for e in lead]
+                self._next_pos += kept
+                self._stable += kept
+            elif lead:  # the LM call failed: run them again next time
+                self._mem.pending[:0] = list(lead)
             if extra > 0:
                 self._cache.crop(-extra)
 
@@ -220,9 +241,9 @@ class Agent:
         if self._mem is None or self._mem.current is None:
             raise VidNavError("call agent.reset(instruction) and give it a frame before asking about it")
         m = self.model
-        if hasattr(self._mem, "take_events"):
-            self._apply_events()
-        return self._continue(self._mem.visual(), ids, lambda h, cache, pos: greedy_answer(m, h, cache, None, pos))[0]
+        lead = self._apply_events() if hasattr(self._mem, "take_events") else ()
+        return self._continue(self._mem.visual(), ids, lambda h, cache, pos: greedy_answer(m, h, cache, None, pos),
+                              lead)[0]
 
     # -- introspection ----------------------------------------------------------------------------------------
     @property

@@ -45,8 +45,8 @@ def feats():
 
 def _agent_logits(agent):
     """The Agent's action logits of the current step: its last hidden state through the LM head."""
-    agent._apply_events()
-    hidden = agent._continue(agent._mem.visual(), None, lambda h, cache, pos: h)
+    lead = agent._apply_events()
+    hidden = agent._continue(agent._mem.visual(), None, lambda h, cache, pos: h, lead)
     return agent.model._base_lm().get_output_embeddings()(hidden)[0]
 
 

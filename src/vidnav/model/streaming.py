@@ -180,9 +180,6 @@ class _WindowStream(StreamingMemory):
         """[0 or 1, D]: the open long-term group's mean, recomputed every step (it leads the suffix)."""
         return torch.stack(self.open).mean(dim=0)[None] if self.open else self._empty()[:0]
 
-    def cached_tokens(self) -> int:
-        return sum(x.shape[0] for x in self.alive.values())
-
     def _history(self):
         s = self.strategy
         hist = torch.cat([*self.alive.values(), self.open_token()]) if self.alive else self._empty()
