@@ -211,8 +211,10 @@ def main(argv=None) -> int:
         print(f"layer: {a}:{line} ({group_of(a)}) imports {b} ({group_of(b)}){_where(in_function)}")
     failing = [c for c in found if frozenset(c) not in ALLOWED_CYCLES]
     modules = len({m for e in edges for m in e[:2]})
-    print(f"{len(edges)} imports between {modules} vidnav modules: {len(found)} cycle(s), "
-          f"{len(found) - len(failing)} of them allowed; {len(bad)} layer violation(s)")
+    print(
+        f"{len(edges)} imports between {modules} vidnav modules: {len(found)} cycle(s), "
+        f"{len(found) - len(failing)} of them allowed; {len(bad)} layer violation(s)"
+    )
     return 1 if failing or bad else 0
 
 

@@ -24,6 +24,12 @@ def tiny_benchmark(tmp_path_factory) -> Path:
     from vidnav.data.build import BuildConfig, build_benchmark
 
     out = tmp_path_factory.mktemp("bench")
-    build_benchmark(out, BuildConfig(train_houses=2, unseen_houses=2, episodes_per_house=6, val_seen_per_house=3,
-                                     unseen_per_house=6, seed=3), workers=1, progress=False)
+    build_benchmark(
+        out,
+        BuildConfig(
+            train_houses=2, unseen_houses=2, episodes_per_house=6, val_seen_per_house=3, unseen_per_house=6, seed=3
+        ),
+        workers=1,
+        progress=False,
+    )
     return out

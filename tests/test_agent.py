@@ -90,14 +90,17 @@ def test_streaming_equals_batch_planning_with_instruction_states(frames):
     assert streamed == canonical_actions(planned)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((224, 224, 3), dtype=np.float32), "uint8"),
-    (np.full((224, 224, 3), np.nan), "NaN"),
-    (np.zeros((224, 224, 1), dtype=np.uint8), "H, W, 3"),
-    (np.zeros((2, 224, 224, 3), dtype=np.uint8), "one RGB frame"),
-    (np.zeros((224, 224), dtype=np.uint8), "one RGB frame"),
-    ("frame.png", "numpy array or torch tensor"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((224, 224, 3), dtype=np.float32), "uint8"),
+        (np.full((224, 224, 3), np.nan), "NaN"),
+        (np.zeros((224, 224, 1), dtype=np.uint8), "H, W, 3"),
+        (np.zeros((2, 224, 224, 3), dtype=np.uint8), "one RGB frame"),
+        (np.zeros((224, 224), dtype=np.uint8), "one RGB frame"),
+        ("frame.png", "numpy array or torch tensor"),
+    ],
+)
 def test_bad_frames_raise_value_errors(agent, bad, match):
     agent.reset("go")
     with pytest.raises(ValueError, match=match):

@@ -76,10 +76,12 @@ def test_general_quaternion_projects_to_floor():
     def mul(a, b):  # Hamilton product, [x, y, z, w]
         ax, ay, az, aw = a
         bx, by, bz, bw = b
-        return [aw * bx + ax * bw + ay * bz - az * by,
-                aw * by - ax * bz + ay * bw + az * bx,
-                aw * bz + ax * by - ay * bx + az * bw,
-                aw * bw - ax * bx - ay * by - az * bz]
+        return [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ]
 
     assert yaw_from_quaternion(mul(qy, qx)) == pytest.approx(yaw)
     # looking straight down: falls back to the x axis
@@ -111,7 +113,8 @@ def test_real_start_rotations_are_unit_about_y(r2r_sample_dir):
         assert abs(q[0]) < 1e-9 and abs(q[2]) < 1e-9, ep["episode_id"]
         assert math.isclose(sum(c * c for c in q), 1.0, rel_tol=1e-9)
         theta = yaw_from_quaternion(q)
-        assert quaternion_from_yaw(theta) == pytest.approx([0.0, q[1], 0.0, q[3]], abs=1e-9) or \
-            quaternion_from_yaw(theta) == pytest.approx([0.0, -q[1], 0.0, -q[3]], abs=1e-9)
+        assert quaternion_from_yaw(theta) == pytest.approx([0.0, q[1], 0.0, q[3]], abs=1e-9) or quaternion_from_yaw(
+            theta
+        ) == pytest.approx([0.0, -q[1], 0.0, -q[3]], abs=1e-9)
         # the miniworld heading points the same way as the habitat agent
         assert habitat_forward(theta) == pytest.approx(miniworld_forward(heading_from_quaternion(q)), abs=1e-9)

@@ -30,13 +30,16 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 
 def test_checker_finds_a_cycle_through_a_function_level_import(tmp_path):
     graph = _checker()
-    root = _tree(tmp_path, {
-        "__init__.py": "",
-        "sim/__init__.py": "",
-        "sim/a.py": "from vidnav.sim.b import X\n",
-        "sim/b.py": "X = 1\ndef f():\n    from . import a\n",
-        "sim/c.py": "import vidnav.sim.a\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "sim/__init__.py": "",
+            "sim/a.py": "from vidnav.sim.b import X\n",
+            "sim/b.py": "X = 1\ndef f():\n    from . import a\n",
+            "sim/c.py": "import vidnav.sim.a\n",
+        },
+    )
     edges = graph.import_edges(root)
     assert ("vidnav.sim.b", "vidnav.sim.a", 3, True) in edges
     assert ("vidnav.sim.a", "vidnav.sim.b", 1, False) in edges
@@ -45,13 +48,16 @@ def test_checker_finds_a_cycle_through_a_function_level_import(tmp_path):
 
 def test_checker_finds_an_import_against_the_layer_order(tmp_path):
     graph = _checker()
-    root = _tree(tmp_path, {
-        "__init__.py": "",
-        "errors.py": "",
-        "sim/__init__.py": "",
-        "sim/world.py": "from vidnav import errors\ndef f():\n    from vidnav.eval import metrics\n",
-        "eval/__init__.py": "",
-        "eval/metrics.py": "from vidnav.sim.world import f\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "errors.py": "",
+            "sim/__init__.py": "",
+            "sim/world.py": "from vidnav import errors\ndef f():\n    from vidnav.eval import metrics\n",
+            "eval/__init__.py": "",
+            "eval/metrics.py": "from vidnav.sim.world import f\n",
+        },
+    )
     edges = graph.import_edges(root)
     assert graph.violations(edges) == [("vidnav.sim.world", "vidnav.eval.metrics", 3, True)]

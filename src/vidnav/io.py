@@ -111,15 +111,22 @@ def writer_lock(folder: str | os.PathLike, what: str, name: str = ".writer.lock"
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise VidNavError(f"{folder} is being written by another {what} job; wait for it to end (or stop it), "
-                              "or give this one another --out") from None
+            raise VidNavError(
+                f"{folder} is being written by another {what} job; wait for it to end (or stop it), "
+                "or give this one another --out"
+            ) from None
         yield
     finally:
         f.close()
 
 
-def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records file",
-                       repair: bool = False, fix: str = "delete the file to start over") -> list[dict]:
+def read_jsonl_records(
+    path: str | os.PathLike,
+    key: str,
+    what: str = "records file",
+    repair: bool = False,
+    fix: str = "delete the file to start over",
+) -> list[dict]:
     """Records of an append-only JSONL file written by ``JsonlAppender``; each must hold ``key``.
 
     A torn last line (the writer was killed mid-line, or is writing it now) is skipped; a bad line anywhere
@@ -144,8 +151,9 @@ def read_jsonl_records(path: str | os.PathLike, key: str, what: str = "records f
             if i == last and not path.read_bytes().endswith(b"\n"):
                 torn = True
                 continue
-            raise VidNavError(f"{path}: line {i + 1} is not a valid {what} line (needs a JSON object with {key!r}); "
-                              f"{fix}") from None
+            raise VidNavError(
+                f"{path}: line {i + 1} is not a valid {what} line (needs a JSON object with {key!r}); {fix}"
+            ) from None
         good.append(rec)
     if torn and repair:
         atomic_write_bytes(path, b"".join(json.dumps(r).encode() + b"\n" for r in good))

@@ -29,8 +29,17 @@ __all__ = [
 
 SUCCESS_DISTANCE = 3.0  # metres: an episode succeeds when the agent stops closer than this to the goal (VLN-CE)
 
-SUMMARY_KEYS = ("success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error",
-                "trajectory_length", "steps", "collisions")
+SUMMARY_KEYS = (
+    "success",
+    "spl",
+    "ndtw",
+    "sdtw",
+    "oracle_success",
+    "navigation_error",
+    "trajectory_length",
+    "steps",
+    "collisions",
+)
 # names VLN-CE's measures use for the same quantities
 _ALIASES = {"navigation_error": ("distance_to_goal",), "trajectory_length": ("path_length",)}
 
@@ -54,8 +63,10 @@ def _pair(path, reference) -> tuple[np.ndarray, np.ndarray]:
     if len(p) == 0 or len(r) == 0:
         raise VidNavError(f"DTW needs non-empty paths (path has {len(p)} points, reference {len(r)})")
     if p.shape[1] != r.shape[1]:
-        raise VidNavError(f"path points have {p.shape[1]} coordinates but reference points have {r.shape[1]}; "
-                          "convert both to habitat [x, y, z] or both to miniworld (x, z)")
+        raise VidNavError(
+            f"path points have {p.shape[1]} coordinates but reference points have {r.shape[1]}; "
+            "convert both to habitat [x, y, z] or both to miniworld (x, z)"
+        )
     return p, r
 
 
@@ -115,11 +126,11 @@ def sdtw(path, reference, success: float | bool, success_distance: float = SUCCE
 
 
 def spl(success: float | bool, shortest_distance: float, path_length: float) -> float:
-    """Success weighted by path length: success * d / max(d, l) (0 when both are 0 and not successful)."""
-    d, l = float(shortest_distance), float(path_length)
-    if d < 0 or l < 0:
-        raise VidNavError(f"distances must be >= 0 (shortest {d}, path length {l})")
-    denom = max(d, l)
+    """Success weighted by path length: success * d / max(d, length) (0 when both are 0 and not successful)."""
+    d, length = float(shortest_distance), float(path_length)
+    if d < 0 or length < 0:
+        raise VidNavError(f"distances must be >= 0 (shortest {d}, path length {length})")
+    denom = max(d, length)
     if denom == 0.0:
         return float(success)  # started on the goal and stayed there
     return float(success) * d / denom

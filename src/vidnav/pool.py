@@ -59,8 +59,14 @@ def _death(code: int | None) -> str:
     return f"died: exited with code {code}"
 
 
-def run_pool(fn: Callable[[Any], Any], jobs: Iterable, workers: int, initializer: Callable | None = None,
-             initargs: tuple = (), what: str = "worker") -> Iterator[Any]:
+def run_pool(
+    fn: Callable[[Any], Any],
+    jobs: Iterable,
+    workers: int,
+    initializer: Callable | None = None,
+    initargs: tuple = (),
+    what: str = "worker",
+) -> Iterator[Any]:
     """Run ``fn(job)`` for every job in ``workers`` fresh (spawned) processes; yield results as they finish.
 
     ``fn``, ``initializer`` and the jobs must be picklable (module-level functions). Raises as the module
@@ -94,9 +100,11 @@ def run_pool(fn: Callable[[Any], Any], jobs: Iterable, workers: int, initializer
                     conn.close()
                     p.join(5)
                     if error is None:
-                        error = VidNavError(f"{what} process {p.pid} {_death(p.exitcode)} with jobs "
-                                            "unfinished; results that came back are kept: rerun to resume "
-                                            "(with fewer --workers if memory ran out)")
+                        error = VidNavError(
+                            f"{what} process {p.pid} {_death(p.exitcode)} with jobs "
+                            "unfinished; results that came back are kept: rerun to resume "
+                            "(with fewer --workers if memory ran out)"
+                        )
                     continue
                 if kind == "done":  # it ran out of jobs and ends; its pipe's EOF is not a death
                     del conns[conn]
@@ -105,8 +113,11 @@ def run_pool(fn: Callable[[Any], Any], jobs: Iterable, workers: int, initializer
                     pending -= 1
                     yield payload
                 elif error is None:
-                    error = VidNavError(payload) if kind == "user" else \
-                        WorkerCrash(f"{what} process {p.pid} failed:\n{payload}")
+                    error = (
+                        VidNavError(payload)
+                        if kind == "user"
+                        else WorkerCrash(f"{what} process {p.pid} failed:\n{payload}")
+                    )
             if error is not None:
                 for conn in conns:  # results other workers sent meanwhile are kept too
                     try:

@@ -61,14 +61,18 @@ class PlanOptions:
     def __post_init__(self):
         for name in ("replan_when_blocked", "break_loops"):
             if not isinstance(getattr(self, name), bool):
-                raise VidNavError(f"--{name.replace('_', '-')} is on or off (true / false), "
-                                  f"got {getattr(self, name)!r}")
+                raise VidNavError(
+                    f"--{name.replace('_', '-')} is on or off (true / false), got {getattr(self, name)!r}"
+                )
         if self.act_steps is not None and not _whole(self.act_steps):
-            raise VidNavError(f"--act-steps must be a whole number >= 1 (actions executed per plan), "
-                              f"got {self.act_steps!r}")
+            raise VidNavError(
+                f"--act-steps must be a whole number >= 1 (actions executed per plan), got {self.act_steps!r}"
+            )
         if not _whole(self.loop_plans):
-            raise VidNavError(f"--loop-plans must be a whole number >= 1 (plans from one view before the loop "
-                              f"breaker steps in), got {self.loop_plans!r}")
+            raise VidNavError(
+                f"--loop-plans must be a whole number >= 1 (plans from one view before the loop "
+                f"breaker steps in), got {self.loop_plans!r}"
+            )
         if self.loop_plans != LOOP_PLANS and not self.break_loops:
             raise VidNavError("--loop-plans applies to the loop breaker: add --break-loops")
 
@@ -80,12 +84,15 @@ class PlanOptions:
         """Options from a mapping (a run_options.json, a YAML ``run_options:``); missing keys take their
         defaults; unknown keys and wrong values raise an error naming ``where``."""
         if not isinstance(d, Mapping):
-            raise VidNavError(f"{where} must be a JSON object of run options, got {type(d).__name__}; write e.g. "
-                              f'{{"replan_when_blocked": true, "break_loops": true}}')
+            raise VidNavError(
+                f"{where} must be a JSON object of run options, got {type(d).__name__}; write e.g. "
+                f'{{"replan_when_blocked": true, "break_loops": true}}'
+            )
         unknown = sorted(set(d) - set(NAMES))
         if unknown:
-            raise VidNavError(f"{where}: unknown run option(s) {', '.join(map(str, unknown))}; valid: "
-                              f"{', '.join(NAMES)}")
+            raise VidNavError(
+                f"{where}: unknown run option(s) {', '.join(map(str, unknown))}; valid: {', '.join(NAMES)}"
+            )
         try:
             return cls(**d)
         except VidNavError as e:
@@ -124,7 +131,7 @@ def read_run_options(folder: str | Path) -> PlanOptions:
     path = Path(folder) / RUN_OPTIONS_NAME
     if not path.is_file():
         return PlanOptions()
-    fix = f"fix it (e.g. {{\"replan_when_blocked\": true, \"break_loops\": true}}) or delete it (all options off)"
+    fix = 'fix it (e.g. {"replan_when_blocked": true, "break_loops": true}) or delete it (all options off)'
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

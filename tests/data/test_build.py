@@ -16,14 +16,25 @@ from vidnav.sim.navmap import FORWARD, STOP, NavMap
 def test_splits_follow_vlnce_layout_and_r2r_conventions(tiny_benchmark):
     meta = json.loads((tiny_benchmark / "benchmark.json").read_text())
     assert meta["version"] == BENCHMARK_VERSION
-    assert meta["splits"] == {"train": {"episodes": 12, "paths": 4, "houses": 2},
-                              "val_seen": {"episodes": 6, "paths": 2, "houses": 2},
-                              "val_unseen": {"episodes": 12, "paths": 4, "houses": 2}}
+    assert meta["splits"] == {
+        "train": {"episodes": 12, "paths": 4, "houses": 2},
+        "val_seen": {"episodes": 6, "paths": 2, "houses": 2},
+        "val_unseen": {"episodes": 12, "paths": 4, "houses": 2},
+    }
     raw = json.loads(gzip.decompress((tiny_benchmark / "train" / "train.json.gz").read_bytes()))
     assert set(raw) == {"episodes", "instruction_vocab", "vidnav"} and raw["vidnav"]["version"] == BENCHMARK_VERSION
     ep = raw["episodes"][0]
-    assert {"episode_id", "trajectory_id", "scene_id", "start_position", "start_rotation", "info", "goals",
-            "reference_path", "instruction"} <= set(ep)
+    assert {
+        "episode_id",
+        "trajectory_id",
+        "scene_id",
+        "start_position",
+        "start_rotation",
+        "info",
+        "goals",
+        "reference_path",
+        "instruction",
+    } <= set(ep)
     assert ep["goals"][0]["radius"] == 3.0 and len(ep["instruction"]["instruction_tokens"]) == 200
 
     train, unseen = load_split(tiny_benchmark, "train"), load_split(tiny_benchmark, "val_unseen")
@@ -52,8 +63,9 @@ def test_episodes_agree_with_the_map_and_the_follower(tiny_benchmark):
 
 
 def test_same_seed_same_bytes_for_any_worker_count(tmp_path):
-    cfg = BuildConfig(train_houses=1, unseen_houses=1, episodes_per_house=3, val_seen_per_house=3,
-                      unseen_per_house=3, seed=11)
+    cfg = BuildConfig(
+        train_houses=1, unseen_houses=1, episodes_per_house=3, val_seen_per_house=3, unseen_per_house=3, seed=11
+    )
     build_benchmark(tmp_path / "a", cfg, workers=1, progress=False)
     build_benchmark(tmp_path / "b", cfg, workers=2, progress=False)
     for rel in ("train/train.json.gz", "val_unseen/val_unseen_gt.json.gz", "houses/unseen_0000.json"):
@@ -63,8 +75,24 @@ def test_same_seed_same_bytes_for_any_worker_count(tmp_path):
 def test_data_cli_build_and_inspect(tmp_path, capsys):
     from vidnav.cli import main
 
-    main(["data", "build", "--out", str(tmp_path / "d"), "--train-houses", "1", "--unseen-houses", "0",
-          "--episodes-per-house", "3", "--val-seen-per-house", "0", "--workers", "1"])
+    main(
+        [
+            "data",
+            "build",
+            "--out",
+            str(tmp_path / "d"),
+            "--train-houses",
+            "1",
+            "--unseen-houses",
+            "0",
+            "--episodes-per-house",
+            "3",
+            "--val-seen-per-house",
+            "0",
+            "--workers",
+            "1",
+        ]
+    )
     assert "train" in capsys.readouterr().out
     main(["data", "inspect", str(tmp_path / "d" / "train" / "train.json.gz"), "--json"])
     info = json.loads(capsys.readouterr().out)

@@ -52,9 +52,14 @@ def test_out_that_is_a_file_is_a_clear_error(tmp_path):
         build_benchmark(tmp_path / "f", BuildConfig(**SMALL), progress=False)
 
 
-@pytest.mark.parametrize("field, value, match", [
-    ("episodes_per_house", 1, "multiple of 3"), ("unseen_per_house", 4, "multiple of 3"),
-    ("val_seen_per_house", 2, "multiple of 3")])
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("episodes_per_house", 1, "multiple of 3"),
+        ("unseen_per_house", 4, "multiple of 3"),
+        ("val_seen_per_house", 2, "multiple of 3"),
+    ],
+)
 def test_episode_counts_that_cannot_be_built_exactly_are_refused(field, value, match):
     with pytest.raises(VidNavError, match=f"--{field.replace('_', '-')} {value}.*{match}"):
         BuildConfig(**{field: value}).check()

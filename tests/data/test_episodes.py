@@ -34,9 +34,13 @@ def raw(path):
 
 def make_episode(i=1, text="Walk past the sofa, then stop at the door."):
     return Episode(
-        episode_id=i, trajectory_id=10 + i, scene_id="vidnav/house_0001.json",
-        start_position=[1.0, 0.0, 2.0], start_rotation=[0.0, 0.0, 0.0, 1.0],
-        info={"geodesic_distance": 4.5}, goals=[Goal([4.0, 0.0, 5.0], 3.0)],
+        episode_id=i,
+        trajectory_id=10 + i,
+        scene_id="vidnav/house_0001.json",
+        start_position=[1.0, 0.0, 2.0],
+        start_rotation=[0.0, 0.0, 0.0, 1.0],
+        info={"geodesic_distance": 4.5},
+        goals=[Goal([4.0, 0.0, 5.0], 3.0)],
         reference_path=[[1.0, 0.0, 2.0], [4.0, 0.0, 5.0]],
         instruction=Instruction(text, None),
     )
@@ -79,7 +83,10 @@ def test_real_episode_objects_round_trip_exactly(r2r_sample_dir):
 def test_write_load_round_trip_real(split_dir, tmp_path):
     s = load_split(split_dir, "val_unseen")
     assert len(s) == 50 and s.gt is not None and len(s.gt) == 50
-    assert s.gt_for(s.episodes[0]).forward_steps == raw(split_dir / "val_unseen" / "val_unseen_gt.json.gz")["1"]["forward_steps"]
+    assert (
+        s.gt_for(s.episodes[0]).forward_steps
+        == raw(split_dir / "val_unseen" / "val_unseen_gt.json.gz")["1"]["forward_steps"]
+    )
     out = tmp_path / "out"
     ep_path, gt_path = write_split(out, "val_unseen", s.episodes, s.vocab, s.gt)
     assert raw(ep_path) == raw(split_dir / "val_unseen" / "val_unseen.json.gz")
@@ -126,7 +133,16 @@ def test_episode_task_fields_real(r2r_sample_dir):
 
 
 def test_split_words():
-    assert split_words("Exit the bedroom, turn left.  Stop!") == ["exit", "the", "bedroom", "turn", "left", ".", "stop", "!"]
+    assert split_words("Exit the bedroom, turn left.  Stop!") == [
+        "exit",
+        "the",
+        "bedroom",
+        "turn",
+        "left",
+        ".",
+        "stop",
+        "!",
+    ]
     assert split_words("Walk to the T-intersection?") == ["walk", "to", "the", "t-intersection"]
     assert split_words("you're in\r\nGo") == ["you", "'", "re", "in", "go"]
 
@@ -187,17 +203,20 @@ def test_malformed_json(tmp_path):
     p.write_bytes(gzip.compress(b'{"episodes": [ {"episode_id": 1,'))
     with pytest.raises(VidNavError, match="not valid JSON"):
         load_split(tmp_path, "train")
-    p.write_bytes(gzip.compress(b'[1, 2]'))
+    p.write_bytes(gzip.compress(b"[1, 2]"))
     with pytest.raises(VidNavError, match="'episodes' list"):
         load_split(tmp_path, "train")
 
 
-@pytest.mark.parametrize("field, path", [
-    ("goals", ["goals"]),
-    ("info.geodesic_distance", ["info", "geodesic_distance"]),
-    ("instruction.instruction_text", ["instruction", "instruction_text"]),
-    ("start_rotation", ["start_rotation"]),
-])
+@pytest.mark.parametrize(
+    "field, path",
+    [
+        ("goals", ["goals"]),
+        ("info.geodesic_distance", ["info", "geodesic_distance"]),
+        ("instruction.instruction_text", ["instruction", "instruction_text"]),
+        ("start_rotation", ["start_rotation"]),
+    ],
+)
 def test_missing_field_names_file_episode_field(tmp_path, field, path):
     p, _ = write_split(tmp_path, "train", [make_episode(1), make_episode(7)], None, None)
     data = raw(p)

@@ -39,7 +39,7 @@ def test_interrupted_append_is_rolled_back(tmp_path):
         f.write(b'{"key": "b", "sha')
     shard, index = (tmp_path / "f" / "shard-00000.f16").read_bytes(), (tmp_path / "f" / "index.jsonl").read_bytes()
     reader = FeatureStore(tmp_path / "f")  # a reader (training, validate) while the writer may be mid-append:
-    assert reader.keys() == ["a"]          # it ignores the unindexed rows and the torn line, and cuts nothing
+    assert reader.keys() == ["a"]  # it ignores the unindexed rows and the torn line, and cuts nothing
     np.testing.assert_allclose(reader.get("a"), 1.0)
     assert (tmp_path / "f" / "shard-00000.f16").read_bytes() == shard
     assert (tmp_path / "f" / "index.jsonl").read_bytes() == index

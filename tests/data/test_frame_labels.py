@@ -17,9 +17,11 @@ from vidnav.sim.house import Door, House, Room
 
 @pytest.fixture(scope="module")
 def house():
-    rooms = [Room(0, "kitchen", 0.0, 0.0, 4.0, 4.0, "marble", "brick_wall", "ceiling_tiles"),
-             Room(1, "bedroom", 4.2, 0.0, 8.2, 4.0, "wood", "drywall", "ceiling_tiles"),
-             Room(2, "bathroom", 0.0, 4.2, 4.0, 7.2, "floor_tiles_bw", "white", "ceiling_tiles")]
+    rooms = [
+        Room(0, "kitchen", 0.0, 0.0, 4.0, 4.0, "marble", "brick_wall", "ceiling_tiles"),
+        Room(1, "bedroom", 4.2, 0.0, 8.2, 4.0, "wood", "drywall", "ceiling_tiles"),
+        Room(2, "bathroom", 0.0, 4.2, 4.0, 7.2, "floor_tiles_bw", "white", "ceiling_tiles"),
+    ]
     doors = [Door(0, 0, 1, "x", 4.0, 4.2, 1.5, 2.5), Door(1, 0, 2, "z", 4.0, 4.2, 0.5, 1.5)]
     h = House(seed=0, rooms=rooms, doors=doors)
     h.validate("hand-made house")
@@ -87,8 +89,17 @@ def test_a_frame_inside_a_doorway_passage_has_no_labels(house):
 
 def test_sectors_and_angles():
     assert relative_angle((0.0, 0.0, 0.0), 1.0, -1.0) == pytest.approx(math.pi / 4)  # -z is on the left
-    assert [sector(math.radians(a)) for a in (0, 44, 46, 134, 136, -46, -134, -136, 180)] == \
-        ["ahead", "ahead", "left", "left", "behind", "right", "right", "behind", "behind"]
+    assert [sector(math.radians(a)) for a in (0, 44, 46, 134, 136, -46, -134, -136, 180)] == [
+        "ahead",
+        "ahead",
+        "left",
+        "left",
+        "behind",
+        "right",
+        "right",
+        "behind",
+        "behind",
+    ]
 
 
 def test_the_field_of_view_is_the_environments():

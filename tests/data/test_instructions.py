@@ -5,8 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from vidnav.data.instructions import (MAX_WORDS, MIN_WORDS, ROOM_WORDS, landmark_names, look_forms,
-                                      write_instructions)
+from vidnav.data.instructions import MAX_WORDS, MIN_WORDS, ROOM_WORDS, landmark_names, look_forms, write_instructions
 from vidnav.data.paths import sample_paths
 from vidnav.sim.house import FLOOR_WORDS, LANDMARKS, WALL_WORDS
 from vidnav.sim.housegen import generate_house
@@ -16,13 +15,16 @@ PATHS_PER_HOUSE = 5
 ALLOWED_CHARS = re.compile(r"^[A-Za-z0-9 .,;:!?'\"()/-]+$")
 
 # room words, longest first, so "living room" is found before anything shorter
-_ROOM_RE = re.compile(r"\b(" + "|".join(sorted({w for ws in ROOM_WORDS.values() for w in ws}, key=len, reverse=True))
-                      + r")\b")
+_ROOM_RE = re.compile(
+    r"\b(" + "|".join(sorted({w for ws in ROOM_WORDS.values() for w in ws}, key=len, reverse=True)) + r")\b"
+)
 _WORD_TYPE = {w: t for t, ws in ROOM_WORDS.items() for w in ws}
-_LOOKS = sorted({f for w in list(FLOOR_WORDS.values()) + list(WALL_WORDS.values()) for f in look_forms(w)},
-                key=len, reverse=True)
-_LM_NOUNS = re.compile(r"\b(" + "|".join(sorted({w.split()[-1] for s in LANDMARKS.values() for w in s["words"]}))
-                       + r")\b")
+_LOOKS = sorted(
+    {f for w in list(FLOOR_WORDS.values()) + list(WALL_WORDS.values()) for f in look_forms(w)}, key=len, reverse=True
+)
+_LM_NOUNS = re.compile(
+    r"\b(" + "|".join(sorted({w.split()[-1] for s in LANDMARKS.values() for w in s["words"]})) + r")\b"
+)
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +163,10 @@ def test_diversity_and_length(written, capsys):
     assert MIN_WORDS <= min(lengths) and max(lengths) <= MAX_WORDS
     assert 18 <= float(np.mean(lengths)) <= 45
     with capsys.disabled():
-        print(f"\n{len(texts)} instructions: {np.mean(lengths):.1f} words on average "
-              f"(min {min(lengths)}, max {max(lengths)}), {len(templates)} clause templates")
+        print(
+            f"\n{len(texts)} instructions: {np.mean(lengths):.1f} words on average "
+            f"(min {min(lengths)}, max {max(lengths)}), {len(templates)} clause templates"
+        )
 
 
 def test_same_seed_same_text(paths):

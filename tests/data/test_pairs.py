@@ -44,7 +44,7 @@ def test_pairs_share_the_frames_up_to_the_branch_and_act_otherwise_there(tiny_be
         b = p["branch"]
         assert p["key"] == a["key"] and p["prefix"] is True and p["source"] == "pair"
         assert len(p["targets"]) == len(p["poses"]) == b + 1 < len(a["targets"]) + 1
-        assert p["poses"] == a["poses"][:b + 1]  # the frames are the source's
+        assert p["poses"] == a["poses"][: b + 1]  # the frames are the source's
         assert [w[0] for w in p["targets"][:b]] == [w[0] for w in a["targets"][:b]]
         assert p["targets"][b][0] != a["targets"][b][0]  # ... and at the branch only the words can tell
         assert p["instruction"] != a["instruction"]
@@ -54,8 +54,9 @@ def test_pairs_share_the_frames_up_to_the_branch_and_act_otherwise_there(tiny_be
         assert tuple(p["goal"]) != tuple(task.goal)
         nav = env.navmap_for(task.house)
         follower = FollowerConfig(forward_tolerance=p["follower_tolerance"], stop_distance=p["follower_stop_distance"])
-        assert p["targets"] == [expert_targets(nav, tuple(x), tuple(p["goal"]), len(a["targets"][0]), follower)
-                                for x in p["poses"]]
+        assert p["targets"] == [
+            expert_targets(nav, tuple(x), tuple(p["goal"]), len(a["targets"][0]), follower) for x in p["poses"]
+        ]
     # trainable beside the source: the stored frames outnumber a pair's targets only because it is a prefix
     samples = NavSamples([root / "expert", root / "pairs"])
     assert len(samples.trajectories) == len(pairs) + 6
@@ -65,7 +66,9 @@ def test_pairs_are_deterministic_and_seeded(tiny_benchmark, expert_and_pairs, tm
     root, stats = expert_and_pairs
     again = make_pairs(tiny_benchmark, root / "expert", tmp_path / "again", goals_per_path=6, seed=0, progress=False)
     assert again == stats
-    assert (tmp_path / "again" / "trajectories.jsonl").read_text() == (root / "pairs" / "trajectories.jsonl").read_text()
+    assert (tmp_path / "again" / "trajectories.jsonl").read_text() == (
+        root / "pairs" / "trajectories.jsonl"
+    ).read_text()
     make_pairs(tiny_benchmark, root / "expert", tmp_path / "other", goals_per_path=6, seed=1, progress=False)
     assert read(tmp_path / "other") != read(root / "pairs")
 
@@ -90,8 +93,9 @@ def test_make_pairs_refuses_bad_folders(tiny_benchmark, expert_and_pairs, tmp_pa
     dagger = tmp_path / "dagger"
     dagger.mkdir()
     (dagger / "features").symlink_to(root / "expert" / "features")
-    (dagger / "trajectories.jsonl").write_text("".join(
-        json.dumps({**r, "source": "dagger-1"}) + "\n" for r in read(root / "expert")))
+    (dagger / "trajectories.jsonl").write_text(
+        "".join(json.dumps({**r, "source": "dagger-1"}) + "\n" for r in read(root / "expert"))
+    )
     with pytest.raises(VidNavError, match="DAgger"):
         make_pairs(tiny_benchmark, dagger, tmp_path / "y", progress=False)
 
@@ -132,8 +136,9 @@ def test_pair_scores_tell_a_reader_from_a_model_that_ignores_the_words(expert_an
     assert deaf["same_plan"] == 1.0 and deaf["both"] == 0.0
     assert deaf["pair_acc"] + deaf["own_acc"] <= 1.0
     # a planner that reads: the right word for each instruction at each frame
-    say = {(s[i]["instruction"], s[i]["t"] + 1): s[i]["targets"][0] for s in (with_pair, with_own)
-           for i in range(len(s))}
+    say = {
+        (s[i]["instruction"], s[i]["t"] + 1): s[i]["targets"][0] for s in (with_pair, with_own) for i in range(len(s))
+    }
     reader = pair_accuracy(_Planner(say), pairs)
     assert reader == {"pairs": len(with_pair), "pair_acc": 1.0, "own_acc": 1.0, "both": 1.0, "same_plan": 0.0}
 
@@ -145,8 +150,9 @@ def test_validate_pairs_cli_scores_the_shipped_agent(expert_and_pairs, tmp_path)
 
     root, stats = expert_and_pairs
     out = tmp_path / "pairs.json"
-    r = CliRunner().invoke(app, ["validate", "--agent", "default", "--data", str(root / "pairs"), "--pairs",
-                                 "--out", str(out)])
+    r = CliRunner().invoke(
+        app, ["validate", "--agent", "default", "--data", str(root / "pairs"), "--pairs", "--out", str(out)]
+    )
     assert r.exit_code == 0, r.output
     assert "branch frames" in r.output
     m = json.loads(out.read_text())

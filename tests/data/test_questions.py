@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidnav.data.dataset import NavCollator, NavSamples, QASamples, CoSamples
+from vidnav.data.dataset import CoSamples, NavCollator, NavSamples, QASamples
 from vidnav.data.questions import QUESTIONS, route_rooms, trajectory_facts
 from vidnav.data.rollouts import collect_rollouts
 from vidnav.errors import VidNavError
@@ -31,15 +31,25 @@ def test_facts_name_the_room_the_next_room_the_door_side_and_the_rooms_left():
     cx, cz = rooms[route[0]].center
     face = heading_of(door.center[0] - cx, door.center[1] - cz)
     ex, ez = rooms[route[1]].center
-    poses = [(cx, cz, face), (cx, cz, face + math.pi), (cx, cz, face + math.pi / 2), (cx, cz, face - math.pi / 2),
-             (ex, ez, 0.0), (cx, cz, face)]  # the last: back in the first room after the route moved on
+    poses = [
+        (cx, cz, face),
+        (cx, cz, face + math.pi),
+        (cx, cz, face + math.pi / 2),
+        (cx, cz, face - math.pi / 2),
+        (ex, ez, 0.0),
+        (cx, cz, face),
+    ]  # the last: back in the first room after the route moved on
     facts = trajectory_facts(house, route, poses)
     assert [f.room for f in facts[:4]] == [rooms[route[0]].type] * 4
     assert facts[0].next == rooms[route[1]].type and facts[0].left == "one"
     # heading grows turning left (Miniworld): turned left by 90 degrees, the door is on the right
     assert [f.door for f in facts[:4]] == ["ahead", "behind", "right", "left"]
-    assert (facts[4].room, facts[4].next, facts[4].door, facts[4].left) == (rooms[route[1]].type, "none", "none",
-                                                                           "zero")
+    assert (facts[4].room, facts[4].next, facts[4].door, facts[4].left) == (
+        rooms[route[1]].type,
+        "none",
+        "none",
+        "zero",
+    )
     # off the route's current room only the room is known
     assert facts[5].room == rooms[route[0]].type and (facts[5].next, facts[5].door, facts[5].left) == (None,) * 3
 
@@ -182,8 +192,13 @@ def test_question_accuracy_counts_exact_answers_per_family_beside_the_majority(t
     fams = m["families"]
     assert fams["room"]["accuracy"] == 1.0 and fams["next"]["accuracy"] == 0.0
     assert sum(f["n"] for f in fams.values()) == len(qa)
-    assert 0 < fams["door"]["majority_accuracy"] <= 1 and fams["door"]["majority"] in ("left", "right", "ahead",
-                                                                                        "behind", "none")
+    assert 0 < fams["door"]["majority_accuracy"] <= 1 and fams["door"]["majority"] in (
+        "left",
+        "right",
+        "ahead",
+        "behind",
+        "none",
+    )
 
 
 def test_chat_replays_an_episode_and_answers_each_question(tiny_benchmark, capsys):
@@ -191,8 +206,19 @@ def test_chat_replays_an_episode_and_answers_each_question(tiny_benchmark, capsy
     from vidnav.data.episodes import load_split
 
     eid = str(load_split(tiny_benchmark, "val_unseen").episodes[0].episode_id)
-    args = ["chat", "--data", str(tiny_benchmark), "--episode", eid, "--steps", "6",
-            "-q", "which room are you in?", "-q", "which way is the door you should take?"]
+    args = [
+        "chat",
+        "--data",
+        str(tiny_benchmark),
+        "--episode",
+        eid,
+        "--steps",
+        "6",
+        "-q",
+        "which room are you in?",
+        "-q",
+        "which way is the door you should take?",
+    ]
     main(args)
     first = capsys.readouterr().out
     assert first.count("Q: ") == 2 and first.count("A: ") == 2 and first.startswith("instruction: ")

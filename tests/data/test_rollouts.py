@@ -35,7 +35,7 @@ def test_expert_rollouts_cache_features_once_per_path_and_label_every_frame(tiny
         assert len(r["targets"]) == len(store.get(r["key"])) == len(gt.actions)
         assert [t[0] for t in r["targets"]] == [ACTION_WORDS[a] for a in gt.actions]
         for t in range(len(gt.actions) - 3):  # the next k expert actions
-            assert r["targets"][t] == [ACTION_WORDS[a] for a in gt.actions[t:t + 4]]
+            assert r["targets"][t] == [ACTION_WORDS[a] for a in gt.actions[t : t + 4]]
         assert r["targets"][-1] == ["stop"] * 4
     assert np.isfinite(store.get(recs[0]["key"]).astype(np.float32)).all()
 
@@ -56,8 +56,17 @@ def test_dagger_labels_visited_states_with_the_expert(tiny_benchmark, tmp_path):
     ckpt = tmp_path / "policy"
     build_model("tiny").save_pretrained(ckpt)
     out = tmp_path / "dagger"
-    collect_rollouts(tiny_benchmark, "train", out, episodes=1, policy=str(ckpt), beta=0.5, max_steps=12,
-                     source="dagger-1", progress=False)
+    collect_rollouts(
+        tiny_benchmark,
+        "train",
+        out,
+        episodes=1,
+        policy=str(ckpt),
+        beta=0.5,
+        max_steps=12,
+        source="dagger-1",
+        progress=False,
+    )
     (r,) = read(out)
     assert r["source"] == "dagger-1" and r["key"].startswith("train/dagger-1/")
     feats = FeatureStore(out / "features").get(r["key"])
@@ -89,8 +98,17 @@ def test_dagger_policy_plans_again_after_the_expert_overrides_it(tiny_benchmark,
 
     monkeypatch.setattr(Agent, "plan", plan)
     out = tmp_path / "dagger"
-    collect_rollouts(tiny_benchmark, "train", out, episodes=1, policy=str(ckpt), beta=1.0, max_steps=20,
-                     source="dagger-x", progress=False)
+    collect_rollouts(
+        tiny_benchmark,
+        "train",
+        out,
+        episodes=1,
+        policy=str(ckpt),
+        beta=1.0,
+        max_steps=20,
+        source="dagger-x",
+        progress=False,
+    )
     (r,) = read(out)
     executed = [t[0] for t in r["targets"]]  # beta 1: the expert's action at every state
     expected, queue = 0, []
@@ -118,8 +136,9 @@ def test_shards_split_whole_paths_between_processes(tiny_benchmark, tmp_path):
     path_of = {str(e.episode_id): e.trajectory_id for e in load_split(tiny_benchmark, "train").episodes}
     for i in (0, 1):
         # max_steps=4: which shard gets which path does not need whole paths rendered
-        collect_rollouts(tiny_benchmark, "train", tmp_path / f"s{i}", episodes=6, shard=f"{i}/2", max_steps=4,
-                         progress=False)
+        collect_rollouts(
+            tiny_benchmark, "train", tmp_path / f"s{i}", episodes=6, shard=f"{i}/2", max_steps=4, progress=False
+        )
     s0, s1 = ([r["episode_id"] for r in read(tmp_path / f"s{i}")] for i in (0, 1))
     assert sorted(s0 + s1, key=int) == [str(i) for i in range(1, 7)]  # every episode once
     paths0, paths1 = {path_of[e] for e in s0}, {path_of[e] for e in s1}
@@ -135,8 +154,9 @@ def test_instructions_per_path(tiny_benchmark, tmp_path):
     firsts = {}
     for e in eps:
         firsts.setdefault(e.trajectory_id, str(e.episode_id))
-    collect_rollouts(tiny_benchmark, "train", tmp_path / "one", episodes=2, instructions_per_path=1, max_steps=4,
-                     progress=False)
+    collect_rollouts(
+        tiny_benchmark, "train", tmp_path / "one", episodes=2, instructions_per_path=1, max_steps=4, progress=False
+    )
     assert [r["episode_id"] for r in read(tmp_path / "one")] == list(firsts.values())[:2]
     with pytest.raises(VidNavError, match="--instructions-per-path"):
         collect_rollouts(tiny_benchmark, "train", tmp_path / "x", instructions_per_path=0, progress=False)
@@ -189,11 +209,16 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
     legacy = tmp_path / "legacy"
     legacy.mkdir()
     (legacy / "features").symlink_to(src / "features")
-    (legacy / "trajectories.jsonl").write_text("".join(
-        json.dumps({k: v for k, v in r.items() if k != "poses"}) + "\n" for r in recs))
+    (legacy / "trajectories.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "poses"}) + "\n" for r in recs)
+    )
     same = relabel_rollouts(tiny_benchmark, legacy, tmp_path / "same", FollowerConfig(), progress=False)
-    assert same == {"episodes": 3, "states": sum(len(r["targets"]) for r in recs), "targets_changed": 0,
-                    "stop_first": 3}  # the last state of each trajectory
+    assert same == {
+        "episodes": 3,
+        "states": sum(len(r["targets"]) for r in recs),
+        "targets_changed": 0,
+        "stop_first": 3,
+    }  # the last state of each trajectory
     for a, b in zip(read(tmp_path / "same"), recs):
         assert a["targets"] == b["targets"]
         assert np.allclose(a["poses"], b["poses"], atol=1e-3)
@@ -209,8 +234,9 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
     assert [r["instruction"] for r in new] == [r["instruction"] for r in recs] and new[0]["follower_tolerance"] == 1.0
     samples = NavSamples(out)  # features come through the link, unchanged
     assert len(samples) == sum(len(r["targets"]) for r in new)
-    assert np.array_equal(FeatureStore(out / "features").get(recs[0]["key"]),
-                          FeatureStore(src / "features").get(recs[0]["key"]))
+    assert np.array_equal(
+        FeatureStore(out / "features").get(recs[0]["key"]), FeatureStore(src / "features").get(recs[0]["key"])
+    )
 
     # a wider stop zone: every state within 1.5 m (geodesic) of the goal is labelled stop, the others are not
     zone = FollowerConfig(stop_distance=1.5, forward_tolerance=1.0)
@@ -233,13 +259,15 @@ def test_relabel_replays_states_and_labels_them_with_another_follower(tiny_bench
     with pytest.raises(VidNavError, match="forward-tolerance 0.5"):  # a resume must not mix two followers
         collect_rollouts(tiny_benchmark, "train", src, episodes=4, follower=course, progress=False)
     with pytest.raises(VidNavError, match="stop distance 0.25, not 1.5"):
-        collect_rollouts(tiny_benchmark, "train", src, episodes=4, follower=FollowerConfig(stop_distance=1.5),
-                         progress=False)
+        collect_rollouts(
+            tiny_benchmark, "train", src, episodes=4, follower=FollowerConfig(stop_distance=1.5), progress=False
+        )
     dagger = tmp_path / "dagger"
     dagger.mkdir()
     (dagger / "features").symlink_to(src / "features")
-    (dagger / "trajectories.jsonl").write_text(json.dumps(
-        {**{k: v for k, v in recs[0].items() if k != "poses"}, "source": "dagger-1"}) + "\n")
+    (dagger / "trajectories.jsonl").write_text(
+        json.dumps({**{k: v for k, v in recs[0].items() if k != "poses"}, "source": "dagger-1"}) + "\n"
+    )
     with pytest.raises(VidNavError, match="cannot be replayed"):
         relabel_rollouts(tiny_benchmark, dagger, tmp_path / "x", course, progress=False)
 

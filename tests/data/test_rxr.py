@@ -105,13 +105,16 @@ def test_trajectory_id_may_be_absent():
 # ---------------------------------------------------------------- language and role filters
 
 
-@pytest.mark.parametrize("wanted, ids", [
-    (["en"], [101, 102, 105]),
-    (["en-US"], [101, 105]),
-    (["EN-us"], [101, 105]),
-    (["en-IN", "te"], [102, 104]),
-    (["hi-IN"], [103]),
-])
+@pytest.mark.parametrize(
+    "wanted, ids",
+    [
+        (["en"], [101, 102, 105]),
+        (["en-US"], [101, 105]),
+        (["EN-us"], [101, 105]),
+        (["en-IN", "te"], [102, 104]),
+        (["hi-IN"], [103]),
+    ],
+)
 def test_language_filter(wanted, ids):
     assert [e.episode_id for e in load_episodes(EP, languages=wanted)[0]] == ids
 
@@ -164,22 +167,27 @@ def test_filter_episodes_none_is_everything():
 # ---------------------------------------------------------------- refusals name file, episode and field
 
 
-@pytest.mark.parametrize("field, mutate", [
-    ("instruction.language", lambda d: d["instruction"].pop("language")),
-    ("instruction.language", lambda d: d["instruction"].update(language=5)),
-    ("instruction.language", lambda d: d["instruction"].update(language="Hindi please")),
-    ("instruction.instruction_text", lambda d: d["instruction"].update(instruction_text=" ")),
-    ("instruction.edit_distance", lambda d: d["instruction"].update(edit_distance="far")),
-    ("instruction.instruction_id", lambda d: d["instruction"].update(instruction_id=[1])),
-    ("instruction.timed_instruction", lambda d: d["instruction"].update(timed_instruction="words")),
-    ("instruction.timed_instruction[1].word", lambda d: d["instruction"]["timed_instruction"][1].pop("word")),
-    ("instruction.timed_instruction[0].start_time",
-     lambda d: d["instruction"]["timed_instruction"][0].update(start_time="soon")),
-    ("info.role", lambda d: d["info"].update(role="leader")),
-    ("goals[0].position", lambda d: d["goals"][0].update(position=[1, 2])),
-    ("start_rotation", lambda d: d.pop("start_rotation")),
-    ("reference_path[0]", lambda d: d["reference_path"].__setitem__(0, "here")),
-])
+@pytest.mark.parametrize(
+    "field, mutate",
+    [
+        ("instruction.language", lambda d: d["instruction"].pop("language")),
+        ("instruction.language", lambda d: d["instruction"].update(language=5)),
+        ("instruction.language", lambda d: d["instruction"].update(language="Hindi please")),
+        ("instruction.instruction_text", lambda d: d["instruction"].update(instruction_text=" ")),
+        ("instruction.edit_distance", lambda d: d["instruction"].update(edit_distance="far")),
+        ("instruction.instruction_id", lambda d: d["instruction"].update(instruction_id=[1])),
+        ("instruction.timed_instruction", lambda d: d["instruction"].update(timed_instruction="words")),
+        ("instruction.timed_instruction[1].word", lambda d: d["instruction"]["timed_instruction"][1].pop("word")),
+        (
+            "instruction.timed_instruction[0].start_time",
+            lambda d: d["instruction"]["timed_instruction"][0].update(start_time="soon"),
+        ),
+        ("info.role", lambda d: d["info"].update(role="leader")),
+        ("goals[0].position", lambda d: d["goals"][0].update(position=[1, 2])),
+        ("start_rotation", lambda d: d.pop("start_rotation")),
+        ("reference_path[0]", lambda d: d["reference_path"].__setitem__(0, "here")),
+    ],
+)
 def test_broken_field_names_file_episode_and_field(tmp_path, field, mutate):
     doc = fixture_doc()
     mutate(doc["episodes"][2])
@@ -196,8 +204,9 @@ def test_an_episode_without_language_in_an_rxr_file_is_refused(tmp_path):
     del doc["episodes"][0]["instruction"]["language"]
     del doc["episodes"][0]["info"]["role"]
     p = write_doc(tmp_path / "x.json.gz", doc)
-    with pytest.raises(VidNavError, match=esc(f"{p}: episode #0 (episode_id 101): field 'instruction.language' "
-                                              "is missing")):
+    with pytest.raises(
+        VidNavError, match=esc(f"{p}: episode #0 (episode_id 101): field 'instruction.language' is missing")
+    ):
         load_episodes(p)
 
 
@@ -254,9 +263,19 @@ def test_cli_inspect_r2r_output_has_no_rxr_rows(r2r_sample_dir, tmp_path):
 
     r = CliRunner().invoke(app, ["data", "inspect", "--json", str(r2r_sample_dir / R2R_EP_FILE)])
     s = json.loads(r.output)
-    assert list(s) == ["file", "episodes", "scenes", "trajectories", "mean_geodesic_distance",
-                       "mean_instruction_words", "vocab_size", "has_gt", "gt_file", "gt_covers",
-                       "mean_gt_forward_steps"]
+    assert list(s) == [
+        "file",
+        "episodes",
+        "scenes",
+        "trajectories",
+        "mean_geodesic_distance",
+        "mean_instruction_words",
+        "vocab_size",
+        "has_gt",
+        "gt_file",
+        "gt_covers",
+        "mean_gt_forward_steps",
+    ]
     r = CliRunner().invoke(app, ["data", "inspect", str(r2r_sample_dir / R2R_EP_FILE), "--language", "en"])
     assert r.exit_code == 2 and "R2R-CE files have none" in r.output
 

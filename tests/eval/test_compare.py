@@ -32,9 +32,19 @@ def test_bootstrap_interval():
 def write_run(folder, successes, split="val_unseen", scene="houses/a.json", agent="x"):
     folder.mkdir()
     (folder / "run.json").write_text(json.dumps({"agent": agent, "data": "/d", "split": split}))
-    lines = [json.dumps({"episode_id": str(i + 1), "scene_id": scene, "success": float(s), "spl": 0.8 * s,
-                         "ndtw": 0.5, "steps": 10 + i})
-             for i, s in enumerate(successes)]
+    lines = [
+        json.dumps(
+            {
+                "episode_id": str(i + 1),
+                "scene_id": scene,
+                "success": float(s),
+                "spl": 0.8 * s,
+                "ndtw": 0.5,
+                "steps": 10 + i,
+            }
+        )
+        for i, s in enumerate(successes)
+    ]
     (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
     return folder
 

@@ -44,8 +44,12 @@ def test_two_runs_one_page_with_their_numbers_and_videos(runs, tmp_path, capsys)
     # the libraries are inlined, no tag loads a resource from a host (the browser test watches the requests)
     markup = re.sub(r"<(script|style)\b([^>]*)>.*?</\1>", r"<\1\2>", html, flags=re.S | re.I)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup, re.I)
-    assert re.findall(r"<script[^>]*>", markup) == ["<script>", '<script id="report-data" type="application/json">',
-                                                   '<script id="dt-bundle" type="text/plain">', '<script type="module">']
+    assert re.findall(r"<script[^>]*>", markup) == [
+        "<script>",
+        '<script id="report-data" type="application/json">',
+        '<script id="dt-bundle" type="text/plain">',
+        '<script type="module">',
+    ]
     assert "plotly.js v" in html and len(html) > 4_000_000
     d = page_data(page)
     assert len(d["rows"]) == 2 * EPISODES and {r["run"] for r in d["rows"]} == {"forward", "oracle"}
@@ -72,12 +76,16 @@ def test_two_runs_one_page_with_their_numbers_and_videos(runs, tmp_path, capsys)
     assert f"McNemar's exact p = {c['mcnemar_p']:.4f}" in html
     failed = [r["id"] for r in d["rows"] if r["run"] == "forward" and r["success"] == "no"]
     assert c["only_b"] == len(failed) > 0 and c["only_a"] == 0
-    assert f"solved by oracle only ({len(failed)}): " + "".join(
-        f'<span class="chip" data-episode="{i}">{i}</span>' for i in failed) in html
+    assert (
+        f"solved by oracle only ({len(failed)}): "
+        + "".join(f'<span class="chip" data-episode="{i}">{i}</span>' for i in failed)
+        in html
+    )
     # the CLI: several runs, another page path; one run alone gets RUN/report.html and its baseline neighbour
     main(["report", str(runs / "forward"), str(runs / "oracle"), "--html", str(tmp_path / "r.html")])
-    assert f"HTML report (open it in a browser; it links the runs' MP4s): {tmp_path / 'r.html'}" in \
-        capsys.readouterr().out
+    assert (
+        f"HTML report (open it in a browser; it links the runs' MP4s): {tmp_path / 'r.html'}" in capsys.readouterr().out
+    )
     assert len(page_data(tmp_path / "r.html")["rows"]) == 2 * EPISODES
     two = html_report([runs / "forward", runs / "oracle"], out=tmp_path / "two.html", episodes=2)[0].read_text()
     assert "on the 2 episodes both finished" in two  # the comparison covers the report's episodes only
@@ -120,10 +128,23 @@ class Chromium:
         import websocket
 
         self.proc = subprocess.Popen(
-            [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--no-first-run", "--no-default-browser-check", "--autoplay-policy=no-user-gesture-required",
-             "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1400,1000", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("chromium"),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--autoplay-policy=no-user-gesture-required",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "--window-size=1400,1000",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.time() + 60
         while not (port_file.is_file() and port_file.read_text().strip()):
@@ -132,8 +153,9 @@ class Chromium:
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
         pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        self.ws = websocket.create_connection(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"],
-                                              timeout=60)
+        self.ws = websocket.create_connection(
+            next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"], timeout=60
+        )
         self.n, self.events = 0, []
         for domain in ("Runtime", "Log", "Page", "Network"):
             self.send(f"{domain}.enable")
@@ -188,8 +210,10 @@ def chromium(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("chromium") is None,
-                    reason="chromium is not installed (scripts/setup-system.sh installs Debian's; `make test` runs it)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None,
+    reason="chromium is not installed (scripts/setup-system.sh installs Debian's; `make test` runs it)",
+)
 def test_the_page_in_headless_chromium(runs, chromium, tmp_path):
     page, _ = html_report([runs / "forward"], out=runs / "forward" / "report.html")
     chromium.open(page)
@@ -201,7 +225,9 @@ def test_the_page_in_headless_chromium(runs, chromium, tmp_path):
     chromium.js("document.querySelectorAll('#episodes thead th')[5].click()")  # steps (the run column is hidden)
     shown = chromium.js("[...document.querySelectorAll('#episodes tbody tr td:nth-child(6)')].map(t => +t.textContent)")
     assert shown in (sorted(steps), sorted(steps, reverse=True))
-    second = chromium.js("document.querySelectorAll('#episodes tbody tr')[1].querySelector('td:nth-child(1)').textContent")
+    second = chromium.js(
+        "document.querySelectorAll('#episodes tbody tr')[1].querySelector('td:nth-child(1)').textContent"
+    )
     chromium.js("document.querySelectorAll('#episodes tbody tr')[1].click()")
     assert chromium.js("document.querySelector('#detail h3').textContent") == f"episode {second}"
     assert chromium.js("document.getElementById('topdown').data.length") == 5  # reference, radius, goal, path, end
@@ -218,19 +244,25 @@ def test_the_page_in_headless_chromium(runs, chromium, tmp_path):
             width: v.videoWidth, error: v.error && v.error.message}; })()""")
     assert played["error"] is None and played["duration"] > 0 and played["time"] > 0 and played["width"] > 0
     size = chromium.send("Page.getLayoutMetrics")["cssContentSize"]
-    shot = chromium.send("Page.captureScreenshot", captureBeyondViewport=True,
-                         clip=dict(x=0, y=0, width=size["width"], height=size["height"], scale=1))
+    shot = chromium.send(
+        "Page.captureScreenshot",
+        captureBeyondViewport=True,
+        clip=dict(x=0, y=0, width=size["width"], height=size["height"], scale=1),
+    )
     png = tmp_path / "report.png"
     png.write_bytes(base64.b64decode(shot["data"]))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
     # filtering by how an episode ended
     ended = [r["ended"] for r in page_data(page)["rows"]]
     for value in ("success", ended[0]):
-        chromium.js(f"{{ const s = document.getElementById('ended-filter'); s.value = '{value}'; "
-                    "s.dispatchEvent(new Event('change')); }")
+        chromium.js(
+            f"{{ const s = document.getElementById('ended-filter'); s.value = '{value}'; "
+            "s.dispatchEvent(new Event('change')); }"
+        )
         assert chromium.js("vidnavReport.table.rows({search: 'applied'}).count()") == ended.count(value)
-        assert chromium.js("document.querySelectorAll('#episodes tbody tr td:nth-child(7)').length") == \
-            ended.count(value)
+        assert chromium.js("document.querySelectorAll('#episodes tbody tr td:nth-child(7)').length") == ended.count(
+            value
+        )
     assert chromium.errors() == []
     # no network at view time: the page, its MP4s and the bundle's blob, nothing else
     assert {u.split(":", 1)[0] for u in chromium.requests()} <= {"file", "blob", "data"}

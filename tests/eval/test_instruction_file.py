@@ -19,8 +19,10 @@ def _file(tmp_path, texts, split="val_unseen"):
 
 def test_only_the_listed_episodes_run_with_the_words_of_the_file(tiny_benchmark, tmp_path):
     eps = load_split(tiny_benchmark, "val_unseen").episodes
-    texts = {str(eps[1].episode_id): "walk out of the room and stop by the box",
-             str(eps[3].episode_id): "go into the kitchen, then stop in the middle of it"}
+    texts = {
+        str(eps[1].episode_id): "walk out of the room and stop by the box",
+        str(eps[3].episode_id): "go into the kitchen, then stop in the middle of it",
+    }
     path = _file(tmp_path, texts)
     out = tmp_path / "run"
     summary = evaluate(tiny_benchmark, "val_unseen", "oracle", out, instructions=str(path), progress=False)
@@ -36,18 +38,33 @@ def test_only_the_listed_episodes_run_with_the_words_of_the_file(tiny_benchmark,
         evaluate(tiny_benchmark, "val_unseen", "oracle", out, instructions=str(path), progress=False)
 
 
-@pytest.mark.parametrize("content, match", [
-    ({"split": "val_unseen", "instructions": {"no-such-id": "go"}}, "no-such-id"),
-    ({"split": "val_seen", "instructions": {"1": "go"}}, "val_seen"),
-    ({"split": "val_unseen", "instructions": {}}, "non-empty"),
-    ({"split": "val_unseen", "instructions": {"EP": "  "}}, "non-empty string"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ({"split": "val_unseen", "instructions": {"no-such-id": "go"}}, "no-such-id"),
+        ({"split": "val_seen", "instructions": {"1": "go"}}, "val_seen"),
+        ({"split": "val_unseen", "instructions": {}}, "non-empty"),
+        ({"split": "val_unseen", "instructions": {"EP": "  "}}, "non-empty string"),
+    ],
+)
 def test_bad_instruction_files_are_refused_naming_what_to_fix(tiny_benchmark, tmp_path, content, match):
     eid = str(load_split(tiny_benchmark, "val_unseen").episodes[0].episode_id)
     content = json.loads(json.dumps(content).replace('"EP"', json.dumps(eid)))
     with pytest.raises(VidNavError, match=match):
-        evaluate(tiny_benchmark, "val_unseen", "forward", tmp_path / "run", progress=False,
-                 instructions=str(_file(tmp_path, content["instructions"], content["split"])))
+        evaluate(
+            tiny_benchmark,
+            "val_unseen",
+            "forward",
+            tmp_path / "run",
+            progress=False,
+            instructions=str(_file(tmp_path, content["instructions"], content["split"])),
+        )
     with pytest.raises(VidNavError, match="no such file"):
-        evaluate(tiny_benchmark, "val_unseen", "forward", tmp_path / "run", progress=False,
-                 instructions=str(tmp_path / "absent.json"))
+        evaluate(
+            tiny_benchmark,
+            "val_unseen",
+            "forward",
+            tmp_path / "run",
+            progress=False,
+            instructions=str(tmp_path / "absent.json"),
+        )

@@ -111,10 +111,28 @@ def test_bad_paths():
 
 def test_summarize():
     results = [
-        {"success": 1.0, "spl": 0.5, "ndtw": 0.8, "sdtw": 0.8, "oracle_success": 1.0, "navigation_error": 1.0,
-         "trajectory_length": 10.0, "steps": 40, "collisions": 0},
-        {"success": 0.0, "spl": 0.0, "ndtw": 0.2, "sdtw": 0.0, "oracle_success": 1.0, "distance_to_goal": 7.0,
-         "path_length": 6.0, "steps": 20, "collisions": 2},
+        {
+            "success": 1.0,
+            "spl": 0.5,
+            "ndtw": 0.8,
+            "sdtw": 0.8,
+            "oracle_success": 1.0,
+            "navigation_error": 1.0,
+            "trajectory_length": 10.0,
+            "steps": 40,
+            "collisions": 0,
+        },
+        {
+            "success": 0.0,
+            "spl": 0.0,
+            "ndtw": 0.2,
+            "sdtw": 0.0,
+            "oracle_success": 1.0,
+            "distance_to_goal": 7.0,
+            "path_length": 6.0,
+            "steps": 20,
+            "collisions": 2,
+        },
     ]
     s = summarize(results)
     assert set(s) == {"episodes", *SUMMARY_KEYS}

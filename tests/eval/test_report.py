@@ -14,8 +14,9 @@ from vidnav.sim.house import Door, House, Room
 
 def corridor() -> House:
     """Three 4 m rooms in a row along x (ids 0, 1, 2) with 0.2 m door gaps between them."""
-    rooms = [Room(i, "bedroom", 4.2 * i, 0.0, 4.2 * i + 4.0, 4.0, "cardboard", "stucco", "concrete_tiles")
-             for i in range(3)]
+    rooms = [
+        Room(i, "bedroom", 4.2 * i, 0.0, 4.2 * i + 4.0, 4.0, "cardboard", "stucco", "concrete_tiles") for i in range(3)
+    ]
     doors = [Door(i, i, i + 1, "x", 4.2 * i + 4.0, 4.2 * i + 4.2, 1.5, 2.5) for i in range(2)]
     return House(seed=0, rooms=rooms, doors=doors)
 
@@ -32,36 +33,54 @@ def test_rooms_along_follows_the_polyline_and_skips_door_gaps():
     assert rooms_along(h, [P(4.1, 2)]) == []  # in the door gap only
 
 
-@pytest.mark.parametrize("stopped, walked, mode", [
-    (False, [0, 1], "step cap"),
-    (True, [0], "never left start room"),
-    (True, [0, 1, 0], "back in start room"),
-    (True, [0, 1, 2], "in goal room"),
-    (True, [0, 1], "on route"),
-    (True, [0, 3], "off route"),
-])
+@pytest.mark.parametrize(
+    "stopped, walked, mode",
+    [
+        (False, [0, 1], "step cap"),
+        (True, [0], "never left start room"),
+        (True, [0, 1, 0], "back in start room"),
+        (True, [0, 1, 2], "in goal room"),
+        (True, [0, 1], "on route"),
+        (True, [0, 3], "off route"),
+    ],
+)
 def test_failure_mode(stopped, walked, mode):
     assert failure_mode({"stopped": stopped}, [0, 1, 2], walked, goal_room=2) == mode
     assert mode in MODES
 
 
 def _episode(i, scene="h.json"):
-    return SimpleNamespace(episode_id=i, scene_id=scene, reference_path=[P(2, 2), P(10.4, 2)],
-                           goals=[SimpleNamespace(position=P(10.4, 2))])
+    return SimpleNamespace(
+        episode_id=i, scene_id=scene, reference_path=[P(2, 2), P(10.4, 2)], goals=[SimpleNamespace(position=P(10.4, 2))]
+    )
 
 
 def _result(i, d, success, positions, stopped=True, oracle=0.0):
-    return {"episode_id": str(i), "scene_id": "h.json", "start_distance": d, "success": success, "spl": 0.5 * success,
-            "oracle_success": max(success, oracle), "stopped": stopped, "steps": 10 * i,
-            "trajectory_length": float(i), "positions": positions}
+    return {
+        "episode_id": str(i),
+        "scene_id": "h.json",
+        "start_distance": d,
+        "success": success,
+        "spl": 0.5 * success,
+        "oracle_success": max(success, oracle),
+        "stopped": stopped,
+        "steps": 10 * i,
+        "trajectory_length": float(i),
+        "positions": positions,
+    }
 
 
 def test_breakdown_counts_every_episode_once():
     walk = [P(2, 2), P(10.4, 2)]
-    results = [_result(1, 3.0, 1.0, walk), _result(2, 7.0, 0.0, [P(2, 2), P(3.5, 2.2)]),
-               _result(3, 8.5, 0.0, [P(2, 2), P(6, 2)], oracle=1.0), _result(4, 20.0, 0.0, walk, stopped=False),
-               _result(5, 12.0, 0.0, [P(2, 2), P(6, 2), P(2, 2)]), _result(6, 9.5, 0.0, [P(2, 2), P(2, 6)]),
-               _result(7, 9.6, 0.0, [P(2, 2), P(1, 1)])]
+    results = [
+        _result(1, 3.0, 1.0, walk),
+        _result(2, 7.0, 0.0, [P(2, 2), P(3.5, 2.2)]),
+        _result(3, 8.5, 0.0, [P(2, 2), P(6, 2)], oracle=1.0),
+        _result(4, 20.0, 0.0, walk, stopped=False),
+        _result(5, 12.0, 0.0, [P(2, 2), P(6, 2), P(2, 2)]),
+        _result(6, 9.5, 0.0, [P(2, 2), P(2, 6)]),
+        _result(7, 9.6, 0.0, [P(2, 2), P(1, 1)]),
+    ]
     episodes = {str(i): _episode(i) for i in range(1, 8)}
     house = corridor()
     house.rooms.append(Room(3, "kitchen", 0.0, 4.2, 4.0, 8.0, "cardboard", "stucco", "concrete_tiles"))
@@ -77,10 +96,22 @@ def test_breakdown_counts_every_episode_once():
     f = rep["failures"]
     modes = {m["mode"]: m["n"] for m in f["modes"]}
     assert f["n"] == 6 and sum(modes.values()) == 6 and f["passed_goal"] == 1
-    assert modes == {"step cap": 1, "never left start room": 2, "back in start room": 1, "in goal room": 0,
-                     "on route": 1, "off route": 1}
-    assert f["by_episode"] == {"2": "never left start room", "3": "on route", "4": "step cap",
-                               "5": "back in start room", "6": "off route", "7": "never left start room"}
+    assert modes == {
+        "step cap": 1,
+        "never left start room": 2,
+        "back in start room": 1,
+        "in goal room": 0,
+        "on route": 1,
+        "off route": 1,
+    }
+    assert f["by_episode"] == {
+        "2": "never left start room",
+        "3": "on route",
+        "4": "step cap",
+        "5": "back in start room",
+        "6": "off route",
+        "7": "never left start room",
+    }
     # episode 6 left into the kitchen instead of room 1; episode 2 (not 7) reached the route's exit door
     assert f["wrong_exit"] == 1 and f["near_exit"] == 1
     assert {m["mode"]: m["median_steps"] for m in f["modes"]}["on route"] == 30
@@ -136,4 +167,3 @@ def test_report_refuses_data_whose_episodes_are_not_the_runs(tiny_benchmark, tmp
     path.write_bytes(gzip.compress(json.dumps(d).encode()))
     with pytest.raises(VidNavError, match="evaluated on other val_unseen episodes than those in"):
         report_run(out, data=copy, write=False)
-

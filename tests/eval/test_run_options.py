@@ -35,7 +35,11 @@ def test_run_options_round_trip_through_a_saved_checkpoint(checkpoint, tmp_path)
     from vidnav.model import VidNavForCausalLM
 
     assert json.loads((checkpoint / RUN_OPTIONS_NAME).read_text()) == {
-        "replan_when_blocked": True, "break_loops": True, "act_steps": 1, "loop_plans": 3}
+        "replan_when_blocked": True,
+        "break_loops": True,
+        "act_steps": 1,
+        "loop_plans": 3,
+    }
     model = VidNavForCausalLM.from_pretrained(checkpoint)
     assert model.run_options == read_run_options(checkpoint) == CARRIED
     model.save_pretrained(tmp_path / "again")  # saved again (e.g. by the trainer): the options stay
@@ -63,16 +67,18 @@ def test_flags_change_the_carried_options_both_ways():
     assert resolve(CARRIED, {"replan_when_blocked": False}) == PlanOptions(False, True, 1, 3)
     # the loop breaker off takes its loop_plans with it (else: "--loop-plans applies to the loop breaker")
     assert resolve(CARRIED, {"break_loops": False}) == PlanOptions(True, False, 1, 2)
-    assert resolve(PlanOptions(), {"replan_when_blocked": True, "break_loops": True}) == \
-        PlanOptions(True, True, None, 2)
+    assert resolve(PlanOptions(), {"replan_when_blocked": True, "break_loops": True}) == PlanOptions(
+        True, True, None, 2
+    )
     assert resolve(CARRIED, PlanOptions()) == PlanOptions()  # a whole PlanOptions replaces them
     with pytest.raises(VidNavError, match="add --break-loops"):
         resolve(PlanOptions(), {"loop_plans": 3})
     assert resolve(CARRIED, {"loop_plans": 4}).loop_plans == 4  # the agent breaks loops already
 
 
-def test_eval_cli_without_flags_runs_the_checkpoints_options_and_flags_override_them(checkpoint, tiny_benchmark,
-                                                                                     tmp_path, monkeypatch):
+def test_eval_cli_without_flags_runs_the_checkpoints_options_and_flags_override_them(
+    checkpoint, tiny_benchmark, tmp_path, monkeypatch
+):
     from vidnav.cli import main
 
     real = runner.evaluate
@@ -100,18 +106,28 @@ def test_eval_cli_without_flags_runs_the_checkpoints_options_and_flags_override_
 
     write_run_options(checkpoint, PlanOptions())  # the checkpoint's options edited: its next run is another run
     try:
-        with pytest.raises(VidNavError, match="replan_when_blocked=True, break_loops=True.*; now "
-                                              "replan_when_blocked=False, break_loops=False"):
-            evaluate(tiny_benchmark, "val_unseen", str(checkpoint), tmp_path / "own", episodes=1, progress=False,
-                     env_kw={"max_steps": 3})
+        with pytest.raises(
+            VidNavError,
+            match="replan_when_blocked=True, break_loops=True.*; now replan_when_blocked=False, break_loops=False",
+        ):
+            evaluate(
+                tiny_benchmark,
+                "val_unseen",
+                str(checkpoint),
+                tmp_path / "own",
+                episodes=1,
+                progress=False,
+                env_kw={"max_steps": 3},
+            )
         assert ran("on", "--replan-when-blocked", "--break-loops") == PlanOptions(True, True, None, 2)
     finally:
         write_run_options(checkpoint, CARRIED)
 
 
 def test_eval_of_the_shipped_agent_without_flags_replans_and_breaks_loops(tiny_benchmark, tmp_path):
-    evaluate(tiny_benchmark, "val_unseen", "default", tmp_path / "d", episodes=1, env_kw={"max_steps": 2},
-             progress=False)
+    evaluate(
+        tiny_benchmark, "val_unseen", "default", tmp_path / "d", episodes=1, env_kw={"max_steps": 2}, progress=False
+    )
     run = json.loads((tmp_path / "d" / "run.json").read_text())
     assert run["replan_when_blocked"] is run["break_loops"] is True and run["expert_start"] is None
     assert runner._W["agent"].options == PlanOptions(replan_when_blocked=True, break_loops=True)
@@ -123,11 +139,13 @@ def test_a_bad_run_options_file_names_the_file_and_the_fix(checkpoint, tmp_path)
 
     bad = tmp_path / "bad"
     shutil.copytree(checkpoint, bad)
-    for text, says in (('{"break_loop": true}', "unknown run option(s) break_loop; valid: replan_when_blocked"),
-                       ('{"act_steps": 0}', "--act-steps must be a whole number >= 1"),
-                       ('{"replan_when_blocked": "yes"}', "--replan-when-blocked is on or off"),
-                       ("[true]", "must be a JSON object of run options"),
-                       ("{", "is not valid JSON")):
+    for text, says in (
+        ('{"break_loop": true}', "unknown run option(s) break_loop; valid: replan_when_blocked"),
+        ('{"act_steps": 0}', "--act-steps must be a whole number >= 1"),
+        ('{"replan_when_blocked": "yes"}', "--replan-when-blocked is on or off"),
+        ("[true]", "must be a JSON object of run options"),
+        ("{", "is not valid JSON"),
+    ):
         (bad / RUN_OPTIONS_NAME).write_text(text)
         with pytest.raises(VidNavError, match=re.escape(str(bad / RUN_OPTIONS_NAME)) + ".*" + re.escape(says)) as e:
             read_run_options(bad)
@@ -136,8 +154,9 @@ def test_a_bad_run_options_file_names_the_file_and_the_fix(checkpoint, tmp_path)
             vidnav.load_agent(bad)
 
 
-def test_training_writes_the_options_inherited_from_init_from_with_run_option_changes(checkpoint, tmp_path,
-                                                                                     monkeypatch):
+def test_training_writes_the_options_inherited_from_init_from_with_run_option_changes(
+    checkpoint, tmp_path, monkeypatch
+):
     from vidnav.train.config import TrainConfig
     from vidnav.train.trainer import _atomic_save, build_train_model
 
@@ -162,8 +181,19 @@ def test_training_writes_the_options_inherited_from_init_from_with_run_option_ch
         return {"steps": 0, "final_loss": 0.0}
 
     monkeypatch.setattr(trainer, "train", train)
-    main(["train", "--data", "r", "--out", str(tmp_path / "t"), "--run-option", "replan_when_blocked=true",
-          "--run-option", "act_steps=2"])
+    main(
+        [
+            "train",
+            "--data",
+            "r",
+            "--out",
+            str(tmp_path / "t"),
+            "--run-option",
+            "replan_when_blocked=true",
+            "--run-option",
+            "act_steps=2",
+        ]
+    )
     assert seen["cfg"].run_options == {"replan_when_blocked": True, "act_steps": 2}
     with pytest.raises(SystemExit) as e:
         main(["train", "--data", "r", "--out", str(tmp_path / "t"), "--run-option", "act_steps"])
@@ -187,6 +217,7 @@ def test_the_server_reports_its_agents_options_and_eval_through_it_uses_them(mon
 
     served = {}
     monkeypatch.setattr("vidnav.serve.app.shared_model_agents", lambda agent: (lambda: None, agent, "fp"))
+
     def serve_forever(app, sock):
         sock.close()
         served["app"] = app
@@ -195,8 +226,18 @@ def test_the_server_reports_its_agents_options_and_eval_through_it_uses_them(mon
     with socket.socket() as s:  # a free loopback port for the CLI to bind
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    serve_cli.serve_command(agent="default", host="127.0.0.1", port=port, token_file=None, max_sessions=1,
-                            idle_timeout=1.0, max_frames=10, max_upload_mb=1.0, max_frame_side=64, threads=None)
+    serve_cli.serve_command(
+        agent="default",
+        host="127.0.0.1",
+        port=port,
+        token_file=None,
+        max_sessions=1,
+        idle_timeout=1.0,
+        max_frames=10,
+        max_upload_mb=1.0,
+        max_frame_side=64,
+        threads=None,
+    )
     with BackgroundServer(served["app"]) as server:
         assert agent_run_options(server.url) == PlanOptions(replan_when_blocked=True, break_loops=True)
 

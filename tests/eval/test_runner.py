@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 
-import numpy as np
 import pytest
 
 from vidnav.errors import VidNavError
@@ -14,8 +13,18 @@ from vidnav.eval.runner import evaluate
 from vidnav.io import writer_lock
 from vidnav.sim.navmap import FORWARD, STOP
 
-KEYS = {"episodes", "success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error", "trajectory_length",
-        "steps", "collisions"}
+KEYS = {
+    "episodes",
+    "success",
+    "spl",
+    "ndtw",
+    "sdtw",
+    "oracle_success",
+    "navigation_error",
+    "trajectory_length",
+    "steps",
+    "collisions",
+}
 
 
 def lines(out):
@@ -89,22 +98,44 @@ def test_clear_errors(tiny_benchmark, tmp_path, oracle_run):
     with pytest.raises(VidNavError, match="another run"):
         evaluate(tiny_benchmark, "val_unseen", "random", oracle_run[0], episodes=1, progress=False)
     with pytest.raises(VidNavError, match="break_loops=False; now break_loops=True"):
-        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1,
-                 options=PlanOptions(break_loops=True), progress=False)
+        evaluate(
+            tiny_benchmark,
+            "val_unseen",
+            "oracle",
+            oracle_run[0],
+            episodes=1,
+            options=PlanOptions(break_loops=True),
+            progress=False,
+        )
     with pytest.raises(VidNavError, match="act_steps=None; now act_steps=1"):
-        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1,
-                 options=PlanOptions(act_steps=1), progress=False)
+        evaluate(
+            tiny_benchmark,
+            "val_unseen",
+            "oracle",
+            oracle_run[0],
+            episodes=1,
+            options=PlanOptions(act_steps=1),
+            progress=False,
+        )
     with pytest.raises(VidNavError, match="allow_sliding=False; now allow_sliding=True"):
-        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1,
-                 env_kw={"allow_sliding": True}, progress=False)
+        evaluate(
+            tiny_benchmark,
+            "val_unseen",
+            "oracle",
+            oracle_run[0],
+            episodes=1,
+            env_kw={"allow_sliding": True},
+            progress=False,
+        )
     with pytest.raises(VidNavError, match="workers"):
         evaluate(tiny_benchmark, "val_unseen", "oracle", tmp_path / "z", workers=0, progress=False)
     evaluate(tiny_benchmark, "val_unseen", "random", tmp_path / "r", episodes=1, seed=1, progress=False)
     with pytest.raises(VidNavError, match="seed=1; now seed=2"):  # other draws: resuming would mix two runs
         evaluate(tiny_benchmark, "val_unseen", "random", tmp_path / "r", episodes=2, seed=2, progress=False)
     with pytest.raises(VidNavError, match="env={}; now env={'max_steps': 3}"):
-        evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1, env_kw={"max_steps": 3},
-                 progress=False)
+        evaluate(
+            tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1, env_kw={"max_steps": 3}, progress=False
+        )
     evaluate(tiny_benchmark, "val_unseen", "oracle", oracle_run[0], episodes=1, seed=5, progress=False)  # unused
     with writer_lock(tmp_path / "busy", "evaluation"):  # another evaluation is writing there
         with pytest.raises(VidNavError, match="busy is being written by another evaluation job"):
@@ -129,8 +160,9 @@ def test_an_empty_split_is_a_clear_error(tiny_benchmark, tmp_path):
 
 def test_sliding_run_is_recorded_and_the_oracle_still_succeeds(tiny_benchmark, tmp_path):
     out = tmp_path / "slide"
-    summary = evaluate(tiny_benchmark, "val_unseen", "oracle", out, episodes=2, env_kw={"allow_sliding": True},
-                       progress=False)
+    summary = evaluate(
+        tiny_benchmark, "val_unseen", "oracle", out, episodes=2, env_kw={"allow_sliding": True}, progress=False
+    )
     assert json.loads((out / "run.json").read_text())["allow_sliding"] is True
     assert summary["success"] == 1.0
 
@@ -189,7 +221,7 @@ def test_expert_start_runs_the_expert_then_the_model(tiny_benchmark, tmp_path, m
                 break
             expert.append(a)
             env.step(a)
-        assert rec["actions"][:len(expert)] == expert
+        assert rec["actions"][: len(expert)] == expert
         if mode == "room" and len(rec["actions"]) > len(expert):  # handed over in the next room, not before
             x, _, z = rec["positions"][len(expert)]
             assert task.house.room_at(x, z) not in (None, start_room)
@@ -213,12 +245,35 @@ def test_eval_cli_prints_the_table(tiny_benchmark, tmp_path, capsys):
         main(["eval", "--agent", "oracle", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "d")])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--agent", "default", "--data", str(tiny_benchmark), "--act-steps", "0",
-              "--out", str(tmp_path / "e")])
+        main(
+            [
+                "eval",
+                "--agent",
+                "default",
+                "--data",
+                str(tiny_benchmark),
+                "--act-steps",
+                "0",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
     assert e.value.code == 2 and "--act-steps must be a whole number >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--agent", "default", "--data", str(tiny_benchmark), "--no-break-loops", "--loop-plans", "3",
-              "--out", str(tmp_path / "e")])  # the shipped agent breaks loops unless told not to
+        main(
+            [
+                "eval",
+                "--agent",
+                "default",
+                "--data",
+                str(tiny_benchmark),
+                "--no-break-loops",
+                "--loop-plans",
+                "3",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )  # the shipped agent breaks loops unless told not to
     assert e.value.code == 2 and "add --break-loops" in capsys.readouterr().err
 
 
@@ -229,8 +284,21 @@ def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
 
     from vidnav.cli import main
 
-    main(["demo", "--episodes", "1", "--videos", "1", "--workers", "1", "--data", str(tmp_path / "data"),
-          "--out", str(tmp_path / "demo")])
+    main(
+        [
+            "demo",
+            "--episodes",
+            "1",
+            "--videos",
+            "1",
+            "--workers",
+            "1",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "demo"),
+        ]
+    )
     out = capsys.readouterr().out
     rows = {c[0]: c for c in (re.split(r"\s{2,}", line.strip()) for line in out.splitlines())}  # the table's cells
     for name in ("default+replan+loops", "symbolic", "oracle", "forward", "random"):
@@ -244,17 +312,41 @@ def test_demo_builds_unseen_houses_and_prints_every_agent(tmp_path, capsys):
     for name in ("default", "symbolic", "oracle", "forward", "random"):
         assert len(list((tmp_path / "demo" / name / "videos").glob("*.mp4"))) == 1
     page = tmp_path / "demo" / "report.html"  # one page with the five agents side by side
-    assert f"open {page} in a browser" in out and page.read_text().count('<td>oracle</td><td>oracle</td>') == 1
+    assert f"open {page} in a browser" in out and page.read_text().count("<td>oracle</td><td>oracle</td>") == 1
     assert "A = default, B = random" in page.read_text()
     # a new shipped agent since the last demo: its row is run again, not read back from the old results
     from vidnav.eval.agents import agent_weights
 
     (tmp_path / "demo" / "default" / "run.json").write_text(json.dumps({**run, "weights": "an-older-agent"}))
-    main(["demo", "--episodes", "1", "--videos", "1", "--workers", "1", "--data", str(tmp_path / "data"),
-          "--out", str(tmp_path / "demo")])
+    main(
+        [
+            "demo",
+            "--episodes",
+            "1",
+            "--videos",
+            "1",
+            "--workers",
+            "1",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "demo"),
+        ]
+    )
     assert "weights changed): starting it over" in capsys.readouterr().out
     assert json.loads((tmp_path / "demo" / "default" / "run.json").read_text())["weights"] == agent_weights("default")
     with pytest.raises(SystemExit) as e:  # the set built for 1 episode holds 6: more is an error, not a silent cap
-        main(["demo", "--episodes", "7", "--workers", "1", "--data", str(tmp_path / "data"),
-              "--out", str(tmp_path / "d7")])
+        main(
+            [
+                "demo",
+                "--episodes",
+                "7",
+                "--workers",
+                "1",
+                "--data",
+                str(tmp_path / "data"),
+                "--out",
+                str(tmp_path / "d7"),
+            ]
+        )
     assert e.value.code == 2 and "holds 6 val_unseen episodes, fewer than --episodes 7" in capsys.readouterr().err

@@ -48,8 +48,23 @@ def test_video_episodes_without_video_is_refused_not_ignored(tiny_benchmark, tmp
     from vidnav.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--data", str(tiny_benchmark), "--split", "val_unseen", "--agent", "oracle", "--episodes", "1",
-              "--video-episodes", n, "--out", str(tmp_path / "o")])
+        main(
+            [
+                "eval",
+                "--data",
+                str(tiny_benchmark),
+                "--split",
+                "val_unseen",
+                "--agent",
+                "oracle",
+                "--episodes",
+                "1",
+                "--video-episodes",
+                n,
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--video-episodes" in err and "add --video" in err, err
     assert not (tmp_path / "o").exists()

@@ -19,9 +19,26 @@ def _env():
 
 def test_an_unknown_agent_with_two_workers_is_a_one_line_error(tiny_benchmark, tmp_path):
     t0 = time.monotonic()
-    proc = subprocess.run([*VIDNAV, "eval", "--agent", "no-such-agent", "--data", str(tiny_benchmark), "--episodes",
-                           "4", "--workers", "2", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=180, env=_env())
+    proc = subprocess.run(
+        [
+            *VIDNAV,
+            "eval",
+            "--agent",
+            "no-such-agent",
+            "--data",
+            str(tiny_benchmark),
+            "--episodes",
+            "4",
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=_env(),
+    )
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: unknown agent 'no-such-agent': use one of oracle"), err
@@ -30,8 +47,20 @@ def test_an_unknown_agent_with_two_workers_is_a_one_line_error(tiny_benchmark, t
 
 def test_a_worker_killed_mid_run_ends_it_and_a_rerun_resumes(tiny_benchmark, tmp_path):
     out = tmp_path / "out"
-    cmd = [*VIDNAV, "eval", "--agent", "oracle", "--data", str(tiny_benchmark), "--episodes", "6", "--workers", "2",
-           "--out", str(out)]
+    cmd = [
+        *VIDNAV,
+        "eval",
+        "--agent",
+        "oracle",
+        "--data",
+        str(tiny_benchmark),
+        "--episodes",
+        "6",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         deadline = time.monotonic() + 240
@@ -52,4 +81,4 @@ def test_a_worker_killed_mid_run_ends_it_and_a_rerun_resumes(tiny_benchmark, tmp
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
     assert rerun.returncode == 0, rerun.stderr
     ids = [json.loads(x)["episode_id"] for x in (out / "results.jsonl").read_text().splitlines()]
-    assert ids[:len(kept)] == kept and sorted(ids, key=int) == [str(i) for i in range(1, 7)]
+    assert ids[: len(kept)] == kept and sorted(ids, key=int) == [str(i) for i in range(1, 7)]

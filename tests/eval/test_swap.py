@@ -18,9 +18,19 @@ def _episodes():
             goal = [2.0, 0.0, 0.0] if (h == 0 and t == 1) else [6.0 * t, 0.0, 0.0]
             for k in range(3):
                 ep_id += 1
-                eps.append(Episode(ep_id, h * 10 + t, f"houses/h{h}.json", [0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0],
-                                   {"geodesic_distance": 5.0}, [Goal(goal, 3.0)], [[0.0, 0.0, 0.0], goal],
-                                   Instruction(f"house {h} path {t} words {k}")))
+                eps.append(
+                    Episode(
+                        ep_id,
+                        h * 10 + t,
+                        f"houses/h{h}.json",
+                        [0.0, 0.0, 0.0],
+                        [0.0, 0.0, 0.0, 1.0],
+                        {"geodesic_distance": 5.0},
+                        [Goal(goal, 3.0)],
+                        [[0.0, 0.0, 0.0], goal],
+                        Instruction(f"house {h} path {t} words {k}"),
+                    )
+                )
     return eps
 
 
@@ -59,8 +69,9 @@ def test_swapped_run_records_the_instruction_and_a_reader_collapses(tiny_benchma
     text = {str(e.episode_id): e for e in split.episodes}
     own = evaluate(tiny_benchmark, "val_unseen", "symbolic", tmp_path / "own", episodes=6, progress=False)
     out = tmp_path / "swapped"
-    swapped = evaluate(tiny_benchmark, "val_unseen", "symbolic", out, episodes=6, progress=False,
-                       instructions="swapped")
+    swapped = evaluate(
+        tiny_benchmark, "val_unseen", "symbolic", out, episodes=6, progress=False, instructions="swapped"
+    )
     assert own["success"] >= 5 / 6 and swapped["success"] <= 1 / 6
     recs = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     for r in recs:
@@ -68,23 +79,42 @@ def test_swapped_run_records_the_instruction_and_a_reader_collapses(tiny_benchma
         assert donor.scene_id == ep.scene_id and donor.trajectory_id != ep.trajectory_id
         assert r["instruction"] == donor.instruction.instruction_text != ep.instruction.instruction_text
     own_recs = [json.loads(x) for x in (tmp_path / "own" / "results.jsonl").read_text().splitlines()]
-    assert all("instruction_from" not in r and r["instruction"] == text[r["episode_id"]].instruction.instruction_text
-               for r in own_recs)
+    assert all(
+        "instruction_from" not in r and r["instruction"] == text[r["episode_id"]].instruction.instruction_text
+        for r in own_recs
+    )
     run = json.loads((out / "run.json").read_text())
     assert run["instructions"] == "swapped" and run["instructions_seed"] == 0
     with pytest.raises(VidNavError, match="instructions='swapped'.*now instructions='own'"):
         evaluate(tiny_benchmark, "val_unseen", "symbolic", out, episodes=6, progress=False)
     with pytest.raises(VidNavError, match="instructions_seed=0; now instructions_seed=1"):
-        evaluate(tiny_benchmark, "val_unseen", "symbolic", out, episodes=6, seed=1, progress=False,
-                 instructions="swapped")
+        evaluate(
+            tiny_benchmark, "val_unseen", "symbolic", out, episodes=6, seed=1, progress=False, instructions="swapped"
+        )
     with pytest.raises(VidNavError, match="--instructions shuffled: no such file; give own, swapped"):
-        evaluate(tiny_benchmark, "val_unseen", "symbolic", tmp_path / "x", episodes=1, progress=False,
-                 instructions="shuffled")
+        evaluate(
+            tiny_benchmark,
+            "val_unseen",
+            "symbolic",
+            tmp_path / "x",
+            episodes=1,
+            progress=False,
+            instructions="shuffled",
+        )
     # two workers give every episode the same instruction, and the same results
-    evaluate(tiny_benchmark, "val_unseen", "symbolic", tmp_path / "w2", episodes=6, workers=2, progress=False,
-             instructions="swapped")
-    by_id = {json.loads(x)["episode_id"]: json.loads(x) for x in (tmp_path / "w2" / "results.jsonl").read_text()
-             .splitlines()}
+    evaluate(
+        tiny_benchmark,
+        "val_unseen",
+        "symbolic",
+        tmp_path / "w2",
+        episodes=6,
+        workers=2,
+        progress=False,
+        instructions="swapped",
+    )
+    by_id = {
+        json.loads(x)["episode_id"]: json.loads(x) for x in (tmp_path / "w2" / "results.jsonl").read_text().splitlines()
+    }
     assert [by_id[r["episode_id"]] for r in recs] == recs
 
 

@@ -72,23 +72,36 @@ def house_nav():
     return house, NavMap(house)
 
 
-@pytest.mark.parametrize("text, walk, near", [
-    # the hallway is said: not the kitchen door straight from the living room
-    ("Go out of the living room, walk down the hallway to the kitchen and stop next to the red box.",
-     [0, 1, 2], ("box", 0)),
-    # nothing said on the way: the short way, through the door between living room and kitchen
-    ("Walk into the kitchen and wait by the red crate.", [0, 2], ("box", 0)),
-    # a person's words: synonyms (lounge, corridor, crate), the box is the bedroom's one
-    ("Leave the lounge, head along the corridor, then go into the bedroom and wait beside the crate.",
-     [0, 1, 3], ("box", 1)),
-    # looks instead of room names; a landmark kind with no colour
-    ("Exit the room with the red brick walls through the room with the black and white floor, then cross the "
-     "hall and enter the room with the marble floor. Stop close to the yellow duck.", [0, 2, 1, 4], ("box", 2)),
-    # the middle of a room, named by its look only
-    ("Go into the corridor and stop in the middle of the room with the dark wooden floor.", [0, 1, 3], ("room", 3)),
-    # a doorway goal: the door from the hallway to the bathroom
-    ("Walk through the hall and stop in the doorway to the washroom.", [0, 1], ("door", 4)),
-])
+@pytest.mark.parametrize(
+    "text, walk, near",
+    [
+        # the hallway is said: not the kitchen door straight from the living room
+        (
+            "Go out of the living room, walk down the hallway to the kitchen and stop next to the red box.",
+            [0, 1, 2],
+            ("box", 0),
+        ),
+        # nothing said on the way: the short way, through the door between living room and kitchen
+        ("Walk into the kitchen and wait by the red crate.", [0, 2], ("box", 0)),
+        # a person's words: synonyms (lounge, corridor, crate), the box is the bedroom's one
+        (
+            "Leave the lounge, head along the corridor, then go into the bedroom and wait beside the crate.",
+            [0, 1, 3],
+            ("box", 1),
+        ),
+        # looks instead of room names; a landmark kind with no colour
+        (
+            "Exit the room with the red brick walls through the room with the black and white floor, then cross the "
+            "hall and enter the room with the marble floor. Stop close to the yellow duck.",
+            [0, 2, 1, 4],
+            ("box", 2),
+        ),
+        # the middle of a room, named by its look only
+        ("Go into the corridor and stop in the middle of the room with the dark wooden floor.", [0, 1, 3], ("room", 3)),
+        # a doorway goal: the door from the hallway to the bathroom
+        ("Walk through the hall and stop in the doorway to the washroom.", [0, 1], ("door", 4)),
+    ],
+)
 def test_hand_written_instructions_in_a_known_house(house_nav, text, walk, near):
     house, nav = house_nav
     agent, (x, z, _), stopped = drive(house, nav, START, text)
@@ -115,9 +128,11 @@ def test_hand_written_instructions_in_a_known_house(house_nav, text, walk, near)
 
 
 def test_the_parser_reads_vocabulary_not_templates():
-    p = parse_instruction("Turn around, head out of the lounge into the corridor with grey walls, go past the "
-                          "small blue ball on your left and then enter the next hallway. Finally, wait at the "
-                          "entrance of the restroom.")
+    p = parse_instruction(
+        "Turn around, head out of the lounge into the corridor with grey walls, go past the "
+        "small blue ball on your left and then enter the next hallway. Finally, wait at the "
+        "entrance of the restroom."
+    )
     rooms = [m for m in p.mentions if m.is_room]
     assert [m.room_type for m in rooms] == ["living room", "hallway", "hallway"]
     assert rooms[0].passed and rooms[1].entered and rooms[2].next_room
@@ -146,8 +161,12 @@ def test_it_never_reads_the_goal_or_the_reference_path(tiny_benchmark):
             gt = eps.gt.get(str(ep.episode_id))
             own = run_episode(env, agent, ep, gt)
             # another goal the house can hold (the start: the env refuses goals in walls or outside the house)
-            garbage = replace(ep, goals=[Goal(position=list(ep.start_position))], info={"geodesic_distance": 1.0},
-                              reference_path=[[9.0, 0.0, -9.0], [-3.0, 0.0, 7.0]])
+            garbage = replace(
+                ep,
+                goals=[Goal(position=list(ep.start_position))],
+                info={"geodesic_distance": 1.0},
+                reference_path=[[9.0, 0.0, -9.0], [-3.0, 0.0, 7.0]],
+            )
             other = run_episode(env, agent, garbage, None)
             assert other["actions"] == own["actions"] and other["positions"] == own["positions"]
             assert own["success"] == 1.0 and other["success"] == 0.0  # the goal did change, for the metrics
@@ -193,18 +212,27 @@ def test_the_ring_point_covers_the_landmark(house_nav):
         X, Z = nav.cell_centers()
         surface = np.hypot(X - o.x, Z - o.z) - o.radius
         room = house.rooms[o.room]
-        ring = np.argwhere(planner.main & (surface >= 0.3) & (surface <= 0.9) & (X > room.x0) & (X < room.x1)
-                           & (Z > room.z0) & (Z < room.z1))
+        ring = np.argwhere(
+            planner.main
+            & (surface >= 0.3)
+            & (surface <= 0.9)
+            & (X > room.x0)
+            & (X < room.x1)
+            & (Z > room.z0)
+            & (Z < room.z1)
+        )
         d = nav.field(x, z)[ring[:, 0], ring[:, 1]]
         assert np.mean(d < 2.7) >= 0.95
 
 
 def test_a_doorway_said_last_on_the_way_leaves_the_room(house_nav):
-    """"..., then go through the doorway. Stop in the middle of the room": not the hallway's middle."""
+    """ "..., then go through the doorway. Stop in the middle of the room": not the hallway's middle."""
     house, nav = house_nav
     planner = RoutePlanner(house, nav)
     stay = planner.plan(START, "Walk out of the living room into the hallway. Stop in the middle of the room.")
     assert stay.rooms == [0, 1]
-    on = planner.plan(START, "Walk out of the living room into the hallway and go through the doorway. "
-                             "Stop in the middle of the room.")
+    on = planner.plan(
+        START,
+        "Walk out of the living room into the hallway and go through the doorway. Stop in the middle of the room.",
+    )
     assert on.rooms[:2] == [0, 1] and len(on.rooms) == 3 and on.violations == 0

@@ -13,8 +13,18 @@ from vidnav.eval.runner import format_table
 from vidnav.eval.tables import Column, build_table, metric_table, show, text_column
 
 LONG = "runs/[bold]ablation[/bold]/" + "a-checkpoint-with-a-very-long-name-" * 8 + "end"  # 306 chars, rich markup
-SUMMARY = dict(episodes=50, success=0.11, spl=0.1034, ndtw=None, sdtw=None, oracle_success=0.3,
-               navigation_error=14.123, trajectory_length=8.0, steps=123.45, collisions=2.0)
+SUMMARY = dict(
+    episodes=50,
+    success=0.11,
+    spl=0.1034,
+    ndtw=None,
+    sdtw=None,
+    oracle_success=0.3,
+    navigation_error=14.123,
+    trajectory_length=8.0,
+    steps=123.45,
+    collisions=2.0,
+)
 
 
 def cells(line: str) -> list[str]:
@@ -43,8 +53,11 @@ def test_every_row_and_column_is_printed_and_numbers_are_right_aligned():
     lines = [line for line in text.splitlines() if line.strip()]
     assert cells(lines[0]) == ["name", "n", "SR", "p"]
     body = [cells(line) for line in lines if not set(line.strip()) <= {"─", " "}][1:]
-    assert body == [["never left start room", "12", "0.110", "0.0013"], ["b", "3", "1.000", "1.0000"],
-                    ["c", "1000", "0.000", "0.5000"]]
+    assert body == [
+        ["never left start room", "12", "0.110", "0.0013"],
+        ["b", "3", "1.000", "1.0000"],
+        ["c", "1000", "0.000", "0.5000"],
+    ]
     b, c = (next(line for line in lines if cells(line)[0] == k) for k in ("b", "c"))
     assert b.index(" 3 ") + 2 == c.index(" 1000 ") + 5  # right-aligned: the last digits line up
     with pytest.raises(ValueError, match="row 1 has 2 values for 4 columns"):
@@ -72,8 +85,11 @@ def test_eval_cli_output_is_plain_and_complete_even_with_force_color(monkeypatch
     import vidnav.eval.runner as runner
 
     monkeypatch.setattr(runner, "evaluate", lambda *a, **kw: SUMMARY)
-    r = CliRunner().invoke(app, ["eval", "--agent", LONG, "--data", str(tmp_path), "--out", str(tmp_path / "o")],
-                           env={"FORCE_COLOR": "1", "COLUMNS": "80"})
+    r = CliRunner().invoke(
+        app,
+        ["eval", "--agent", LONG, "--data", str(tmp_path), "--out", str(tmp_path / "o")],
+        env={"FORCE_COLOR": "1", "COLUMNS": "80"},
+    )
     assert r.exit_code == 0, r.output
     assert "\x1b[" not in r.output and "…" not in r.output
     assert row(r.output, LONG)[1:] == ["50", "0.11", "0.10", "n/a", "n/a", "0.30", "14.12", "8.00", "123.5", "2.0"]
@@ -82,13 +98,34 @@ def test_eval_cli_output_is_plain_and_complete_even_with_force_color(monkeypatch
 
 def fake_report(run: str) -> dict:
     modes = ["step cap", "never left start room", "back in start room", "in goal room", "on route", "off route"]
-    return {"run": run, "agent": "forward", "split": "val_unseen", "episodes": 9, "success": 1 / 9,
-            "by_start_distance": [{"bin": "0-6 m", "n": 4, "success": 0.25, "spl": 0.2, "oracle_success": 0.5},
-                                  {"bin": ">=16 m", "n": 5, "success": None, "spl": None, "oracle_success": None}],
-            "by_route_rooms": [{"bin": ">=5", "n": 9, "success": 1 / 9, "spl": 0.1, "oracle_success": 0.333}],
-            "failures": {"n": 8, "passed_goal": 1, "wrong_exit": 2, "near_exit": 3,
-                         "modes": [{"mode": m, "n": i, "share": i / 8, "median_steps": 10.0 * i if i else None,
-                                    "median_length": 1.25 * i if i else None} for i, m in enumerate(modes)]}}
+    return {
+        "run": run,
+        "agent": "forward",
+        "split": "val_unseen",
+        "episodes": 9,
+        "success": 1 / 9,
+        "by_start_distance": [
+            {"bin": "0-6 m", "n": 4, "success": 0.25, "spl": 0.2, "oracle_success": 0.5},
+            {"bin": ">=16 m", "n": 5, "success": None, "spl": None, "oracle_success": None},
+        ],
+        "by_route_rooms": [{"bin": ">=5", "n": 9, "success": 1 / 9, "spl": 0.1, "oracle_success": 0.333}],
+        "failures": {
+            "n": 8,
+            "passed_goal": 1,
+            "wrong_exit": 2,
+            "near_exit": 3,
+            "modes": [
+                {
+                    "mode": m,
+                    "n": i,
+                    "share": i / 8,
+                    "median_steps": 10.0 * i if i else None,
+                    "median_length": 1.25 * i if i else None,
+                }
+                for i, m in enumerate(modes)
+            ],
+        },
+    }
 
 
 def test_report_cli_prints_every_table_row(monkeypatch, tmp_path):
@@ -114,9 +151,22 @@ def test_report_cli_prints_every_table_row(monkeypatch, tmp_path):
 def write_run(folder, successes, agent):
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({"agent": agent, "data": "/d", "split": "val_unseen"}))
-    (folder / "results.jsonl").write_text("".join(
-        json.dumps({"episode_id": str(i + 1), "scene_id": "h.json", "success": float(s), "spl": 0.5 * s,
-                    "ndtw": 0.5, "steps": 10 + i}) + "\n" for i, s in enumerate(successes)))
+    (folder / "results.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "episode_id": str(i + 1),
+                    "scene_id": "h.json",
+                    "success": float(s),
+                    "spl": 0.5 * s,
+                    "ndtw": 0.5,
+                    "steps": 10 + i,
+                }
+            )
+            + "\n"
+            for i, s in enumerate(successes)
+        )
+    )
     return folder
 
 
@@ -130,7 +180,12 @@ def test_compare_cli_prints_every_metric_row(tmp_path):
     assert f"A = {a} ({LONG}), B = {b} (forward): 4 common val_unseen episodes" in out
     assert "goals: only A 0, only B 2, both 1, neither 1; McNemar exact p = 0.5000" in out
     assert cells(next(line for line in out.splitlines() if line.startswith("metric"))) == [
-        "metric", "A", "B", "B - A", "bootstrap 95 % (2000 resamples)"]
+        "metric",
+        "A",
+        "B",
+        "B - A",
+        "bootstrap 95 % (2000 resamples)",
+    ]
     assert row(out, "success")[:4] == ["success", "0.250", "0.750", "+0.500"]
     assert row(out, "spl")[:4] == ["spl", "0.125", "0.375", "+0.250"]
     assert row(out, "ndtw") == ["ndtw", "0.500", "0.500", "+0.000", "[+0.000, +0.000]"]

@@ -1,7 +1,6 @@
 """Servers for the serve tests: each listens on a free loopback port and is shut down when its test ends."""
 
 import pytest
-
 from serve_helpers import StandInAgent
 
 

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import httpx
 import numpy as np
 import pytest
-
 from serve_helpers import AskingAgent, StandInAgent, frame, png
+
 from vidnav.errors import VidNavError
 from vidnav.serve import RemoteAgent
 from vidnav.serve.sessions import Limits
@@ -53,8 +53,9 @@ def test_a_session_from_start_to_end(serve_app):
         assert r.status_code == 404 and "POST /v1/sessions" in r.json()["detail"]
         assert c.delete(f"/v1/sessions/{sid}").status_code == 404
         schema = httpx.get(server.url + "/openapi.json").json()  # the API docs are served (no token)
-        assert {"/v1/health", "/v1/sessions", "/v1/sessions/{session_id}/act",
-                "/v1/sessions/{session_id}/ask"} <= set(schema["paths"])
+        assert {"/v1/health", "/v1/sessions", "/v1/sessions/{session_id}/act", "/v1/sessions/{session_id}/ask"} <= set(
+            schema["paths"]
+        )
         assert httpx.get(server.url + "/docs").status_code == 200
 
 
@@ -73,13 +74,22 @@ def test_every_endpoint_but_health_and_docs_wants_the_token(serve_app):
     server = serve_app(token=TOKEN)
     with httpx.Client(base_url=server.url, headers=AUTH) as good:
         sid = _session(good)
-    calls = [("POST", "/v1/sessions", {"json": {"instruction": "x"}}), ("GET", f"/v1/sessions/{sid}", {}),
-             ("POST", f"/v1/sessions/{sid}/act", {"files": {"image": ("f.png", png(frame()))}}),
-             ("POST", f"/v1/sessions/{sid}/observe", {"files": {"image": ("f.png", png(frame()))}}),
-             ("POST", f"/v1/sessions/{sid}/ask", {"json": {"question": "x"}}),
-             ("DELETE", f"/v1/sessions/{sid}", {}), ("GET", "/v1/nothing-here", {})]
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
-                    {"Authorization": f"Basic {TOKEN}"}, {"Authorization": f"Bearer {TOKEN}x"}):
+    calls = [
+        ("POST", "/v1/sessions", {"json": {"instruction": "x"}}),
+        ("GET", f"/v1/sessions/{sid}", {}),
+        ("POST", f"/v1/sessions/{sid}/act", {"files": {"image": ("f.png", png(frame()))}}),
+        ("POST", f"/v1/sessions/{sid}/observe", {"files": {"image": ("f.png", png(frame()))}}),
+        ("POST", f"/v1/sessions/{sid}/ask", {"json": {"question": "x"}}),
+        ("DELETE", f"/v1/sessions/{sid}", {}),
+        ("GET", "/v1/nothing-here", {}),
+    ]
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ):
         for method, path, kw in calls:
             r = httpx.request(method, server.url + path, headers=headers, **kw)
             assert r.status_code == 401, (headers, path, r.status_code)
@@ -89,17 +99,20 @@ def test_every_endpoint_but_health_and_docs_wants_the_token(serve_app):
         assert good.delete(f"/v1/sessions/{sid}").status_code == 204
 
 
-@pytest.mark.parametrize("body, says", [
-    ({"json": {}}, "body field 'instruction': Field required"),
-    ({"json": {"instruction": ""}}, "'instruction' is empty"),
-    ({"json": {"instruction": "   "}}, "'instruction' is empty"),
-    ({"json": {"instruction": "x" * 10_000}}, "10000 characters, more than the 4096"),
-    ({"json": {"instruction": 42}}, "'instruction': Input should be a valid string"),
-    ({"content": b'{"instruction": "\\ud800"}', "headers": {"Content-Type": "application/json"}},
-     "lone surrogate"),
-    ({"content": b"go to the door", "headers": {"Content-Type": "application/json"}}, "JSON decode error"),
-    ({}, 'takes JSON {"instruction": "<text>"}'),
-], ids=["missing", "empty", "blank", "10kB", "number", "surrogate", "not-json", "no-body"])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ({"json": {}}, "body field 'instruction': Field required"),
+        ({"json": {"instruction": ""}}, "'instruction' is empty"),
+        ({"json": {"instruction": "   "}}, "'instruction' is empty"),
+        ({"json": {"instruction": "x" * 10_000}}, "10000 characters, more than the 4096"),
+        ({"json": {"instruction": 42}}, "'instruction': Input should be a valid string"),
+        ({"content": b'{"instruction": "\\ud800"}', "headers": {"Content-Type": "application/json"}}, "lone surrogate"),
+        ({"content": b"go to the door", "headers": {"Content-Type": "application/json"}}, "JSON decode error"),
+        ({}, 'takes JSON {"instruction": "<text>"}'),
+    ],
+    ids=["missing", "empty", "blank", "10kB", "number", "surrogate", "not-json", "no-body"],
+)
 def test_bad_instructions_are_422_with_what_to_fix(serve_app, body, says):
     server = serve_app()
     r = httpx.post(server.url + "/v1/sessions", **body)
@@ -127,8 +140,11 @@ def test_bad_frames_are_4xx_with_what_to_fix(serve_app):
             ({"files": {"image": ("f.png", png(frame()))}, "data": {"seq": "two"}}, 422, "field 'seq'"),
             ({"files": {"image": ("f.png", png(frame()))}, "data": {"seq": "-1"}}, 422, "field 'seq'"),
             ({"files": {"image": ("f.png", png(frame()))}, "data": {"seq": "5"}}, 409, "never came"),
-            ({"files": {"image": ("f.png", png(frame()))}, "data": {"ban_first": "jump"}}, 422,
-             "'jump'; give action words from forward, left, right, stop"),
+            (
+                {"files": {"image": ("f.png", png(frame()))}, "data": {"ban_first": "jump"}},
+                422,
+                "'jump'; give action words from forward, left, right, stop",
+            ),
         ]
         for kw, status, says in cases:
             r = c.post(f"/v1/sessions/{sid}/act", **kw)
@@ -299,8 +315,7 @@ def test_remote_agent_speaks_the_agent_contract(serve_app, monkeypatch):
         agent.reset("another episode")  # the previous session is deleted
         assert len(store) == 1 and agent.steps == 0
         with pytest.raises(VidNavError, match="HTTP 422: field 'image' is a L image"):
-            agent._request("POST", f"/v1/sessions/{agent._state['session']}/act",
-                           *_multipart_grey())
+            agent._request("POST", f"/v1/sessions/{agent._state['session']}/act", *_multipart_grey())
         with pytest.raises(VidNavError, match=r"uint8 RGB frame \[H, W, 3\]"):
             agent.act(np.zeros((16, 16), np.uint8))
     assert len(store) == 0  # closing deleted the session
@@ -338,9 +353,11 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path, monkeypatch):
     with pytest.raises(VidNavError, match="--host 0.0.0.0 would let other machines .* --token-file"):
         check_bind("0.0.0.0", None)
     monkeypatch.delenv("VIDNAV_TOKEN", raising=False)
-    for argv, says in ((["serve", "--host", "0.0.0.0"], "--host 0.0.0.0 would let"),
-                       (["serve", "--token-file", str(tmp_path / "none")], "cannot read it"),
-                       (["serve", "--token-file", str(_write(tmp_path / "empty", "\n"))], "is empty")):
+    for argv, says in (
+        (["serve", "--host", "0.0.0.0"], "--host 0.0.0.0 would let"),
+        (["serve", "--token-file", str(tmp_path / "none")], "cannot read it"),
+        (["serve", "--token-file", str(_write(tmp_path / "empty", "\n"))], "is empty"),
+    ):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2
@@ -361,8 +378,14 @@ def test_a_port_in_use_is_one_clear_line_before_the_model_loads(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if k != "VIDNAV_TOKEN"}
-        run = subprocess.run([sys.executable, "-m", "vidnav.cli", "serve", "--port", str(port)], env=env,
-                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        run = subprocess.run(
+            [sys.executable, "-m", "vidnav.cli", "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
         with pytest.raises(VidNavError, match=f"cannot listen on 127.0.0.1:{port}: the port is already in use"):
             bind_socket("127.0.0.1", port)
     lines = run.stderr.strip().splitlines()

@@ -13,6 +13,7 @@ from vidnav.serve.frames import FrameError, FrameLimits, decode_frame, encode_pn
 
 def _png_declaring(w: int, h: int) -> bytes:
     """A PNG whose header declares w x h RGB pixels, with no pixel data."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -35,19 +36,23 @@ def test_png_round_trip_is_exact_and_jpeg_is_accepted():
     assert jpeg.shape == (37, 53, 3)
 
 
-@pytest.mark.parametrize("data, says", [
-    (b"", "is empty"),
-    (b"hello, this is not an image", "not a PNG or JPEG"),
-    (_encode(np.zeros((16, 16, 3), np.uint8), "BMP"), "not a PNG or JPEG"),  # a real image, another format
-    (encode_png(np.full((64, 64, 3), 7, np.uint8))[:60], "truncated or corrupt"),
-    (_png_declaring(0, 0), "PNG"),  # Pillow refuses a zero-size header itself
-    (_png_declaring(4, 4), "4x4 pixels; frames must be 8 to 2048"),
-    (_png_declaring(3000, 16), "3000x16 pixels"),
-    (_png_declaring(200_000, 200_000), "too large to decode"),
-    (_encode(np.zeros((16, 16), np.uint8)), r"L image \(greyscale\)"),
-    (_encode(np.zeros((16, 16, 4), np.uint8)), "RGBA image"),
-    (_encode(np.zeros((16, 16, 3), np.uint8)).replace(b"IHDR", b"IHDX"), "PNG"),
-], ids=["empty", "text", "bmp", "truncated", "0x0", "4x4", "too-wide", "bomb", "grey", "rgba", "bad-chunk"])
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        (b"", "is empty"),
+        (b"hello, this is not an image", "not a PNG or JPEG"),
+        (_encode(np.zeros((16, 16, 3), np.uint8), "BMP"), "not a PNG or JPEG"),  # a real image, another format
+        (encode_png(np.full((64, 64, 3), 7, np.uint8))[:60], "truncated or corrupt"),
+        (_png_declaring(0, 0), "PNG"),  # Pillow refuses a zero-size header itself
+        (_png_declaring(4, 4), "4x4 pixels; frames must be 8 to 2048"),
+        (_png_declaring(3000, 16), "3000x16 pixels"),
+        (_png_declaring(200_000, 200_000), "too large to decode"),
+        (_encode(np.zeros((16, 16), np.uint8)), r"L image \(greyscale\)"),
+        (_encode(np.zeros((16, 16, 4), np.uint8)), "RGBA image"),
+        (_encode(np.zeros((16, 16, 3), np.uint8)).replace(b"IHDR", b"IHDX"), "PNG"),
+    ],
+    ids=["empty", "text", "bmp", "truncated", "0x0", "4x4", "too-wide", "bomb", "grey", "rgba", "bad-chunk"],
+)
 def test_bad_frames_are_refused_with_what_to_fix(data, says):
     with pytest.raises(FrameError, match=says) as e:
         decode_frame(data)

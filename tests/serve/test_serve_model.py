@@ -7,8 +7,8 @@ import threading
 import httpx
 import numpy as np
 import pytest
-
 from serve_helpers import png
+
 from vidnav.eval.agents import PlanOptions, agent_weights
 from vidnav.eval.runner import evaluate
 from vidnav.serve import RemoteAgent
@@ -33,8 +33,12 @@ def _records(out):
 def test_eval_through_the_server_equals_the_in_process_agent(served, tiny_benchmark, tmp_path):
     """Same options (re-planning, loop breaking, 2 actions per plan), same episodes: every record equal."""
     server, _ = served
-    kw = dict(episodes=2, env_kw={"max_steps": 24}, progress=False,
-              options=PlanOptions(replan_when_blocked=True, break_loops=True, act_steps=2))
+    kw = dict(
+        episodes=2,
+        env_kw={"max_steps": 24},
+        progress=False,
+        options=PlanOptions(replan_when_blocked=True, break_loops=True, act_steps=2),
+    )
     local = evaluate(tiny_benchmark, "val_unseen", "default", tmp_path / "local", **kw)
     remote = evaluate(tiny_benchmark, "val_unseen", server.url, tmp_path / "remote", **kw)
     a, b = _records(tmp_path / "local"), _records(tmp_path / "remote")
@@ -50,8 +54,10 @@ def test_sessions_at_once_on_one_model_plan_as_one_at_a_time(served):
     shared model) plan the same actions as fresh in-process agents run one after the other."""
     server, new_agent = served
     rng = np.random.default_rng(5)
-    work = [(f"walk to room {i} and stop by the {w}", rng.integers(0, 256, (6, 96, 128, 3), dtype=np.uint8))
-            for i, w in enumerate(("sofa", "door", "bed", "table"))]
+    work = [
+        (f"walk to room {i} and stop by the {w}", rng.integers(0, 256, (6, 96, 128, 3), dtype=np.uint8))
+        for i, w in enumerate(("sofa", "door", "bed", "table"))
+    ]
     expected = []
     for instruction, frames in work:
         agent = new_agent()
@@ -82,8 +88,11 @@ def test_the_model_takes_every_frame_size_the_server_lets_in(served):
             rgb = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
             r = c.post(f"/v1/sessions/{sid}/act", files={"image": ("f.png", png(rgb))})
             assert r.status_code == 200 and len(r.json()["actions"]) == 4, shape
-        r = c.post(f"/v1/sessions/{sid}/act", files={"image": ("f.png", png(rgb))},
-                   data={"ban_first": "forward,left,right,stop"})
+        r = c.post(
+            f"/v1/sessions/{sid}/act",
+            files={"image": ("f.png", png(rgb))},
+            data={"ban_first": "forward,left,right,stop"},
+        )
         assert r.status_code == 422 and "bans every action word" in r.json()["detail"]
         r = c.post(f"/v1/sessions/{sid}/ask", json={"question": "x" * 5000})
         assert r.status_code == 422

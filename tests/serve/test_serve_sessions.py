@@ -7,8 +7,8 @@ import weakref
 
 import numpy as np
 import pytest
-
 from serve_helpers import StandInAgent
+
 from vidnav.serve.sessions import MAX_AHEAD, Full, Limits, OutOfOrder, SessionStore, Unknown
 
 

@@ -97,7 +97,9 @@ def test_import_vidnav_alone_registers_the_environment():
     import subprocess
     import sys
 
-    code = ("import gymnasium, sys, vidnav; spec = gymnasium.spec('vidnav/MiniHouseVLN-v0'); "
-            "assert 'vidnav.sim' not in sys.modules; print(spec.entry_point)")
+    code = (
+        "import gymnasium, sys, vidnav; spec = gymnasium.spec('vidnav/MiniHouseVLN-v0'); "
+        "assert 'vidnav.sim' not in sys.modules; print(spec.entry_point)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "vidnav.sim.env:VLNEnv"

@@ -30,7 +30,7 @@ def test_floor_plan_rules(seed):
             assert 3.0 - 1e-9 <= w <= 8.0 + 1e-9 and 3.0 - 1e-9 <= d <= 8.0 + 1e-9
     # rooms never overlap and keep at least a wall's thickness apart
     for i, a in enumerate(h.rooms):
-        for b in h.rooms[i + 1:]:
+        for b in h.rooms[i + 1 :]:
             sep_x = max(b.x0 - a.x1, a.x0 - b.x1)
             sep_z = max(b.z0 - a.z1, a.z0 - b.z1)
             assert max(sep_x, sep_z) >= WALL_GAP - 1e-6

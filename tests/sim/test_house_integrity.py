@@ -17,9 +17,19 @@ def _load(tmp_path, d):
     return House.load(p)
 
 
-@pytest.mark.parametrize("where, field, value", [
-    ("rooms", "x0", "3"), ("rooms", "z1", None), ("rooms", "id", 1.5), ("rooms", "floor", 7),
-    ("doors", "g0", "a"), ("doors", "a", True), ("landmarks", "x", [1]), ("rooms", "x1", float("nan"))])
+@pytest.mark.parametrize(
+    "where, field, value",
+    [
+        ("rooms", "x0", "3"),
+        ("rooms", "z1", None),
+        ("rooms", "id", 1.5),
+        ("rooms", "floor", 7),
+        ("doors", "g0", "a"),
+        ("doors", "a", True),
+        ("landmarks", "x", [1]),
+        ("rooms", "x1", float("nan")),
+    ],
+)
 def test_a_field_of_the_wrong_type_is_named(tmp_path, where, field, value):
     d = generate_house(1).to_dict()
     d[where][0][field] = value
@@ -41,8 +51,9 @@ def test_generated_houses_still_load(tmp_path):
         assert _load(tmp_path, h.to_dict()).to_dict() == h.to_dict()
 
 
-@pytest.mark.parametrize("change", ["deeper than the wall", "away from the wall", "past the wall's end",
-                                    "between rooms that do not touch"])
+@pytest.mark.parametrize(
+    "change", ["deeper than the wall", "away from the wall", "past the wall's end", "between rooms that do not touch"]
+)
 def test_a_door_off_its_wall_is_refused(tmp_path, change):
     """Issue #33 defect 8: such a door was an AssertionError in sim/world.py when the house was rendered (or, moved
     off the wall, a blocked passage that cut rooms off); now the house file is refused on load, naming the door."""
@@ -56,10 +67,17 @@ def test_a_door_off_its_wall_is_refused(tmp_path, change):
     elif change == "past the wall's end":
         door["s1"] += 20
     else:
-        door["b"] = next(r["id"] for r in d["rooms"] if r["id"] not in (door["a"], door["b"])
-                         and all({x["a"], x["b"]} != {door["a"], r["id"]} for x in d["doors"]))
-    with pytest.raises(VidNavError, match=rf"h\.json: door {door['id']} .*wall between rooms {door['a']} and "
-                                          rf"{door['b']}.*rebuild"):
+        door["b"] = next(
+            r["id"]
+            for r in d["rooms"]
+            if r["id"] not in (door["a"], door["b"])
+            and all({x["a"], x["b"]} != {door["a"], r["id"]} for x in d["doors"])
+        )
+    with pytest.raises(
+        VidNavError,
+        match=rf"h\.json: door {door['id']} .*wall between rooms {door['a']} and "
+        rf"{door['b']}.*rebuild",
+    ):
         _load(tmp_path, d)
 
 
@@ -94,14 +112,17 @@ def _bad_episode(tiny_benchmark, tmp_path, where):
     return data, ep, house_path
 
 
-@pytest.mark.parametrize("where, match", [
-    ("start outside the house", "start_position .* in a wall or outside the house"),
-    ("start in a wall", "start_position .* in a wall or outside the house"),
-    ("goal outside the house", r"goals\[0\]\.position .* in a wall or outside the house"),
-    ("goal in a wall", r"goals\[0\]\.position .* in a wall or outside the house"),
-    ("goal unreachable", "cannot be reached from its start")])
-def test_an_episode_the_house_cannot_hold_is_refused_naming_house_and_episode(tiny_benchmark, tmp_path, where,
-                                                                            match):
+@pytest.mark.parametrize(
+    "where, match",
+    [
+        ("start outside the house", "start_position .* in a wall or outside the house"),
+        ("start in a wall", "start_position .* in a wall or outside the house"),
+        ("goal outside the house", r"goals\[0\]\.position .* in a wall or outside the house"),
+        ("goal in a wall", r"goals\[0\]\.position .* in a wall or outside the house"),
+        ("goal unreachable", "cannot be reached from its start"),
+    ],
+)
+def test_an_episode_the_house_cannot_hold_is_refused_naming_house_and_episode(tiny_benchmark, tmp_path, where, match):
     """Issue #33 defect 7: starts or goals in walls or outside the house, and unreachable goals, were accepted;
     the oracle walked to the step cap and the run reported a failure. Now loading the episode into the
     environment (eval, rollouts, relabel, pairs all do) names the house file, the episode and the fix."""

@@ -44,9 +44,14 @@ def test_walls_block_and_match_collision_rule(nav):
     r = nav.house.rooms[0]
     # a body centred on a wall collides; one in the middle of a room does not
     assert nav.collides(r.x1, (r.z0 + r.z1) / 2) or any(
-        d.s0 < (r.z0 + r.z1) / 2 < d.s1 for d in nav.house.doors if d.axis == "x")
-    clear = [(x, z) for x in np.linspace(r.x0 + 0.5, r.x1 - 0.5, 9) for z in np.linspace(r.z0 + 0.5, r.z1 - 0.5, 9)
-             if all(math.hypot(o.x - x, o.z - z) > o.radius + nav.agent_radius + 0.05 for o in nav.house.landmarks)]
+        d.s0 < (r.z0 + r.z1) / 2 < d.s1 for d in nav.house.doors if d.axis == "x"
+    )
+    clear = [
+        (x, z)
+        for x in np.linspace(r.x0 + 0.5, r.x1 - 0.5, 9)
+        for z in np.linspace(r.z0 + 0.5, r.z1 - 0.5, 9)
+        if all(math.hypot(o.x - x, o.z - z) > o.radius + nav.agent_radius + 0.05 for o in nav.house.landmarks)
+    ]
     assert clear and not any(nav.collides(x, z) for x, z in clear)  # 0.5 m from the walls, clear of landmarks
     o = next(o for o in nav.house.landmarks)
     assert nav.collides(o.x, o.z)  # a body standing on a landmark touches it

@@ -29,15 +29,19 @@ def synthetic(houses: int, per_house: int, seed: int) -> ProbeFrames:
     sign = np.where(spatial == 1, 1.0, -1.0)[:, None, None]
     grid[:, :, :2, 3] += 1.5 * sign
     grid[:, :, 2:, 3] -= 1.5 * sign
-    labels = {"linear": [f"c{v}" for v in linear], "spatial": [bool(v) for v in spatial],
-              "random": [bool(v) for v in rng.random(n) < 0.3]}
+    labels = {
+        "linear": [f"c{v}" for v in linear],
+        "spatial": [bool(v) for v in spatial],
+        "random": [bool(v) for v in rng.random(n) < 0.3],
+    }
     return ProbeFrames(lambda idx: feats[np.asarray(idx)], [f"h{i // per_house}" for i in range(n)], labels)
 
 
 def test_probes_read_what_is_linearly_encoded_and_nothing_else():
     train, held = synthetic(8, 120, seed=0), synthetic(4, 120, seed=1)
-    res = run_probes(train, held, [1, 4], ["linear", "spatial", "random"], max_frames=600, max_heldout=400,
-                     max_iter=100)
+    res = run_probes(
+        train, held, [1, 4], ["linear", "spatial", "random"], max_frames=600, max_heldout=400, max_iter=100
+    )
     assert res["linear"]["grids"]["1"]["acc"] > 0.95 and res["linear"]["grids"]["4"]["acc"] > 0.95
     # a left/right pattern survives 4x4 pooling but not the 1x1 mean
     assert res["spatial"]["grids"]["4"]["acc"] > 0.95
@@ -80,8 +84,11 @@ def fake_rollouts(folder, bench, scenes, seed, with_poses=True):
             poses, feats = [], []
             while len(poses) < 60:
                 room = house.rooms[int(rng.integers(len(house.rooms)))]
-                pose = (float(rng.uniform(room.x0, room.x1)), float(rng.uniform(room.z0, room.z1)),
-                        float(rng.uniform(-math.pi, math.pi)))
+                pose = (
+                    float(rng.uniform(room.x0, room.x1)),
+                    float(rng.uniform(room.z0, room.z1)),
+                    float(rng.uniform(-math.pi, math.pi)),
+                )
                 f = rng.normal(size=(64, 16))
                 f[:, types.index(frame_labels(house, pose).room_type)] += 2.0
                 poses.append(list(pose))
@@ -103,9 +110,29 @@ def test_probe_command_end_to_end(tiny_benchmark, tmp_path, capsys):
     fake_rollouts(tmp_path / "tr", tiny_benchmark, train, seed=0)
     fake_rollouts(tmp_path / "ho", tiny_benchmark, unseen, seed=1)
     out = tmp_path / "probes"
-    main(["probe", "--data", str(tiny_benchmark), "--rollouts", str(tmp_path / "tr"), "--heldout",
-          str(tmp_path / "ho"), "--grid", "1", "--grid", "8", "--probe", "room_type", "--probe", "door_ahead",
-          "--max-iter", "100", "--out", str(out)])
+    main(
+        [
+            "probe",
+            "--data",
+            str(tiny_benchmark),
+            "--rollouts",
+            str(tmp_path / "tr"),
+            "--heldout",
+            str(tmp_path / "ho"),
+            "--grid",
+            "1",
+            "--grid",
+            "8",
+            "--probe",
+            "room_type",
+            "--probe",
+            "door_ahead",
+            "--max-iter",
+            "100",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     res = json.loads((out / "probes.json").read_text())
     assert res["grids"] == [1, 8] and set(res["probes"]) == {"room_type", "door_ahead"}
@@ -118,8 +145,19 @@ def test_probe_command_end_to_end(tiny_benchmark, tmp_path, capsys):
     assert "| room_type |" in printed and (out / "probes.md").read_text().startswith("| probe |")
 
     with pytest.raises(SystemExit) as e:  # held-out frames from the training houses
-        main(["probe", "--data", str(tiny_benchmark), "--rollouts", str(tmp_path / "tr"), "--heldout",
-              str(tmp_path / "tr"), "--out", str(out)])
+        main(
+            [
+                "probe",
+                "--data",
+                str(tiny_benchmark),
+                "--rollouts",
+                str(tmp_path / "tr"),
+                "--heldout",
+                str(tmp_path / "tr"),
+                "--out",
+                str(out),
+            ]
+        )
     assert e.value.code == 2 and "--rollouts and --heldout share 2 houses" in capsys.readouterr().err
     fake_rollouts(tmp_path / "old", tiny_benchmark, unseen, seed=1, with_poses=False)
     with pytest.raises(VidNavError, match="has no 'poses'.*collect the rollouts again"):
@@ -139,8 +177,8 @@ def test_fitting_in_the_span_of_the_frames_gives_the_same_probe():
     heads = [_Head(torch.arange(40), y, 3)]
     basis = _span(x)
     assert basis.shape == (300, 40)
-    (w, b), = _fit(x, heads, [1e-2], max_iter=300)
-    (v, c), = _fit(x @ basis, heads, [1e-2], max_iter=300)
+    ((w, b),) = _fit(x, heads, [1e-2], max_iter=300)
+    ((v, c),) = _fit(x @ basis, heads, [1e-2], max_iter=300)
     torch.testing.assert_close(x_new @ w + b, x_new @ basis @ v + c, atol=2e-3, rtol=1e-3)
     assert float((w - basis @ v).abs().max()) < 2e-3  # the same weights, written in the span's basis
 
@@ -151,12 +189,16 @@ def test_the_look_oracle_names_the_room_type_from_its_textures():
     def frames(types, floors, walls):
         return ProbeFrames(None, ["h"] * len(types), {"room_type": types, "floor": floors, "wall": walls})
 
-    train = frames(["kitchen", "kitchen", "bedroom", "office", "office", "bathroom"],
-                   ["marble", "marble", "wood", "wood", "wood", "marble"],
-                   ["white", "white", "drywall", "drywall", "drywall", "concrete_tiles"])
-    held = frames(["kitchen", "office", "bedroom", "bathroom", "kitchen"],
-                  ["marble", "wood", "wood", "marble", "marble"],
-                  ["white", "drywall", "drywall", "stucco", "concrete_tiles"])
+    train = frames(
+        ["kitchen", "kitchen", "bedroom", "office", "office", "bathroom"],
+        ["marble", "marble", "wood", "wood", "wood", "marble"],
+        ["white", "white", "drywall", "drywall", "drywall", "concrete_tiles"],
+    )
+    held = frames(
+        ["kitchen", "office", "bedroom", "bathroom", "kitchen"],
+        ["marble", "wood", "wood", "marble", "marble"],
+        ["white", "drywall", "drywall", "stucco", "concrete_tiles"],
+    )
     # (marble, white) -> kitchen; (wood, drywall) -> office (2 of 3); marble + unseen stucco -> by floor, kitchen;
     # (marble, concrete_tiles) -> bathroom
     assert look_oracle(train, held, np.arange(6), np.arange(5)) == pytest.approx(2 / 5)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidnav.data.dataset import NavCollator, NavSamples, inflections, synthetic_rollout, write_rollout
+from vidnav.data.dataset import NavCollator, NavSamples, inflections, synthetic_rollout
 from vidnav.errors import VidNavError
 from vidnav.train.config import TrainConfig
 
@@ -95,7 +95,8 @@ def test_samples_order_stride_history_and_aggregation(tmp_path, rollout):
         assert sorted(t for i, t in weighted.samples if i == j) == sorted([0, 3, 6, 7] + 2 * turns)
     assert inflections([["left"] * 4, ["left", "stop", "stop", "stop"], ["forward"] * 4, ["right"] * 4]) == [2, 3]
     assert len(NavSamples([rollout], first_frames=2, inflection_repeat=1)) == 6 * 2 + sum(
-        t < 2 for tr in NavSamples([rollout]).trajectories for t in inflections(tr.targets))  # within first_frames
+        t < 2 for tr in NavSamples([rollout]).trajectories for t in inflections(tr.targets)
+    )  # within first_frames
     with pytest.raises(VidNavError, match="inflection_repeat"):
         NavSamples([rollout], inflection_repeat=-1)
     # a folder listed twice is weighted twice: its trajectories come again, in order, read from the same store
@@ -263,9 +264,24 @@ def test_start_end_and_inflection_repeat_reach_the_training_data_only(tmp_path):
 
     data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
     turns = sum(len(inflections(t.targets)) for t in NavSamples([data]).trajectories)
-    summary = train(TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"), max_steps=1,
-                                batch_size=4, save_steps=1000, eval_data=[str(data)], progress=False,
-                                start_frames=3, start_repeat=1, end_frames=2, end_repeat=1, inflection_repeat=1))
+    summary = train(
+        TrainConfig(
+            preset="tiny",
+            overrides=FAST,
+            data=[str(data)],
+            out=str(tmp_path / "run"),
+            max_steps=1,
+            batch_size=4,
+            save_steps=1000,
+            eval_data=[str(data)],
+            progress=False,
+            start_frames=3,
+            start_repeat=1,
+            end_frames=2,
+            end_repeat=1,
+            inflection_repeat=1,
+        )
+    )
     assert turns >= 2 and summary["samples"] == 8 + 2 * 3 + 2 * 2 + turns and summary["eval"]["samples"] == 8
 
 
@@ -273,9 +289,21 @@ def test_learns_two_trajectories(tmp_path):
     from vidnav.train import train
 
     data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
-    cfg = TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"), max_steps=50,
-                      batch_size=8, lr=2e-3, lr_scheduler="constant", logging_steps=5, save_steps=1000,
-                      eval_data=[str(data)], eval_steps=20, progress=False)
+    cfg = TrainConfig(
+        preset="tiny",
+        overrides=FAST,
+        data=[str(data)],
+        out=str(tmp_path / "run"),
+        max_steps=50,
+        batch_size=8,
+        lr=2e-3,
+        lr_scheduler="constant",
+        logging_steps=5,
+        save_steps=1000,
+        eval_data=[str(data)],
+        eval_steps=20,
+        progress=False,
+    )
     summary = train(cfg)
     assert summary["steps"] == 50 and summary["samples"] == 8
     assert summary["final_loss"] < summary["first_loss"] / 4
@@ -290,7 +318,8 @@ def test_learns_two_trajectories(tmp_path):
     assert [h["step"] for h in saved["eval_history"]] == [20, 40, 50]
     assert summary["eval"]["samples"] == 8 and summary["eval"]["data"] == [str(data)]
     assert summary["eval"]["word_acc"] == pytest.approx(
-        [sum(plan[j] == it["targets"][j] for plan, it in zip(plans, items)) / 8 for j in range(4)])
+        [sum(plan[j] == it["targets"][j] for plan, it in zip(plans, items)) / 8 for j in range(4)]
+    )
     assert summary["eval"]["first_action_acc"] >= 0.9 and summary["eval"]["loss"] < summary["first_loss"] / 4
     assert saved["eval_history"][-1]["eval_first_action_acc"] == summary["eval"]["first_action_acc"]
 
@@ -316,9 +345,24 @@ def test_packed_training_learns_two_trajectories(tmp_path):
     from vidnav.train import train
 
     data = synthetic_rollout(tmp_path / "R", n_trajectories=2, n_frames=4, seed=1)
-    summary = train(TrainConfig(preset="tiny", overrides=FAST, data=[str(data)], out=str(tmp_path / "run"),
-                                max_steps=40, batch_size=2, lr=2e-3, lr_scheduler="constant", logging_steps=5,
-                                save_steps=1000, pack_frames=3, end_frames=1, end_repeat=2, progress=False))
+    summary = train(
+        TrainConfig(
+            preset="tiny",
+            overrides=FAST,
+            data=[str(data)],
+            out=str(tmp_path / "run"),
+            max_steps=40,
+            batch_size=2,
+            lr=2e-3,
+            lr_scheduler="constant",
+            logging_steps=5,
+            save_steps=1000,
+            pack_frames=3,
+            end_frames=1,
+            end_repeat=2,
+            progress=False,
+        )
+    )
     # 2 trajectories of 4 frames in items of at most 3 frames: 4 sequences, 8 supervised frames (the stops weighted 3)
     assert summary["samples"] == 4 and summary["supervised_frames"] == 8 and summary["steps"] == 40
     assert summary["final_loss"] < summary["first_loss"] / 4
@@ -338,8 +382,21 @@ def test_sigkill_then_rerun_resumes_to_same_weights(tmp_path, rollout):
 
     out = tmp_path / "killed"
     opts = dict(max_steps=30, save_steps=5, batch_size=2, lr=1e-3, logging_steps=5, seed=3)
-    cmd = [sys.executable, "-m", "vidnav.cli", "train", "--preset", "tiny", "--data", str(rollout), "--out", str(out),
-           *[x for k, v in opts.items() for x in (f"--{k.replace('_', '-')}", str(v))], "--no-progress", *FAST_ARGS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidnav.cli",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(rollout),
+        "--out",
+        str(out),
+        *[x for k, v in opts.items() for x in (f"--{k.replace('_', '-')}", str(v))],
+        "--no-progress",
+        *FAST_ARGS,
+    ]
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     first = out / "checkpoints" / "checkpoint-5" / "trainer_state.json"
@@ -362,8 +419,11 @@ def test_sigkill_then_rerun_resumes_to_same_weights(tmp_path, rollout):
     assert state["global_step"] == 30
 
     # the same experiment without interruption (in this process) ends with the same weights
-    ref = train(TrainConfig(preset="tiny", overrides=FAST, data=[str(rollout)], out=str(tmp_path / "straight"),
-                            progress=False, **opts))
+    ref = train(
+        TrainConfig(
+            preset="tiny", overrides=FAST, data=[str(rollout)], out=str(tmp_path / "straight"), progress=False, **opts
+        )
+    )
     assert ref["steps"] == 30 and ref["start_step"] == 0
     wa, wb = _weights(out / "final"), _weights(tmp_path / "straight" / "final")
     assert wa.keys() == wb.keys()
@@ -381,8 +441,9 @@ def test_second_training_job_into_one_out_is_refused_and_touches_nothing(tmp_pat
     saving = out / "checkpoints" / "checkpoint-5"  # the first job is writing it: no trainer_state.json yet
     saving.mkdir(parents=True)
     (saving / "model.safetensors").write_bytes(b"half")
-    cfg = TrainConfig(preset="tiny", overrides=FAST, data=[str(rollout)], out=str(out), max_steps=2, batch_size=2,
-                      progress=False)
+    cfg = TrainConfig(
+        preset="tiny", overrides=FAST, data=[str(rollout)], out=str(out), max_steps=2, batch_size=2, progress=False
+    )
     with writer_lock(out, "training", name=".writer-rank0.lock"):  # what the first job (rank 0) holds
         with pytest.raises(VidNavError, match=f"{out} is being written by another training job"):
             train(cfg)
@@ -403,10 +464,34 @@ def _free_port() -> int:
 def test_ddp_two_cpu_processes(tmp_path, rollout):
     """torchrun --nproc_per_node 2 (gloo): the Trainer shards the data; each rank trains on other samples."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "vidnav.cli", "train", "--preset", "tiny", "--data", str(rollout), "--out", str(out),
-           "--max-steps", "3", "--batch-size", "2", "--save-steps", "2", "--record-samples", "--no-progress",
-           "--gradient-checkpointing", *FAST_ARGS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "vidnav.cli",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(rollout),
+        "--out",
+        str(out),
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--save-steps",
+        "2",
+        "--record-samples",
+        "--no-progress",
+        "--gradient-checkpointing",
+        *FAST_ARGS,
+    ]
     run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     seen = [json.loads((out / f"seen_samples-rank{r}.json").read_text()) for r in (0, 1)]
@@ -439,8 +524,12 @@ def test_features_of_inf_are_refused_naming_folder_and_key_before_the_model_is_b
 
     monkeypatch.setattr(trainer, "build_train_model", no_model)
     for held_out in (False, True):
-        cfg = TrainConfig(data=[str(synthetic_rollout(tmp_path / "ok", n_trajectories=3, n_frames=4)) if held_out
-                                else str(bad)], eval_data=[str(bad)] if held_out else [],
-                          out=str(tmp_path / f"run{held_out}"), max_steps=1, preset="tiny")
+        cfg = TrainConfig(
+            data=[str(synthetic_rollout(tmp_path / "ok", n_trajectories=3, n_frames=4)) if held_out else str(bad)],
+            eval_data=[str(bad)] if held_out else [],
+            out=str(tmp_path / f"run{held_out}"),
+            max_steps=1,
+            preset="tiny",
+        )
         with pytest.raises(VidNavError, match=rf"{bad / 'features'}: key 'traj-0001' frame 1 .*inf or NaN"):
             trainer.train(cfg)

@@ -83,9 +83,18 @@ def test_yaml_then_key_value_then_options_each_type_checked(captured, tmp_path):
     assert cfg.batch_size == 32  # an option beats a KEY=VALUE argument
 
 
-@pytest.mark.parametrize("text, key", [("lr: fast\n", "lr"), ("batch_size: 2.5\n", "batch_size"),
-                                       ("bf16: 'yes'\n", "bf16"), ("data: 3\n", "data"), ("preset: 7\n", "preset"),
-                                       ("overrides: [a]\n", "overrides"), ("max_steps: true\n", "max_steps")])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("lr: fast\n", "lr"),
+        ("batch_size: 2.5\n", "batch_size"),
+        ("bf16: 'yes'\n", "bf16"),
+        ("data: 3\n", "data"),
+        ("preset: 7\n", "preset"),
+        ("overrides: [a]\n", "overrides"),
+        ("max_steps: true\n", "max_steps"),
+    ],
+)
 def test_a_value_of_the_wrong_type_is_refused_naming_file_and_key(tmp_path, text, key):
     exp = tmp_path / "exp.yaml"
     exp.write_text(text)
@@ -105,8 +114,12 @@ def test_a_bad_key_value_argument_is_one_line_naming_the_key():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "vidnav.cli", "train", "--data", "R", "batch_size=many"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "vidnav.cli", "train", "--data", "R", "batch_size=many"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "batch_size must be an integer" in out.stderr
 
@@ -127,10 +140,17 @@ def test_listed_frames_is_a_pure_function_of_the_targets():
     assert listed_frames(t, FrameSampling(only_inflections=True, first_frames=5)) == [2, 4]
 
 
-@pytest.mark.parametrize("bad, name", [({"stride": 0}, "stride"), ({"first_frames": 0}, "first_frames"),
-                                       ({"start_repeat": 1}, "start_frames"), ({"end_repeat": 2}, "end_frames"),
-                                       ({"inflection_repeat": -1}, "inflection_repeat"),
-                                       ({"stride": 2, "only_inflections": True}, "only_inflections")])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"stride": 0}, "stride"),
+        ({"first_frames": 0}, "first_frames"),
+        ({"start_repeat": 1}, "start_frames"),
+        ({"end_repeat": 2}, "end_frames"),
+        ({"inflection_repeat": -1}, "inflection_repeat"),
+        ({"stride": 2, "only_inflections": True}, "only_inflections"),
+    ],
+)
 def test_bad_sampling_is_refused_naming_the_setting(bad, name):
     with pytest.raises(VidNavError, match=name):
         FrameSampling(**bad)
@@ -153,10 +173,28 @@ def test_fewer_action_words_train_on_rollouts_collected_with_more(tmp_path):
 
     torch.set_num_threads(1)
     data = synthetic_rollout(tmp_path / "R4", n_trajectories=2, n_frames=8, k=4, seed=1)  # early targets: no stop
-    summary = train(TrainConfig(preset="tiny", overrides={**FAST, "num_actions": 2}, data=[str(data)],
-                                out=str(tmp_path / "run"), max_steps=1, batch_size=4, save_steps=1000,
-                                eval_data=[str(data)], progress=False))
+    summary = train(
+        TrainConfig(
+            preset="tiny",
+            overrides={**FAST, "num_actions": 2},
+            data=[str(data)],
+            out=str(tmp_path / "run"),
+            max_steps=1,
+            batch_size=4,
+            save_steps=1000,
+            eval_data=[str(data)],
+            progress=False,
+        )
+    )
     assert summary["steps"] == 1 and len(summary["eval"]["word_acc"]) == 2
     with pytest.raises(VidNavError, match=r"R4.*num_actions=6"):
-        train(TrainConfig(preset="tiny", overrides={**FAST, "num_actions": 6}, data=[str(data)],
-                          out=str(tmp_path / "run6"), max_steps=1, progress=False))
+        train(
+            TrainConfig(
+                preset="tiny",
+                overrides={**FAST, "num_actions": 6},
+                data=[str(data)],
+                out=str(tmp_path / "run6"),
+                max_steps=1,
+                progress=False,
+            )
+        )

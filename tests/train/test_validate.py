@@ -54,8 +54,9 @@ def test_scores_plans_against_expert_targets(model, samples, monkeypatch):
     assert m["recall"]["stop"] == 1.0 and m["loss"] > 0
 
     # a model that always says forward: recall 1 for forward, 0 for the rest, accuracy = forward's share
-    monkeypatch.setattr(model, "score_and_plan",
-                        lambda batch: (model(**batch).loss, [["forward"] * 4 for _ in batch["num_frames"]]))
+    monkeypatch.setattr(
+        model, "score_and_plan", lambda batch: (model(**batch).loss, [["forward"] * 4 for _ in batch["num_frames"]])
+    )
     m = action_accuracy(model, samples, max_samples=None, batch_size=7)
     assert m["first_action_acc"] == pytest.approx(share["forward"])
     assert m["recall"]["forward"] == 1.0 and m["recall"]["stop"] == 0.0
@@ -80,20 +81,68 @@ def test_validate_cli_writes_json(tmp_path, model, samples):
 
     model.save_pretrained(tmp_path / "ckpt")
     out = tmp_path / "val.json"
-    main(["validate", "--agent", str(tmp_path / "ckpt"), "--data", str(samples.rollout_dirs[0]), "--samples", "6",
-          "--out", str(out)])
+    main(
+        [
+            "validate",
+            "--agent",
+            str(tmp_path / "ckpt"),
+            "--data",
+            str(samples.rollout_dirs[0]),
+            "--samples",
+            "6",
+            "--out",
+            str(out),
+        ]
+    )
     m = json.loads(out.read_text())
     assert m["samples"] == 6 and m["agent"] == str(tmp_path / "ckpt") and 0 <= m["first_action_acc"] <= 1
     assert "swapped_instructions" not in m
-    main(["validate", "--agent", str(tmp_path / "ckpt"), "--data", str(samples.rollout_dirs[0]), "--samples", "6",
-          "--swap-instructions", "--out", str(out)])
+    main(
+        [
+            "validate",
+            "--agent",
+            str(tmp_path / "ckpt"),
+            "--data",
+            str(samples.rollout_dirs[0]),
+            "--samples",
+            "6",
+            "--swap-instructions",
+            "--out",
+            str(out),
+        ]
+    )
     m = json.loads(out.read_text())
     assert m["swapped_instructions"]["samples"] == 6 and m["swapped_instructions"]["loss"] != m["loss"]
-    main(["validate", "--agent", str(tmp_path / "ckpt"), "--data", str(samples.rollout_dirs[0]), "--samples", "0",
-          "--first-frames", "2", "--out", str(out)])
+    main(
+        [
+            "validate",
+            "--agent",
+            str(tmp_path / "ckpt"),
+            "--data",
+            str(samples.rollout_dirs[0]),
+            "--samples",
+            "0",
+            "--first-frames",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text())["samples"] == 4 * 2  # 4 trajectories, frames 0 and 1 of each
-    main(["validate", "--agent", str(tmp_path / "ckpt"), "--data", str(samples.rollout_dirs[0]), "--samples", "0",
-          "--inflections", "--out", str(out)])
+    main(
+        [
+            "validate",
+            "--agent",
+            str(tmp_path / "ckpt"),
+            "--data",
+            str(samples.rollout_dirs[0]),
+            "--samples",
+            "0",
+            "--inflections",
+            "--out",
+            str(out),
+        ]
+    )
     from vidnav.data.dataset import inflections
 
     turns = sum(len(inflections(t.targets)) for t in samples.trajectories)
@@ -109,8 +158,14 @@ def test_swap_instructions_gives_each_path_another_paths_instructions(tmp_path):
     trajs, feats = [], {}
     for p in range(4):
         feats[f"path-{p}"] = np.zeros((3, 4, 8), dtype=np.float16)
-        trajs += [{"key": f"path-{p}", "instruction": f"instruction {i} of path {p}",
-                   "targets": [["forward"], ["left"], ["stop"]]} for i in range(3)]
+        trajs += [
+            {
+                "key": f"path-{p}",
+                "instruction": f"instruction {i} of path {p}",
+                "targets": [["forward"], ["left"], ["stop"]],
+            }
+            for i in range(3)
+        ]
     samples = NavSamples(write_rollout(tmp_path / "R", trajs, feats))
     swapped = swap_instructions(samples, seed=0)
     assert swapped.samples == samples.samples and len(swapped) == len(samples)
@@ -119,8 +174,9 @@ def test_swap_instructions_gives_each_path_another_paths_instructions(tmp_path):
         assert after.key == before.key and after.targets == before.targets
         assert owner[after.instruction] != before.key  # always another path's words
     assert sorted(t.instruction for t in swapped.trajectories) == sorted(owner)  # each used once
-    assert [t.instruction for t in samples.trajectories] == [f"instruction {i} of path {p}" for p in range(4)
-                                                              for i in range(3)]  # the original is untouched
+    assert [t.instruction for t in samples.trajectories] == [
+        f"instruction {i} of path {p}" for p in range(4) for i in range(3)
+    ]  # the original is untouched
     assert swapped[0]["instruction"] == swapped.trajectories[0].instruction
     again = swap_instructions(samples, seed=0)
     assert [t.instruction for t in again.trajectories] == [t.instruction for t in swapped.trajectories]
@@ -144,8 +200,9 @@ def test_validate_cli_rejects_missing_data(tmp_path):
     assert e.value.code == 2
 
 
-def test_samples_zero_means_all_and_a_negative_count_is_refused_before_the_model_loads(tmp_path, samples, capsys,
-                                                                                     monkeypatch):
+def test_samples_zero_means_all_and_a_negative_count_is_refused_before_the_model_loads(
+    tmp_path, samples, capsys, monkeypatch
+):
     """Issue #33 defect 10: `validate --samples 0` meant all samples while `-1` failed after the model had loaded,
     as "max_samples must be >= 1"; `train --eval-samples 0` was an error. Now 0 means all for both, and a negative
     count is refused naming the option, before anything is loaded."""

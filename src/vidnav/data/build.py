@@ -45,12 +45,16 @@ class BuildConfig:
         for k in ("episodes_per_house", "val_seen_per_house", "unseen_per_house"):  # whole paths, as R2R
             n = getattr(self, k)
             if n % INSTRUCTIONS_PER_PATH:
-                raise VidNavError(f"--{k.replace('_', '-')} {n}: each path has {INSTRUCTIONS_PER_PATH} instructions "
-                                  f"(episodes), so give a multiple of {INSTRUCTIONS_PER_PATH}, e.g. "
-                                  f"{INSTRUCTIONS_PER_PATH * max(1, round(n / INSTRUCTIONS_PER_PATH))}")
+                raise VidNavError(
+                    f"--{k.replace('_', '-')} {n}: each path has {INSTRUCTIONS_PER_PATH} instructions "
+                    f"(episodes), so give a multiple of {INSTRUCTIONS_PER_PATH}, e.g. "
+                    f"{INSTRUCTIONS_PER_PATH * max(1, round(n / INSTRUCTIONS_PER_PATH))}"
+                )
         if self.train_houses + self.unseen_houses == 0:
-            raise VidNavError("--train-houses and --unseen-houses are both 0: a benchmark with no houses has no "
-                              "episodes; give at least one house")
+            raise VidNavError(
+                "--train-houses and --unseen-houses are both 0: a benchmark with no houses has no "
+                "episodes; give at least one house"
+            )
 
 
 def house_seed(seed: int, split: str, i: int) -> int:
@@ -79,21 +83,26 @@ def _house_job(job: tuple[str, str, int, dict[str, int], str]) -> dict:
         for p in paths[i : i + n]:
             texts = write_instructions(p.semantics, rng, n=INSTRUCTIONS_PER_PATH)
             sx, sz, h = p.start
-            records.append({
-                "split": split,
-                "scene_id": f"houses/{name}.json",
-                "start_position": [sx, 0.0, sz],
-                "start_rotation": [float(v) for v in quaternion_from_heading(h)],
-                "goal": [p.goal[0], 0.0, p.goal[1]],
-                "geodesic_distance": float(p.distance),
-                "reference_path": [[x, 0.0, z] for x, z in p.reference],
-                "texts": texts,
-                # as VLN-CE records the follower: the start, then one location per forward step
-                "gt_locations": [[x, 0.0, z] for (x, z, _), a in zip(p.rollout.poses, [FORWARD, *p.rollout.actions])
-                                 if a == FORWARD],
-                "gt_actions": list(p.rollout.actions),
-                "forward_steps": sum(1 for a in p.rollout.actions if a == FORWARD),
-            })
+            records.append(
+                {
+                    "split": split,
+                    "scene_id": f"houses/{name}.json",
+                    "start_position": [sx, 0.0, sz],
+                    "start_rotation": [float(v) for v in quaternion_from_heading(h)],
+                    "goal": [p.goal[0], 0.0, p.goal[1]],
+                    "geodesic_distance": float(p.distance),
+                    "reference_path": [[x, 0.0, z] for x, z in p.reference],
+                    "texts": texts,
+                    # as VLN-CE records the follower: the start, then one location per forward step
+                    "gt_locations": [
+                        [x, 0.0, z]
+                        for (x, z, _), a in zip(p.rollout.poses, [FORWARD, *p.rollout.actions])
+                        if a == FORWARD
+                    ],
+                    "gt_actions": list(p.rollout.actions),
+                    "forward_steps": sum(1 for a in p.rollout.actions if a == FORWARD),
+                }
+            )
         i += n
     return {"name": name, "records": records, "short": sum(n_paths.values()) - len(paths)}
 
@@ -123,18 +132,25 @@ def _claim_folder(out: Path, cfg: BuildConfig, force: bool) -> None:
             old = read_json(out / MANIFEST, "build manifest")
         elif (out / "benchmark.json").is_file():  # a build from before manifests
             old = read_json(out / "benchmark.json", "benchmark.json")
-            ours = isinstance(old, dict) and old.get("version") == BENCHMARK_VERSION \
+            ours = (
+                isinstance(old, dict)
+                and old.get("version") == BENCHMARK_VERSION
                 and isinstance(old.get("config"), dict)
+            )
             old = {**manifest, "config": old["config"]} if ours else None
         if not isinstance(old, dict) or old.get("kind") != "vidnav benchmark":
             if not force:
-                raise VidNavError(f"--out {out} is not empty and not a vidnav build ({MANIFEST} missing); give an "
-                                  "empty or new folder (or --force to write over the files a build writes there)")
+                raise VidNavError(
+                    f"--out {out} is not empty and not a vidnav build ({MANIFEST} missing); give an "
+                    "empty or new folder (or --force to write over the files a build writes there)"
+                )
         elif old != manifest and not force:
             was = old.get("config") if isinstance(old.get("config"), dict) else {}
             diff = ", ".join(f"{k} {was.get(k)} -> {v}" for k, v in manifest["config"].items() if was.get(k) != v)
-            raise VidNavError(f"--out {out} holds an earlier build of another config ({diff or old.get('version')}); "
-                              "give another --out, or --force to delete that build and start over")
+            raise VidNavError(
+                f"--out {out} holds an earlier build of another config ({diff or old.get('version')}); "
+                "give another --out, or --force to delete that build and start over"
+            )
         if force:
             for p in _written_by_build(out):
                 p.unlink()
@@ -142,12 +158,14 @@ def _claim_folder(out: Path, cfg: BuildConfig, force: bool) -> None:
         write_json(out / MANIFEST, manifest)  # first: a killed build is recognised as this build on rerun
         (out / "houses").mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise VidNavError(f"cannot write the benchmark into --out {out}: {e.strerror}; give a writable folder") \
-            from None
+        raise VidNavError(
+            f"cannot write the benchmark into --out {out}: {e.strerror}; give a writable folder"
+        ) from None
 
 
-def build_benchmark(out: str | Path, cfg: BuildConfig | None = None, workers: int = 1, progress: bool = True,
-                    force: bool = False) -> dict:
+def build_benchmark(
+    out: str | Path, cfg: BuildConfig | None = None, workers: int = 1, progress: bool = True, force: bool = False
+) -> dict:
     """Build all splits into ``out``; returns the benchmark.json record. ``out`` must be empty, new, or an earlier
     (possibly killed) build of the same ``cfg``; ``force`` deletes an earlier build's files first (only those)."""
     from vidnav.data.episodes import Episode, Goal, GtPath, Instruction, InstructionVocab, write_split
@@ -156,17 +174,31 @@ def build_benchmark(out: str | Path, cfg: BuildConfig | None = None, workers: in
     cfg.check()
     out = Path(out)
     _claim_folder(out, cfg, force)
-    jobs = [(f"train_{i:04d}", "train", house_seed(cfg.seed, "train", i),
-             {"train": cfg.episodes_per_house, "val_seen": cfg.val_seen_per_house}, str(out))
-            for i in range(cfg.train_houses)]
-    jobs += [(f"unseen_{i:04d}", "unseen", house_seed(cfg.seed, "unseen", i), {"val_unseen": cfg.unseen_per_house},
-              str(out)) for i in range(cfg.unseen_houses)]
+    jobs = [
+        (
+            f"train_{i:04d}",
+            "train",
+            house_seed(cfg.seed, "train", i),
+            {"train": cfg.episodes_per_house, "val_seen": cfg.val_seen_per_house},
+            str(out),
+        )
+        for i in range(cfg.train_houses)
+    ]
+    jobs += [
+        (f"unseen_{i:04d}", "unseen", house_seed(cfg.seed, "unseen", i), {"val_unseen": cfg.unseen_per_house}, str(out))
+        for i in range(cfg.unseen_houses)
+    ]
     t0 = time.perf_counter()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     houses: dict[str, dict] = {}
-    with Progress(TextColumn("building houses and paths"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=not progress) as bar:
+    with Progress(
+        TextColumn("building houses and paths"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not progress,
+    ) as bar:
         task = bar.add_task("build", total=len(jobs))
         if workers > 1:
             from vidnav.pool import run_pool  # a worker that fails or dies ends the build instead of hanging
@@ -191,19 +223,32 @@ def build_benchmark(out: str | Path, cfg: BuildConfig | None = None, workers: in
         for traj, r in enumerate(recs):
             for text in r["texts"]:
                 ep_id += 1
-                episodes.append(Episode(
-                    episode_id=ep_id, trajectory_id=traj + 1, scene_id=r["scene_id"],
-                    start_position=r["start_position"], start_rotation=r["start_rotation"],
-                    info={"geodesic_distance": r["geodesic_distance"]},
-                    goals=[Goal(position=r["goal"], radius=SUCCESS_DISTANCE)], reference_path=r["reference_path"],
-                    instruction=Instruction(instruction_text=text, instruction_tokens=vocab.tokenize(text))))
-                gt[str(ep_id)] = GtPath(locations=r["gt_locations"], actions=r["gt_actions"],
-                                        forward_steps=r["forward_steps"])
+                episodes.append(
+                    Episode(
+                        episode_id=ep_id,
+                        trajectory_id=traj + 1,
+                        scene_id=r["scene_id"],
+                        start_position=r["start_position"],
+                        start_rotation=r["start_rotation"],
+                        info={"geodesic_distance": r["geodesic_distance"]},
+                        goals=[Goal(position=r["goal"], radius=SUCCESS_DISTANCE)],
+                        reference_path=r["reference_path"],
+                        instruction=Instruction(instruction_text=text, instruction_tokens=vocab.tokenize(text)),
+                    )
+                )
+                gt[str(ep_id)] = GtPath(
+                    locations=r["gt_locations"], actions=r["gt_actions"], forward_steps=r["forward_steps"]
+                )
         write_split(out, split, episodes, vocab, gt, extra={"vidnav": {"version": BENCHMARK_VERSION, "seed": cfg.seed}})
-        counts[split] = {"episodes": len(episodes), "paths": len(recs),
-                         "houses": len({r["scene_id"] for r in recs})}
+        counts[split] = {"episodes": len(episodes), "paths": len(recs), "houses": len({r["scene_id"] for r in recs})}
     seconds = time.perf_counter() - t0
-    meta = {"version": BENCHMARK_VERSION, "config": vars(cfg), "workers": workers, "splits": counts,
-            "short_paths": sum(h["short"] for h in houses.values()), "seconds": round(seconds, 1)}
+    meta = {
+        "version": BENCHMARK_VERSION,
+        "config": vars(cfg),
+        "workers": workers,
+        "splits": counts,
+        "short_paths": sum(h["short"] for h in houses.values()),
+        "seconds": round(seconds, 1),
+    }
     write_json(out / "benchmark.json", meta)
     return meta

@@ -64,8 +64,10 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
     if not Path(rollout_dir).is_dir():
         raise VidNavError(f"rollout folder not found: {rollout_dir}; collect rollouts first (or check --data)")
     if not path.is_file():
-        raise VidNavError(f"{path} not found: a rollout folder needs trajectories.jsonl and features/; "
-                          "is this the folder the rollout collector wrote?")
+        raise VidNavError(
+            f"{path} not found: a rollout folder needs trajectories.jsonl and features/; "
+            "is this the folder the rollout collector wrote?"
+        )
     out: list[Trajectory] = []
     seen: dict[tuple[str, str], int] = {}
     with open(path, "rb") as f:
@@ -76,16 +78,18 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
             try:
                 obj = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise VidNavError(f"{where}: not valid JSON ({e}); fix or remove the line "
-                                  "(a line cut by a crash can be deleted)") from None
+                raise VidNavError(
+                    f"{where}: not valid JSON ({e}); fix or remove the line (a line cut by a crash can be deleted)"
+                ) from None
             if not isinstance(obj, dict):
                 raise VidNavError(f"{where}: expected a JSON object, got {type(obj).__name__}")
             for name, kind in REQUIRED.items():
                 if name not in obj:
                     raise VidNavError(f"{where}: missing field {name!r} (needs {', '.join(REQUIRED)})")
                 if not isinstance(obj[name], kind):
-                    raise VidNavError(f"{where}: field {name!r} must be a {kind.__name__}, "
-                                      f"got {type(obj[name]).__name__}")
+                    raise VidNavError(
+                        f"{where}: field {name!r} must be a {kind.__name__}, got {type(obj[name]).__name__}"
+                    )
             if not obj["instruction"].strip():
                 raise VidNavError(f"{where}: empty instruction for trajectory {obj['key']!r}")
             if not obj["targets"]:
@@ -95,20 +99,32 @@ def read_trajectories(rollout_dir: str | os.PathLike, rollout: int = 0) -> list[
                 if isinstance(words, str):
                     words = words.split()
                 if not isinstance(words, list) or not words or any(w not in ACTION_WORDS for w in words):
-                    raise VidNavError(f"{where}: targets[{t}] = {words!r} of {obj['key']!r} must be a non-empty "
-                                      f"list of words from {', '.join(ACTION_WORDS)}")
+                    raise VidNavError(
+                        f"{where}: targets[{t}] = {words!r} of {obj['key']!r} must be a non-empty "
+                        f"list of words from {', '.join(ACTION_WORDS)}"
+                    )
                 targets.append(list(words))
             # R2R gives a path three instructions: their episodes share the path's frames (one feature key)
             ident = (obj["key"], obj["instruction"])
             if ident in seen:
-                raise VidNavError(f"{where}: trajectory key {obj['key']!r} with the same instruction repeats line "
-                                  f"{seen[ident]}; remove the duplicate line")
+                raise VidNavError(
+                    f"{where}: trajectory key {obj['key']!r} with the same instruction repeats line "
+                    f"{seen[ident]}; remove the duplicate line"
+                )
             seen[ident] = lineno
             known = {"key", "instruction", "targets", "source", "episode_id", "scene_id"}
-            out.append(Trajectory(key=obj["key"], instruction=obj["instruction"], targets=targets, rollout=rollout,
-                                  source=str(obj.get("source", "expert")), episode_id=str(obj.get("episode_id", "")),
-                                  scene_id=str(obj.get("scene_id", "")),
-                                  extra={k: v for k, v in obj.items() if k not in known}))
+            out.append(
+                Trajectory(
+                    key=obj["key"],
+                    instruction=obj["instruction"],
+                    targets=targets,
+                    rollout=rollout,
+                    source=str(obj.get("source", "expert")),
+                    episode_id=str(obj.get("episode_id", "")),
+                    scene_id=str(obj.get("scene_id", "")),
+                    extra={k: v for k, v in obj.items() if k not in known},
+                )
+            )
     return out
 
 
@@ -120,8 +136,15 @@ class NavSamples(Dataset):
     :class:`vidnav.data.sampling.FrameSampling`. Items are small dicts; :class:`NavCollator` loads the features.
     """
 
-    def __init__(self, rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike], max_history: int | None = None,
-                 sampling: FrameSampling | None = None, *, check_finite: bool = True, **knobs):
+    def __init__(
+        self,
+        rollout_dirs: str | os.PathLike | Sequence[str | os.PathLike],
+        max_history: int | None = None,
+        sampling: FrameSampling | None = None,
+        *,
+        check_finite: bool = True,
+        **knobs,
+    ):
         if isinstance(rollout_dirs, (str, os.PathLike)):
             rollout_dirs = [rollout_dirs]
         if not rollout_dirs:
@@ -141,25 +164,33 @@ class NavSamples(Dataset):
         for r, root in enumerate(self.rollout_dirs):
             trajs = read_trajectories(root, rollout=r)
             if not (root / FEATURES / "meta.json").is_file():
-                raise VidNavError(f"{root / FEATURES} is not a feature store (missing meta.json); "
-                                  "a rollout folder needs features/ next to trajectories.jsonl")
+                raise VidNavError(
+                    f"{root / FEATURES} is not a feature store (missing meta.json); "
+                    "a rollout folder needs features/ next to trajectories.jsonl"
+                )
             store = FeatureStore(root / FEATURES)
             if check_finite:  # inf/NaN features: refused here, naming folder and key, not at the first batch
                 store.check_finite()
             if self.stores and store.shape != self.stores[0].shape:
-                raise VidNavError(f"{root / FEATURES} holds features of shape {store.shape} but "
-                                  f"{self.rollout_dirs[0] / FEATURES} holds {self.stores[0].shape}; "
-                                  "combine rollouts made with the same vision tower")
+                raise VidNavError(
+                    f"{root / FEATURES} holds features of shape {store.shape} but "
+                    f"{self.rollout_dirs[0] / FEATURES} holds {self.stores[0].shape}; "
+                    "combine rollouts made with the same vision tower"
+                )
             for traj in trajs:
                 if traj.key not in store:
-                    raise VidNavError(f"{root / FEATURES} has no features for trajectory {traj.key!r} "
-                                      f"(listed in {root / TRAJECTORIES}); re-collect that rollout")
+                    raise VidNavError(
+                        f"{root / FEATURES} has no features for trajectory {traj.key!r} "
+                        f"(listed in {root / TRAJECTORIES}); re-collect that rollout"
+                    )
                 n = store.index[traj.key][2]
                 if n != traj.length and not (traj.extra.get("prefix") is True and n > traj.length):
-                    raise VidNavError(f"trajectory {traj.key!r} in {root / TRAJECTORIES} has {traj.length} target "
-                                      f"lists but {n} feature frames in {root / FEATURES}; they must match "
-                                      "(one target list per frame; a record with \"prefix\": true may cover "
-                                      "only the first frames)")
+                    raise VidNavError(
+                        f"trajectory {traj.key!r} in {root / TRAJECTORIES} has {traj.length} target "
+                        f"lists but {n} feature frames in {root / FEATURES}; they must match "
+                        '(one target list per frame; a record with "prefix": true may cover '
+                        "only the first frames)"
+                    )
             self.stores.append(store)
             self.trajectories.extend(trajs)
         self.samples: list[tuple[int, int]] = []
@@ -175,10 +206,12 @@ class NavSamples(Dataset):
         for traj in self.trajectories:
             for t, words in enumerate(traj.targets):
                 if len(words) < k and "stop" not in words:
-                    raise VidNavError(f"{self.rollout_dirs[traj.rollout] / TRAJECTORIES}: trajectory {traj.key!r} "
-                                      f"frame {t} has {len(words)} target words ({' '.join(words)}) and no stop, "
-                                      f"fewer than num_actions={k}: collect rollouts with num_actions >= {k} or "
-                                      f"train with --set num_actions={len(words)}")
+                    raise VidNavError(
+                        f"{self.rollout_dirs[traj.rollout] / TRAJECTORIES}: trajectory {traj.key!r} "
+                        f"frame {t} has {len(words)} target words ({' '.join(words)}) and no stop, "
+                        f"fewer than num_actions={k}: collect rollouts with num_actions >= {k} or "
+                        f"train with --set num_actions={len(words)}"
+                    )
 
     @property
     def feature_shape(self) -> tuple[int, int]:
@@ -197,15 +230,19 @@ class NavSamples(Dataset):
         traj = self.trajectories[trajectory]
         rows = self.stores[traj.rollout].get(traj.key, stop=t + 1)
         if self.max_history is not None:
-            rows = rows[max(0, t + 1 - self.max_history):]
+            rows = rows[max(0, t + 1 - self.max_history) :]
         return torch.from_numpy(np.asarray(rows, dtype=np.float32))
 
     def summary(self) -> dict[str, Any]:
         sources: dict[str, int] = {}
         for traj in self.trajectories:
             sources[traj.source] = sources.get(traj.source, 0) + 1
-        return {"rollouts": [str(d) for d in self.rollout_dirs], "trajectories": len(self.trajectories),
-                "samples": len(self.samples), "sources": sources}
+        return {
+            "rollouts": [str(d) for d in self.rollout_dirs],
+            "trajectories": len(self.trajectories),
+            "samples": len(self.samples),
+            "sources": sources,
+        }
 
 
 class QASamples(Dataset):
@@ -218,8 +255,14 @@ class QASamples(Dataset):
     ``question`` and ``answer``; features come from ``nav``'s stores.
     """
 
-    def __init__(self, nav: NavSamples, benchmark: str | os.PathLike, ratio: float = 0.5,
-                 families: Sequence[str] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        nav: NavSamples,
+        benchmark: str | os.PathLike,
+        ratio: float = 0.5,
+        families: Sequence[str] | None = None,
+        seed: int = 0,
+    ):
         from vidnav.data.episodes import load_split
         from vidnav.data.questions import FAMILIES, QUESTIONS, route_rooms, trajectory_facts
         from vidnav.sim.house import House
@@ -248,8 +291,10 @@ class QASamples(Dataset):
             ep = episodes.get((traj.scene_id, traj.episode_id, traj.instruction))
             where = f"trajectory {traj.key!r} of {nav.rollout_dirs[traj.rollout]}"
             if ep is None:
-                raise VidNavError(f"{where}: episode {traj.episode_id!r} of {traj.scene_id!r} with this instruction is "
-                                  f"not in the benchmark {root}; pass the --qa-data folder the rollouts came from")
+                raise VidNavError(
+                    f"{where}: episode {traj.episode_id!r} of {traj.scene_id!r} with this instruction is "
+                    f"not in the benchmark {root}; pass the --qa-data folder the rollouts came from"
+                )
             poses = traj.extra.get("poses")
             if not isinstance(poses, list) or len(poses) != traj.length:
                 raise VidNavError(f"{where} has no per-frame poses; re-collect it with `vidnav data rollouts`")
@@ -272,8 +317,13 @@ class QASamples(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         j, t, question, answer = self.items[i]
-        return {"trajectory": j, "t": t, "instruction": self.nav.trajectories[j].instruction,
-                "question": question, "targets": answer}
+        return {
+            "trajectory": j,
+            "t": t,
+            "instruction": self.nav.trajectories[j].instruction,
+            "question": question,
+            "targets": answer,
+        }
 
     def features(self, trajectory: int, t: int) -> torch.Tensor:
         return self.nav.features(trajectory, t)
@@ -317,16 +367,25 @@ class NavCollator:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         feats = [self.samples.features(it["trajectory"], it["t"]) for it in items]
         questions = [it.get("question") for it in items]
-        batch = self.prepare([it["instruction"] for it in items], feats, [it["targets"] for it in items],
-                             **({"questions": questions} if any(q is not None for q in questions) else {}))
+        batch = self.prepare(
+            [it["instruction"] for it in items],
+            feats,
+            [it["targets"] for it in items],
+            **({"questions": questions} if any(q is not None for q in questions) else {}),
+        )
         if self.with_index:
             batch["sample_index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
         return batch
 
 
 # -- writing (the collector's format; used by tests and synthetic data) --------------------------------------
-def write_rollout(root: str | os.PathLike, trajectories: Iterable[dict], features: dict[str, np.ndarray],
-                  shape: tuple[int, int] | None = None, encoder: str | None = None) -> Path:
+def write_rollout(
+    root: str | os.PathLike,
+    trajectories: Iterable[dict],
+    features: dict[str, np.ndarray],
+    shape: tuple[int, int] | None = None,
+    encoder: str | None = None,
+) -> Path:
     """Write (or append to) a rollout folder: features into ``root/features``, lines into trajectories.jsonl.
 
     ``trajectories``: dicts with key, instruction, targets (+ source, episode_id, scene_id);
@@ -345,9 +404,14 @@ def write_rollout(root: str | os.PathLike, trajectories: Iterable[dict], feature
     for traj in trajectories:
         if traj["key"] not in store:
             store.add(traj["key"], np.asarray(features[traj["key"]]))
-        line = {"key": traj["key"], "instruction": traj["instruction"], "targets": traj["targets"],
-                "source": traj.get("source", "expert"), "episode_id": str(traj.get("episode_id", traj["key"])),
-                "scene_id": str(traj.get("scene_id", "synthetic"))}
+        line = {
+            "key": traj["key"],
+            "instruction": traj["instruction"],
+            "targets": traj["targets"],
+            "source": traj.get("source", "expert"),
+            "episode_id": str(traj.get("episode_id", traj["key"])),
+            "scene_id": str(traj.get("scene_id", "synthetic")),
+        }
         if "trajectory_id" in traj:
             line["trajectory_id"] = str(traj["trajectory_id"])
         lines += json.dumps(line) + "\n"
@@ -365,9 +429,16 @@ SYNTHETIC_INSTRUCTIONS = (
 )
 
 
-def synthetic_rollout(root: str | os.PathLike, n_trajectories: int = 6, n_frames: int = 8,
-                      shape: tuple[int, int] = (64, 320), k: int = 4, seed: int = 0, source: str = "expert",
-                      key_prefix: str = "traj") -> Path:
+def synthetic_rollout(
+    root: str | os.PathLike,
+    n_trajectories: int = 6,
+    n_frames: int = 8,
+    shape: tuple[int, int] = (64, 320),
+    k: int = 4,
+    seed: int = 0,
+    source: str = "expert",
+    key_prefix: str = "traj",
+) -> Path:
     """A small random rollout folder: random fp16 features, random expert action sequences ending in stop.
 
     ``targets[t]`` = the next k words of the trajectory's action sequence from t (padded with stop), as an
@@ -379,9 +450,16 @@ def synthetic_rollout(root: str | os.PathLike, n_trajectories: int = 6, n_frames
     for i in range(n_trajectories):
         key = f"{key_prefix}-{i:04d}"
         moves = list(rng.choice(["forward", "forward", "left", "right"], size=n_frames - 1)) + ["stop"]
-        targets = [(moves[t:t + k] + ["stop"] * k)[:k] for t in range(n_frames)]
+        targets = [(moves[t : t + k] + ["stop"] * k)[:k] for t in range(n_frames)]
         feats[key] = rng.standard_normal((n_frames, *shape)).astype(np.float16)
-        trajs.append({"key": key, "instruction": SYNTHETIC_INSTRUCTIONS[i % len(SYNTHETIC_INSTRUCTIONS)],
-                      "targets": [[str(w) for w in t] for t in targets], "source": source,
-                      "episode_id": str(i), "scene_id": f"scene-{i % 3}"})
+        trajs.append(
+            {
+                "key": key,
+                "instruction": SYNTHETIC_INSTRUCTIONS[i % len(SYNTHETIC_INSTRUCTIONS)],
+                "targets": [[str(w) for w in t] for t in targets],
+                "source": source,
+                "episode_id": str(i),
+                "scene_id": f"scene-{i % 3}",
+            }
+        )
     return write_rollout(root, trajs, feats, shape=shape, encoder="synthetic")

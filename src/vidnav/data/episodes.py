@@ -80,7 +80,9 @@ class _Where:
         if self.index is not None:
             at += f": episode #{self.index}"
         if self.episode_id is not None:
-            at += f" (episode_id {self.episode_id!r})" if self.index is not None else f": episode_id {self.episode_id!r}"
+            at += (
+                f" (episode_id {self.episode_id!r})" if self.index is not None else f": episode_id {self.episode_id!r}"
+            )
         return VidNavError(f"{at}: field '{field_name}' {problem}; {_FIX}")
 
     def need(self, d: Mapping, key: str, prefix: str = "") -> Any:
@@ -162,8 +164,9 @@ class Instruction:
         if not text.strip():  # found here, not when an agent is given the episode
             raise where.error("instruction.instruction_text", "is empty; every episode needs an instruction")
         tokens = d.get("instruction_tokens")
-        if tokens is not None and (not isinstance(tokens, list) or
-                                   not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens)):
+        if tokens is not None and (
+            not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens)
+        ):
             raise where.error("instruction.instruction_tokens", "must be a list of integers")
         return cls(text, tokens, _extra(d, ("instruction_text", "instruction_tokens")))
 
@@ -180,8 +183,9 @@ def _check_rxr_instruction(d: dict, where: _Where) -> None:
     """The fields RxR-CE adds to an instruction (all kept in ``Instruction.extra``)."""
     lang = where.need(d, "language", "instruction.")
     if not isinstance(lang, str) or not _LANGUAGE.fullmatch(lang):
-        raise where.error("instruction.language",
-                          f"must be a language tag such as 'en-US' or 'hi-IN', got {lang!r:.80}")
+        raise where.error(
+            "instruction.language", f"must be a language tag such as 'en-US' or 'hi-IN', got {lang!r:.80}"
+        )
     for key in ("instruction_id", "annotator_id"):
         if key in d and d[key] is not None and not _is_id(d[key]):
             raise where.error(f"instruction.{key}", f"must be an integer or a string, got {d[key]!r:.80}")
@@ -197,8 +201,9 @@ def _check_rxr_instruction(d: dict, where: _Where) -> None:
         name = f"instruction.timed_instruction[{i}]"
         w = _as_dict(where, name, w)
         if not isinstance(w.get("word"), str):
-            raise where.error(f"{name}.word", "is missing" if "word" not in w else
-                              f"must be a string, got {w['word']!r:.80}")
+            raise where.error(
+                f"{name}.word", "is missing" if "word" not in w else f"must be a string, got {w['word']!r:.80}"
+            )
         for key in ("start_time", "end_time"):
             if not _is_time(w.get(key)):
                 raise where.error(f"{name}.{key}", f"must be a number of seconds (or null), got {w[key]!r:.80}")
@@ -212,8 +217,17 @@ def _looks_rxr(d: Any) -> bool:
     return (isinstance(instr, dict) and "language" in instr) or (isinstance(info, dict) and "role" in info)
 
 
-_EPISODE_KEYS = ("episode_id", "trajectory_id", "scene_id", "start_position", "start_rotation", "info", "goals",
-                 "instruction", "reference_path")
+_EPISODE_KEYS = (
+    "episode_id",
+    "trajectory_id",
+    "scene_id",
+    "start_position",
+    "start_rotation",
+    "info",
+    "goals",
+    "instruction",
+    "reference_path",
+)
 
 
 @dataclass
@@ -267,8 +281,9 @@ class Episode:
         }
 
     @classmethod
-    def from_dict(cls, d: Any, path: Path | str = "<episodes>", index: int | None = None,
-                  schema: str | None = None) -> Episode:
+    def from_dict(
+        cls, d: Any, path: Path | str = "<episodes>", index: int | None = None, schema: str | None = None
+    ) -> Episode:
         """One episode; ``schema`` R2R_CE or RXR_CE (None: told by the episode's own fields)."""
         if schema is None:
             schema = RXR_CE if _looks_rxr(d) else R2R_CE
@@ -283,8 +298,11 @@ class Episode:
         if not isinstance(ep_id, (int, str)) or isinstance(ep_id, bool):
             raise where.error("episode_id", f"must be an integer or a string, got {ep_id!r}")
         if isinstance(ep_id, str) and not _SAFE_ID.fullmatch(ep_id):  # ids name files: videos, feature keys
-            raise where.error("episode_id", f"{ep_id[:80]!r} is not a plain file name (letters, digits, '.', '_', "
-                                            "'-'; not starting with '.'; at most 128 characters)")
+            raise where.error(
+                "episode_id",
+                f"{ep_id[:80]!r} is not a plain file name (letters, digits, '.', '_', "
+                "'-'; not starting with '.'; at most 128 characters)",
+            )
         traj = d.get("trajectory_id") if rxr else where.need(d, "trajectory_id")
         scene = where.need(d, "scene_id")
         if not isinstance(scene, str) or not scene:
@@ -326,10 +344,13 @@ class GtPath:
 
     def to_dict(self) -> dict:
         if self.actions is None:
-            return {"locations": [list(p) for p in self.locations], "forward_steps": self.forward_steps,
-                    **self.extra}
-        return {"locations": [list(p) for p in self.locations], "actions": list(self.actions),
-                "forward_steps": self.forward_steps, **self.extra}
+            return {"locations": [list(p) for p in self.locations], "forward_steps": self.forward_steps, **self.extra}
+        return {
+            "locations": [list(p) for p in self.locations],
+            "actions": list(self.actions),
+            "forward_steps": self.forward_steps,
+            **self.extra,
+        }
 
     @classmethod
     def from_dict(cls, d: Any, path: Path | str = "<gt>", episode_id: Any = None, schema: str = R2R_CE) -> GtPath:
@@ -359,10 +380,14 @@ class GtPath:
             raise where.error("locations", "must be a list of [x, y, z] points")
         locs = [_vector(where, f"locations[{i}]", p, 3) for i, p in enumerate(locs)]
         actions = d.get("actions")
-        if actions is not None and (not isinstance(actions, list) or not all(
-                isinstance(a, int) and not isinstance(a, bool) and 0 <= a <= 5 for a in actions)):
-            raise where.error("actions", "must be a list of RxR-CE action ids 0..5 (STOP, FORWARD, LEFT, RIGHT, "
-                                         "LOOK_UP, LOOK_DOWN), or absent")
+        if actions is not None and (
+            not isinstance(actions, list)
+            or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a <= 5 for a in actions)
+        ):
+            raise where.error(
+                "actions",
+                "must be a list of RxR-CE action ids 0..5 (STOP, FORWARD, LEFT, RIGHT, LOOK_UP, LOOK_DOWN), or absent",
+            )
         steps = where.need(d, "forward_steps")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise where.error("forward_steps", f"must be an integer >= 0, got {steps!r}")
@@ -439,9 +464,15 @@ class InstructionVocab:
 
     def to_dict(self) -> dict:
         stoi = dict(self._stoi)
-        return {"word_list": list(self.word_list), "word2idx_dict": stoi, "stoi": dict(stoi),
-                "itos": list(self.word_list), "num_vocab": len(self.word_list),
-                "UNK_INDEX": self.UNK_INDEX, "PAD_INDEX": self.PAD_INDEX}
+        return {
+            "word_list": list(self.word_list),
+            "word2idx_dict": stoi,
+            "stoi": dict(stoi),
+            "itos": list(self.word_list),
+            "num_vocab": len(self.word_list),
+            "UNK_INDEX": self.UNK_INDEX,
+            "PAD_INDEX": self.PAD_INDEX,
+        }
 
     @classmethod
     def from_dict(cls, d: Any, path: Path | str = "<vocab>") -> InstructionVocab:
@@ -505,8 +536,12 @@ def language_matches(language: str | None, wanted: Iterable[str]) -> bool:
     return any(lang == w.lower() or lang.startswith(w.lower() + "-") for w in wanted)
 
 
-def filter_episodes(episodes: Sequence[Episode], languages: Iterable[str] | None = None,
-                    roles: Iterable[str] | None = None, path: Path | str = "<episodes>") -> list[Episode]:
+def filter_episodes(
+    episodes: Sequence[Episode],
+    languages: Iterable[str] | None = None,
+    roles: Iterable[str] | None = None,
+    path: Path | str = "<episodes>",
+) -> list[Episode]:
     """The episodes whose ``instruction.language`` matches one of ``languages`` (see :func:`language_matches`)
     and whose ``info.role`` is one of ``roles``; None or empty = no filter. A filter the file cannot answer (an
     R2R-CE file has no languages) or that keeps no episode raises VidNavError naming the file and the field."""
@@ -520,21 +555,30 @@ def filter_episodes(episodes: Sequence[Episode], languages: Iterable[str] | None
             raise VidNavError(f"role filter {r!r} is not a role: use {' or '.join(RXR_ROLES)}")
     out = list(episodes)
     for wanted, field_name, value, keep, what in (
-            (languages, "instruction.language", lambda e: e.language, lambda e: language_matches(e.language, languages),
-             "language"),
-            (roles, "info.role", lambda e: e.role, lambda e: e.role in roles, "role")):
+        (
+            languages,
+            "instruction.language",
+            lambda e: e.language,
+            lambda e: language_matches(e.language, languages),
+            "language",
+        ),
+        (roles, "info.role", lambda e: e.role, lambda e: e.role in roles, "role"),
+    ):
         if not wanted:
             continue
         present = _counts(value(e) for e in out if value(e) is not None)
         if not present and out:
-            raise VidNavError(f"{path}: no episode has the field '{field_name}', so a {what} filter "
-                              f"({', '.join(wanted)}) cannot pick episodes: R2R-CE files have none (RxR-CE files do); "
-                              f"drop the filter")
+            raise VidNavError(
+                f"{path}: no episode has the field '{field_name}', so a {what} filter "
+                f"({', '.join(wanted)}) cannot pick episodes: R2R-CE files have none (RxR-CE files do); "
+                f"drop the filter"
+            )
         kept = [e for e in out if keep(e)]
         if not kept:
             listing = ", ".join(f"{k} ({n})" for k, n in present.items()) or "none"
-            raise VidNavError(f"{path}: no episode's '{field_name}' matches {', '.join(wanted)}; "
-                              f"this file has: {listing}")
+            raise VidNavError(
+                f"{path}: no episode's '{field_name}' matches {', '.join(wanted)}; this file has: {listing}"
+            )
         out = kept
     return out
 
@@ -554,15 +598,18 @@ def _read_episodes(path: Path) -> tuple[list[Episode], InstructionVocab | None, 
     seen: dict = {}
     for i, ep in enumerate(episodes):
         if ep.episode_id in seen:
-            raise VidNavError(f"{path}: episode #{i} repeats episode_id {ep.episode_id!r} "
-                              f"(first at #{seen[ep.episode_id]}); episode ids must be unique; {_FIX}")
+            raise VidNavError(
+                f"{path}: episode #{i} repeats episode_id {ep.episode_id!r} "
+                f"(first at #{seen[ep.episode_id]}); episode ids must be unique; {_FIX}"
+            )
         seen[ep.episode_id] = i
     vocab = InstructionVocab.from_dict(data["instruction_vocab"], path) if "instruction_vocab" in data else None
     return episodes, vocab, _extra(data, ("episodes", "instruction_vocab")), schema
 
 
-def load_episodes(path: str | Path, languages: Iterable[str] | None = None,
-                  roles: Iterable[str] | None = None) -> tuple[list[Episode], InstructionVocab | None]:
+def load_episodes(
+    path: str | Path, languages: Iterable[str] | None = None, roles: Iterable[str] | None = None
+) -> tuple[list[Episode], InstructionVocab | None]:
     """Episodes and instruction vocabulary (None when the file has none) of one VLN-CE episode file, R2R-CE or
     RxR-CE; ``languages`` (e.g. ``["en"]`` = en-US and en-IN) and ``roles`` pick RxR-CE episodes."""
     path = Path(path)
@@ -595,16 +642,19 @@ def available_splits(data_dir: str | Path) -> list[str]:
     return sorted(p.name for p in data_dir.iterdir() if (p / f"{p.name}.json.gz").is_file())
 
 
-def load_split(data_dir: str | Path, split: str, languages: Iterable[str] | None = None,
-               roles: Iterable[str] | None = None) -> EpisodeSet:
+def load_split(
+    data_dir: str | Path, split: str, languages: Iterable[str] | None = None, roles: Iterable[str] | None = None
+) -> EpisodeSet:
     """Read ``{data_dir}/{split}/{split}.json.gz`` and, when present, ``{split}_gt.json.gz``; ``languages`` and
     ``roles`` pick RxR-CE episodes (:func:`filter_episodes`)."""
     ep_path, gt_path = split_paths(data_dir, split)
     if not ep_path.is_file():
         found = available_splits(data_dir)
         listing = ", ".join(found) if found else "none"
-        raise VidNavError(f"split '{split}' not found: no {ep_path}. Splits in {data_dir}: {listing}. "
-                          "Pick one of those or build the data (vidnav data build).")
+        raise VidNavError(
+            f"split '{split}' not found: no {ep_path}. Splits in {data_dir}: {listing}. "
+            "Pick one of those or build the data (vidnav data build)."
+        )
     episodes, vocab, extra, schema = _read_episodes(ep_path)
     if languages or roles:
         episodes = filter_episodes(episodes, languages, roles, ep_path)
@@ -612,8 +662,14 @@ def load_split(data_dir: str | Path, split: str, languages: Iterable[str] | None
     return EpisodeSet(split, episodes, vocab, gt, extra, ep_path, schema)
 
 
-def write_split(data_dir: str | Path, split: str, episodes: Sequence[Episode], vocab: InstructionVocab | None,
-                gt: Mapping[Any, GtPath | dict] | None, extra: Mapping[str, Any] | None = None) -> tuple[Path, Path | None]:
+def write_split(
+    data_dir: str | Path,
+    split: str,
+    episodes: Sequence[Episode],
+    vocab: InstructionVocab | None,
+    gt: Mapping[Any, GtPath | dict] | None,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[Path, Path | None]:
     """Write a split atomically (gzip with a fixed mtime, so equal inputs give equal bytes).
 
     Returns (episode file, ground-truth file or None when ``gt`` is None).
@@ -630,8 +686,9 @@ def write_split(data_dir: str | Path, split: str, episodes: Sequence[Episode], v
         doc[k] = v
     gt_doc = None
     if gt is not None:
-        gt_doc = {str(k): (v if isinstance(v, GtPath) else GtPath.from_dict(v, gt_path, k)).to_dict()
-                  for k, v in gt.items()}
+        gt_doc = {
+            str(k): (v if isinstance(v, GtPath) else GtPath.from_dict(v, gt_path, k)).to_dict() for k, v in gt.items()
+        }
     write_json(ep_path, doc, indent=None)
     if gt_doc is not None:
         write_json(gt_path, gt_doc, indent=None)
@@ -661,8 +718,9 @@ def _find_gt_file(path: Path) -> Path | None:
     return None
 
 
-def summarize_file(path: str | Path, languages: Iterable[str] | None = None,
-                   roles: Iterable[str] | None = None) -> dict:
+def summarize_file(
+    path: str | Path, languages: Iterable[str] | None = None, roles: Iterable[str] | None = None
+) -> dict:
     """Counts and means of one episode file (and its ground-truth file beside it, if any); an RxR-CE file also
     gets its schema, languages and roles, and ``languages`` / ``roles`` pick which of its episodes count."""
     path = Path(path)
@@ -693,8 +751,13 @@ def summarize_file(path: str | Path, languages: Iterable[str] | None = None,
     return out
 
 
-def _summarize_rxr(path: Path, episodes: list[Episode], vocab: InstructionVocab | None,
-                   languages: Iterable[str] | None, roles: Iterable[str] | None) -> dict:
+def _summarize_rxr(
+    path: Path,
+    episodes: list[Episode],
+    vocab: InstructionVocab | None,
+    languages: Iterable[str] | None,
+    roles: Iterable[str] | None,
+) -> dict:
     languages, roles = list(languages or ()), list(roles or ())
     picked = filter_episodes(episodes, languages, roles, path)
     gt_path = _find_gt_file(path)

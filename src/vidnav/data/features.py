@@ -42,11 +42,15 @@ class FeatureStore:
             self.shape = tuple(meta["shape"])
             self.encoder = meta.get("encoder")
             if shape is not None and tuple(shape) != self.shape:
-                raise VidNavError(f"feature store {self.root} holds features of shape {self.shape}, not {tuple(shape)}; "
-                                  "collect into another --out folder for a different vision tower")
+                raise VidNavError(
+                    f"feature store {self.root} holds features of shape {self.shape}, not {tuple(shape)}; "
+                    "collect into another --out folder for a different vision tower"
+                )
             if encoder is not None and self.encoder is not None and encoder != self.encoder:
-                raise VidNavError(f"feature store {self.root} was made by encoder {self.encoder!r}, not {encoder!r}; "
-                                  "collect into another --out folder")
+                raise VidNavError(
+                    f"feature store {self.root} was made by encoder {self.encoder!r}, not {encoder!r}; "
+                    "collect into another --out folder"
+                )
         else:
             if shape is None:
                 raise VidNavError(f"no feature store at {self.root} (missing meta.json); collect features first")
@@ -69,16 +73,26 @@ class FeatureStore:
         trajectories.jsonl still lists them), the error names the folder, the key and the fix.
         """
         path = self.root / "index.jsonl"
-        fix = (f"the features of {self.root} cannot be trusted: restore the folder from a copy, or collect "
-               "again into a new --out")
+        fix = (
+            f"the features of {self.root} cannot be trusted: restore the folder from a copy, or collect "
+            "again into a new --out"
+        )
         records = read_jsonl_records(path, "key", "feature index", repair=self.writable, fix=fix)
         ends: dict[int, int] = {}
         for n, e in enumerate(records, 1):
             key, fields = e.get("key"), [e.get(f) for f in ("shard", "offset", "length")]
-            if not isinstance(key, str) or not all(type(v) is int for v in fields) or min(fields) < 0 \
-                    or fields[2] < 1 or key in self.index:
-                what = "a second line for the key" if key in self.index else \
-                    "needs a string key, integer shard >= 0, offset >= 0 and length >= 1"
+            if (
+                not isinstance(key, str)
+                or not all(type(v) is int for v in fields)
+                or min(fields) < 0
+                or fields[2] < 1
+                or key in self.index
+            ):
+                what = (
+                    "a second line for the key"
+                    if key in self.index
+                    else "needs a string key, integer shard >= 0, offset >= 0 and length >= 1"
+                )
                 raise VidNavError(f"{path}: line {n} ({dumps_json(e)[:120]}): {what}; {fix}")
             shard, offset, length = fields
             self.index[key] = (shard, offset, length)
@@ -88,11 +102,15 @@ class FeatureStore:
             shard_path = self.root / f"shard-{shard:05d}.f16"
             size = shard_path.stat().st_size if shard_path.exists() else None
             if size is None or size < end * self.row_bytes:
-                short = [k for k, (s, o, n) in self.index.items() if s == shard and (o + n) * self.row_bytes > (size or 0)]
+                short = [
+                    k for k, (s, o, n) in self.index.items() if s == shard and (o + n) * self.row_bytes > (size or 0)
+                ]
                 have = "is missing" if size is None else f"holds {size} bytes ({size / self.row_bytes:g} rows)"
-                raise VidNavError(f"{shard_path} {have} but {path} indexes {end} rows of {self.row_bytes} bytes in it "
-                                  f"(keys {', '.join(short[:3])}{' ...' if len(short) > 3 else ''} lie past its end); "
-                                  f"{fix}")
+                raise VidNavError(
+                    f"{shard_path} {have} but {path} indexes {end} rows of {self.row_bytes} bytes in it "
+                    f"(keys {', '.join(short[:3])}{' ...' if len(short) > 3 else ''} lie past its end); "
+                    f"{fix}"
+                )
         if not self.writable:
             return  # a writer may be between a trajectory's rows and its index line: leave them
         # cut rows written after the last index line (an interrupted append)
@@ -125,10 +143,14 @@ class FeatureStore:
             raise VidNavError(f"feature store {self.root} already holds {key!r}")
         feats = np.ascontiguousarray(feats, dtype=np.float16)
         if feats.ndim != 3 or feats.shape[1:] != self.shape:
-            raise VidNavError(f"features for {key!r} have shape {feats.shape}, expected [T, {self.shape[0]}, {self.shape[1]}]")
+            raise VidNavError(
+                f"features for {key!r} have shape {feats.shape}, expected [T, {self.shape[0]}, {self.shape[1]}]"
+            )
         if not np.isfinite(feats).all():  # also values past fp16's range (65504), which the cast made inf
-            raise VidNavError(f"features for {key!r} hold inf or NaN (in fp16); nothing stored in {self.root}: the "
-                              "vision tower's output is broken (or too large for fp16)")
+            raise VidNavError(
+                f"features for {key!r} hold inf or NaN (in fp16); nothing stored in {self.root}: the "
+                "vision tower's output is broken (or too large for fp16)"
+            )
         shard = max(self._ends, default=0)
         if self._ends.get(shard, 0) * self.row_bytes >= SHARD_BYTES:
             shard += 1
@@ -158,16 +180,20 @@ class FeatureStore:
                 continue
             bits = np.memmap(path, dtype=np.uint16, mode="r", shape=(end * per_row,))
             for start in range(0, len(bits), step):
-                block = bits[start:start + step] & 0x7FFF  # inf and NaN: all exponent bits set
+                block = bits[start : start + step] & 0x7FFF  # inf and NaN: all exponent bits set
                 if int(block.max()) < 0x7C00:
                     continue
                 for row in np.unique(np.nonzero(block >= 0x7C00)[0] // per_row) + start // per_row:
-                    hit = next(((k, int(row) - o) for k, (s, o, n) in self.index.items()
-                                if s == shard and o <= row < o + n), None)
+                    hit = next(
+                        ((k, int(row) - o) for k, (s, o, n) in self.index.items() if s == shard and o <= row < o + n),
+                        None,
+                    )
                     if hit is not None:  # rows no key indexes are never read
-                        raise VidNavError(f"{self.root}: key {hit[0]!r} frame {hit[1]} (row {int(row)} of {path.name}) "
-                                          f"holds inf or NaN; the features of {self.root} cannot be trusted: restore "
-                                          "the folder from a copy, or collect again into a new --out")
+                        raise VidNavError(
+                            f"{self.root}: key {hit[0]!r} frame {hit[1]} (row {int(row)} of {path.name}) "
+                            f"holds inf or NaN; the features of {self.root} cannot be trusted: restore "
+                            "the folder from a copy, or collect again into a new --out"
+                        )
 
     # -- read ------------------------------------------------------------------------------------
     def get(self, key: str, stop: int | None = None) -> np.ndarray:
@@ -183,7 +209,7 @@ class FeatureStore:
             mm = np.memmap(path, dtype=np.float16, mode="r", shape=(self._ends[shard], *self.shape))
             self._maps[shard] = mm
         n = length if stop is None else min(stop, length)
-        return mm[offset:offset + n]
+        return mm[offset : offset + n]
 
     def __getstate__(self):  # memmaps are reopened in worker processes
         d = dict(self.__dict__)

@@ -68,8 +68,9 @@ def door_opening(door: Door, room: Room) -> tuple[tuple[float, float], tuple[flo
     return (door.s0, z), (door.s1, z)
 
 
-def visible_width(pose: tuple[float, float, float], door: Door, room: Room, hfov_deg: float = CAMERA_HFOV_DEG,
-                  samples: int = 41) -> float:
+def visible_width(
+    pose: tuple[float, float, float], door: Door, room: Room, hfov_deg: float = CAMERA_HFOV_DEG, samples: int = 41
+) -> float:
     """Metres of ``door``'s opening in ``room``'s wall that lie inside the horizontal field of view."""
     (x0, z0), (x1, z1) = door_opening(door, room)
     half = math.radians(hfov_deg) / 2
@@ -81,8 +82,9 @@ def visible_width(pose: tuple[float, float, float], door: Door, room: Room, hfov
     return inside / samples * math.hypot(x1 - x0, z1 - z0)
 
 
-def frame_labels(house: House, pose: tuple[float, float, float],
-                 hfov_deg: float = CAMERA_HFOV_DEG) -> FrameLabels | None:
+def frame_labels(
+    house: House, pose: tuple[float, float, float], hfov_deg: float = CAMERA_HFOV_DEG
+) -> FrameLabels | None:
     """The labels of the frame seen from ``pose`` in ``house``; None when the camera stands in no room."""
     x, z, _ = pose
     room = house.room_at(x, z)
@@ -95,7 +97,14 @@ def frame_labels(house: House, pose: tuple[float, float, float],
     if in_view:
         nearest = min(in_view, key=lambda d: math.dist((x, z), d.center))
         through = next(r.type for r in house.rooms if r.id == nearest.other(room.id))
-    return FrameLabels(room_type=room.type, floor=room.floor, wall=room.wall,
-                       door_left="left" in sectors, door_ahead="ahead" in sectors,
-                       door_right="right" in sectors, door_behind="behind" in sectors,
-                       door_in_view=bool(in_view), room_through_door=through)
+    return FrameLabels(
+        room_type=room.type,
+        floor=room.floor,
+        wall=room.wall,
+        door_left="left" in sectors,
+        door_ahead="ahead" in sectors,
+        door_right="right" in sectors,
+        door_behind="behind" in sectors,
+        door_in_view=bool(in_view),
+        room_through_door=through,
+    )

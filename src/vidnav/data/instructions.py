@@ -111,9 +111,17 @@ class Clause:
 
     @property
     def fact(self) -> dict:
-        return {"kind": self.kind, "template": self.template, "rooms": list(self.rooms),
-                "other_rooms": list(self.other_rooms), "turn": self.turn, "bearing": self.bearing,
-                "landmark": self.landmark, "looks": list(self.looks), "lead": self.lead}
+        return {
+            "kind": self.kind,
+            "template": self.template,
+            "rooms": list(self.rooms),
+            "other_rooms": list(self.other_rooms),
+            "turn": self.turn,
+            "bearing": self.bearing,
+            "landmark": self.landmark,
+            "looks": list(self.looks),
+            "lead": self.lead,
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,11 +133,22 @@ EXITV = ["exit", "leave", "walk out of", "go out of", "step out of", "head out o
 ENTERV = ["enter", "go into", "walk into", "step into", "head into", "move into", "proceed into", "continue into"]
 TURN_LR = ["turn {d}", "make a {d}", "take a {d}", "make a {d} turn", "turn to the {d}", "turn to your {d}"]
 TURNING_LR = ["turning {d}", "making a {d}", "taking a {d}", "turning to your {d}"]
-STRAIGHT = ["go straight", "continue straight", "keep going straight", "walk straight", "carry on straight",
-            "head straight"]
+STRAIGHT = [
+    "go straight",
+    "continue straight",
+    "keep going straight",
+    "walk straight",
+    "carry on straight",
+    "head straight",
+]
 AROUND = ["turn around", "turn all the way around", "make a u-turn", "turn back around"]
-SLIGHT = ["turn slightly {d}", "bear {d}", "veer slightly to the {d}", "turn a little to your {d}",
-          "turn a bit to the {d}"]
+SLIGHT = [
+    "turn slightly {d}",
+    "bear {d}",
+    "veer slightly to the {d}",
+    "turn a little to your {d}",
+    "turn a bit to the {d}",
+]
 
 
 def _pick(rng: np.random.Generator, xs):
@@ -165,33 +184,75 @@ def _turn_words(rng: np.random.Generator, d: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 T_START = {
-    "lr": ["{TURN}", "begin by turning {d}", "first, {TURN}", "start by turning to your {d}", "{TURN} to start",
-           "{TURN} where you stand"],
-    "around": ["{TURN}", "start by turning around", "first, turn around", "turn around to face the other way",
-               "turn around where you stand"],
+    "lr": [
+        "{TURN}",
+        "begin by turning {d}",
+        "first, {TURN}",
+        "start by turning to your {d}",
+        "{TURN} to start",
+        "{TURN} where you stand",
+    ],
+    "around": [
+        "{TURN}",
+        "start by turning around",
+        "first, turn around",
+        "turn around to face the other way",
+        "turn around where you stand",
+    ],
     "slight": ["{TURN}", "first, {TURN}", "start by turning slightly {d}"],
 }
 T_EXIT = {
-    "none": ["{EXITV} the {R}", "{MOVE} out of the {R}", "{MOVE} out of the {R} through the doorway",
-             "go through the doorway to leave the {R}", "make your way out of the {R}",
-             "{EXITV} the {R} through the door"],
-    "bear_lr": ["{EXITV} the {R} through the doorway on your {b}", "take the doorway on your {b} out of the {R}",
-                "{EXITV} the {R} using the door to your {b}", "{MOVE} to the doorway on your {b}",
-                "go through the door on your {b}", "{EXITV} the {R} on your {b}",
-                "{MOVE} out through the doorway on your {b}"],
-    "bear_ahead": ["{MOVE} through the doorway in front of you", "{EXITV} the {R} through the doorway ahead",
-                   "{MOVE} toward the doorway ahead of you and {EXITV} the {R}"],
+    "none": [
+        "{EXITV} the {R}",
+        "{MOVE} out of the {R}",
+        "{MOVE} out of the {R} through the doorway",
+        "go through the doorway to leave the {R}",
+        "make your way out of the {R}",
+        "{EXITV} the {R} through the door",
+    ],
+    "bear_lr": [
+        "{EXITV} the {R} through the doorway on your {b}",
+        "take the doorway on your {b} out of the {R}",
+        "{EXITV} the {R} using the door to your {b}",
+        "{MOVE} to the doorway on your {b}",
+        "go through the door on your {b}",
+        "{EXITV} the {R} on your {b}",
+        "{MOVE} out through the doorway on your {b}",
+    ],
+    "bear_ahead": [
+        "{MOVE} through the doorway in front of you",
+        "{EXITV} the {R} through the doorway ahead",
+        "{MOVE} toward the doorway ahead of you and {EXITV} the {R}",
+    ],
     "bear_behind": ["{EXITV} the {R} through the doorway behind you", "{MOVE} to the doorway behind you"],
-    "turn_lr": ["{TURN} and {EXITV} the {R}", "{TURN} and go through the doorway", "{TURN} and {MOVE} out of the {R}",
-                "{TURN} to {EXITV} the {R}", "{EXITV} the {R} after {TURNING}", "{TURN} and take the doorway"],
+    "turn_lr": [
+        "{TURN} and {EXITV} the {R}",
+        "{TURN} and go through the doorway",
+        "{TURN} and {MOVE} out of the {R}",
+        "{TURN} to {EXITV} the {R}",
+        "{EXITV} the {R} after {TURNING}",
+        "{TURN} and take the doorway",
+    ],
     "turn_straight": ["{TURN} and {EXITV} the {R}", "{TURN} out of the {R}", "{TURN} through the doorway"],
     "turn_around": ["{TURN} and {EXITV} the {R}", "{TURN} and {MOVE} out of the {R}"],
 }
 T_ENTER = {
-    "main": ["{ENTERV} the {R}", "{MOVE} into the {R}", "go through the doorway into the {R}",
-             "{MOVE} through the door into the {R}", "step through the doorway and into the {R}"],
-    "lead": ["once you are in the {R}", "once inside the {R}", "when you reach the {R}", "after entering the {R}",
-             "as soon as you enter the {R}", "when you get to the {R}", "after you {ENTERV} the {R}"],
+    "main": [
+        "{ENTERV} the {R}",
+        "{MOVE} into the {R}",
+        "go through the doorway into the {R}",
+        "{MOVE} through the door into the {R}",
+        "step through the doorway and into the {R}",
+    ],
+    "lead": [
+        "once you are in the {R}",
+        "once inside the {R}",
+        "when you reach the {R}",
+        "after entering the {R}",
+        "as soon as you enter the {R}",
+        "when you get to the {R}",
+        "after you {ENTERV} the {R}",
+    ],
 }
 T_IN = ["in the {R}", "inside the {R}", "once in the {R}"]
 T_TURN = {
@@ -200,56 +261,119 @@ T_TURN = {
     "around": ["{TURN}", "{TURN} in the {R}"],
 }
 T_TRANSITION = {
-    "none": ["{MOVE} from the {R} into the {R2}", "{MOVE} out of the {R} and into the {R2}",
-             "leave the {R} and {ENTERV} the {R2}", "{EXITV} the {R} into the {R2}",
-             "{MOVE} through the doorway from the {R} to the {R2}"],
-    "turn_lr": ["{TURN} into the {R2}", "{TURN} and {ENTERV} the {R2}", "{TURN} through the doorway into the {R2}",
-                "{TURN} out of the {R} into the {R2}", "{TURN} and {MOVE} into the {R2}"],
-    "turn_straight": ["{TURN} into the {R2}", "{TURN} through the doorway into the {R2}",
-                      "{TURN} from the {R} into the {R2}"],
+    "none": [
+        "{MOVE} from the {R} into the {R2}",
+        "{MOVE} out of the {R} and into the {R2}",
+        "leave the {R} and {ENTERV} the {R2}",
+        "{EXITV} the {R} into the {R2}",
+        "{MOVE} through the doorway from the {R} to the {R2}",
+    ],
+    "turn_lr": [
+        "{TURN} into the {R2}",
+        "{TURN} and {ENTERV} the {R2}",
+        "{TURN} through the doorway into the {R2}",
+        "{TURN} out of the {R} into the {R2}",
+        "{TURN} and {MOVE} into the {R2}",
+    ],
+    "turn_straight": [
+        "{TURN} into the {R2}",
+        "{TURN} through the doorway into the {R2}",
+        "{TURN} from the {R} into the {R2}",
+    ],
     "turn_around": ["{TURN} and {ENTERV} the {R2}"],
-    "bear_lr": ["take the doorway on your {b} into the {R2}", "{MOVE} through the door on your {b} into the {R2}",
-                "{ENTERV} the {R2} through the doorway on your {b}"],
+    "bear_lr": [
+        "take the doorway on your {b} into the {R2}",
+        "{MOVE} through the door on your {b} into the {R2}",
+        "{ENTERV} the {R2} through the doorway on your {b}",
+    ],
     "bear_ahead": ["{MOVE} through the doorway ahead into the {R2}", "{MOVE} ahead into the {R2}"],
 }
 T_THROUGH = {
-    "any": ["{MOVE} through the {R}", "pass through the {R}", "cross the {R}", "continue through the {R}",
-            "{MOVE} across the {R}"],
+    "any": [
+        "{MOVE} through the {R}",
+        "pass through the {R}",
+        "cross the {R}",
+        "continue through the {R}",
+        "{MOVE} across the {R}",
+    ],
     "hall": ["{MOVE} down the {R}", "follow the {R}", "{MOVE} along the {R}"],
     "turn_lr": ["{MOVE} through the {R} and {TURN}", "{MOVE} into the {R} and {TURN}"],
     "turn_straight": ["{MOVE} straight through the {R}", "{TURN} through the {R}"],
-    "to": ["{MOVE} through the {R} into the {R2}", "{MOVE} through the {R} to the {R2}",
-           "cross the {R} to get to the {R2}", "{MOVE} through the {R} and into the {R2}"],
+    "to": [
+        "{MOVE} through the {R} into the {R2}",
+        "{MOVE} through the {R} to the {R2}",
+        "cross the {R} to get to the {R2}",
+        "{MOVE} through the {R} and into the {R2}",
+    ],
     "hall_to": ["{MOVE} down the {R} to the {R2}", "follow the {R} to the {R2}"],
 }
 T_PASS = {
-    "side": ["{MOVE} past the {L} on your {s}", "pass the {L} on your {s}",
-             "{MOVE} past the {L}, keeping it on your {s}",
-             "keep the {L} on your {s}", "pass by the {L} on your {s}", "{MOVE} by the {L} on your {s}",
-             "{MOVE} forward with the {L} on your {s}", "pass {aL} on your {s}", "you will pass {aL} on your {s}",
-             "{MOVE} past {aL} on your {s}"],
+    "side": [
+        "{MOVE} past the {L} on your {s}",
+        "pass the {L} on your {s}",
+        "{MOVE} past the {L}, keeping it on your {s}",
+        "keep the {L} on your {s}",
+        "pass by the {L} on your {s}",
+        "{MOVE} by the {L} on your {s}",
+        "{MOVE} forward with the {L} on your {s}",
+        "pass {aL} on your {s}",
+        "you will pass {aL} on your {s}",
+        "{MOVE} past {aL} on your {s}",
+    ],
     "plain": ["{MOVE} past the {L}", "pass the {L}", "{MOVE} past the {L} in the {R}", "pass by {aL}"],
 }
 T_GOAL = {
-    "lm": ["stop next to the {N}", "stop beside the {N}", "wait by the {N}", "stop near the {N}",
-           "stop when you reach the {N}", "stop close to the {N}", "stop next to the {N} in the {R}",
-           "wait beside the {N} in the {R}", "stop in the {R} next to the {N}", "wait near the {N}",
-           "come to a stop by the {N}"],
-    "lm_lr": ["stop with the {N} on your {g}", "stop when the {N} is on your {g}", "stop once the {N} is to your {g}",
-              "wait with the {N} to your {g}", "stop next to the {N}, which will be on your {g}"],
-    "lm_ahead": ["stop in front of the {N}", "stop facing the {N}", "stop just before the {N}",
-                 "wait when the {N} is in front of you"],
+    "lm": [
+        "stop next to the {N}",
+        "stop beside the {N}",
+        "wait by the {N}",
+        "stop near the {N}",
+        "stop when you reach the {N}",
+        "stop close to the {N}",
+        "stop next to the {N} in the {R}",
+        "wait beside the {N} in the {R}",
+        "stop in the {R} next to the {N}",
+        "wait near the {N}",
+        "come to a stop by the {N}",
+    ],
+    "lm_lr": [
+        "stop with the {N} on your {g}",
+        "stop when the {N} is on your {g}",
+        "stop once the {N} is to your {g}",
+        "wait with the {N} to your {g}",
+        "stop next to the {N}, which will be on your {g}",
+    ],
+    "lm_ahead": [
+        "stop in front of the {N}",
+        "stop facing the {N}",
+        "stop just before the {N}",
+        "wait when the {N} is in front of you",
+    ],
     "lm_behind": ["stop with the {N} behind you", "stop just after the {N}"],
-    "center": ["stop in the middle of the {R}", "wait in the center of the {R}", "stop in the center of the {R}",
-               "stop once you reach the middle of the {R}", "wait in the middle of the {R}",
-               "come to a stop in the middle of the {R}", "stop when you are in the middle of the {R}",
-               "stop in the middle of the room", "wait in the center of the room"],
-    "door": ["stop in the doorway to the {D}", "wait in the doorway leading to the {D}",
-             "stop in the doorway of the {D}",
-             "stop at the entrance to the {D}", "stop when you reach the doorway to the {D}",
-             "wait at the threshold of the {D}", "stop in the doorway into the {D}"],
-    "door_between": ["stop in the doorway between the {Rg} and the {D}",
-                     "wait in the doorway from the {Rg} to the {D}"],
+    "center": [
+        "stop in the middle of the {R}",
+        "wait in the center of the {R}",
+        "stop in the center of the {R}",
+        "stop once you reach the middle of the {R}",
+        "wait in the middle of the {R}",
+        "come to a stop in the middle of the {R}",
+        "stop when you are in the middle of the {R}",
+        "stop in the middle of the room",
+        "wait in the center of the room",
+    ],
+    "door": [
+        "stop in the doorway to the {D}",
+        "wait in the doorway leading to the {D}",
+        "stop in the doorway of the {D}",
+        "stop at the entrance to the {D}",
+        "stop when you reach the doorway to the {D}",
+        "wait at the threshold of the {D}",
+        "stop in the doorway into the {D}",
+    ],
+    "door_between": [
+        "stop in the doorway between the {Rg} and the {D}",
+        "wait in the doorway from the {Rg} to the {D}",
+    ],
 }
 
 
@@ -306,10 +430,21 @@ class _Writer:
         return f"{name} that has the {floor}"
 
     # -- templates -------------------------------------------------------------------------------
-    def emit(self, kind: str, template: str, *, k: int | None = None, k2: int | None = None,
-             turn: tuple[int, str] | None = None, bearing: tuple[int, str] | None = None,
-             landmark: tuple[int, int, str | None] | None = None, lm_name: str | None = None,
-             goal_room: str | None = None, door_to: str | None = None, lead: bool = False) -> Clause:
+    def emit(
+        self,
+        kind: str,
+        template: str,
+        *,
+        k: int | None = None,
+        k2: int | None = None,
+        turn: tuple[int, str] | None = None,
+        bearing: tuple[int, str] | None = None,
+        landmark: tuple[int, int, str | None] | None = None,
+        lm_name: str | None = None,
+        goal_room: str | None = None,
+        door_to: str | None = None,
+        lead: bool = False,
+    ) -> Clause:
         rng = self.rng
         c = Clause("", kind, template, turn=turn, bearing=bearing, landmark=landmark, lead=lead)
         out = []
@@ -318,8 +453,8 @@ class _Writer:
             i = rest.index("{")
             j = rest.index("}", i)
             out.append(rest[:i])
-            slot = rest[i + 1:j]
-            rest = rest[j + 1:]
+            slot = rest[i + 1 : j]
+            rest = rest[j + 1 :]
             if slot == "R":
                 c.rooms.append(k)
                 out.append(self.room_np(k, c.looks))
@@ -443,8 +578,12 @@ class _Writer:
                 followed = bool(v.passed) or (not is_last)
                 if is_last and not must and _chance(rng, 0.35):
                     pass  # the stop clause names the room
-                elif (not is_last and not v.passed and not must
-                      and _chance(rng, (0.4 if hall else 0.1) + 0.4 * (1 - self.detail))):
+                elif (
+                    not is_last
+                    and not v.passed
+                    and not must
+                    and _chance(rng, (0.4 if hall else 0.1) + 0.4 * (1 - self.detail))
+                ):
                     k += 1  # skip the room (mostly hallways): the clauses before and after name the rooms around it
                     self.must_enter = True
                     continue
@@ -510,14 +649,20 @@ class _Writer:
             elif side == "behind":
                 groups.append("lm_behind")
             grp = _pick(rng, groups)
-            self.emit("goal", _pick(rng, T_GOAL[grp]), k=last, landmark=(-1, -1, side if grp != "lm" else None),
-                      lm_name=g.landmark)
+            self.emit(
+                "goal",
+                _pick(rng, T_GOAL[grp]),
+                k=last,
+                landmark=(-1, -1, side if grp != "lm" else None),
+                lm_name=g.landmark,
+            )
         elif g.kind == "center":
             self.emit("goal", _pick(rng, T_GOAL["center"]), k=last)
         else:
             groups = ["door", "door"] + (["door_between"] if g.room_type and g.room_type != g.doorway_to else [])
-            self.emit("goal", _pick(rng, T_GOAL[_pick(rng, groups)]), k=last, goal_room=g.room_type,
-                      door_to=g.doorway_to)
+            self.emit(
+                "goal", _pick(rng, T_GOAL[_pick(rng, groups)]), k=last, goal_room=g.room_type, door_to=g.doorway_to
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,8 +704,9 @@ def _join(clauses: list[Clause], rng: np.random.Generator) -> str:
     return " ".join(out)
 
 
-def compose_instruction(sem: PathSemantics, rng: np.random.Generator, detail: float | None = None
-                        ) -> tuple[str, list[Clause]]:
+def compose_instruction(
+    sem: PathSemantics, rng: np.random.Generator, detail: float | None = None
+) -> tuple[str, list[Clause]]:
     """One instruction and its clauses (each with the fact it states). Deterministic given rng."""
     budget = int(rng.integers(14, 44))  # R2R: about 29 words on average, most 15-50
     for attempt in range(24):

@@ -28,8 +28,10 @@ class PackedSamples(Dataset):
         if int(frames) < 1:
             raise VidNavError(f"pack_frames must be >= 1 (supervised frames per packed sequence), got {frames}")
         if samples.max_history is not None:
-            raise VidNavError("packed sequences keep every history frame; drop max_history (--max-history) "
-                              "or train without --pack-frames")
+            raise VidNavError(
+                "packed sequences keep every history frame; drop max_history (--max-history) "
+                "or train without --pack-frames"
+            )
         self.samples = samples
         self.frames = int(frames)
         counts: dict[int, Counter] = {}
@@ -65,13 +67,20 @@ class PackedSamples(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         j, ts, ws = self.items[i]
         traj = self.samples.trajectories[j]
-        return {"index": int(i), "trajectory": j, "frames": list(ts), "weights": list(ws),
-                "instruction": traj.instruction, "targets": [traj.targets[t] for t in ts]}
+        return {
+            "index": int(i),
+            "trajectory": j,
+            "frames": list(ts),
+            "weights": list(ws),
+            "instruction": traj.instruction,
+            "targets": [traj.targets[t] for t in ts],
+        }
 
     def summary(self) -> dict[str, Any]:
         out = self.samples.summary()
-        out.update(packed_sequences=len(self.items), supervised_frames=self.supervised_frames,
-                   listed_samples=len(self.samples))
+        out.update(
+            packed_sequences=len(self.items), supervised_frames=self.supervised_frames, listed_samples=len(self.samples)
+        )
         return out
 
 
@@ -85,8 +94,13 @@ class PackedCollator:
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         feats = [self.samples.samples.features(it["trajectory"], it["frames"][-1]) for it in items]
-        batch = self.prepare([it["instruction"] for it in items], feats, [it["frames"] for it in items],
-                             [it["targets"] for it in items], [it["weights"] for it in items])
+        batch = self.prepare(
+            [it["instruction"] for it in items],
+            feats,
+            [it["frames"] for it in items],
+            [it["targets"] for it in items],
+            [it["weights"] for it in items],
+        )
         if self.with_index:
             batch["sample_index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
         return batch

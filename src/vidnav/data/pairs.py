@@ -33,8 +33,15 @@ def branch_frame(own: list[list[str]], other: list[list[str]]) -> int | None:
     return None
 
 
-def pairs_for_trajectory(nav, house, rec: dict, start: tuple[float, float, float], n_goals: int,
-                         rng: np.random.Generator, follower: FollowerConfig) -> list[dict]:
+def pairs_for_trajectory(
+    nav,
+    house,
+    rec: dict,
+    start: tuple[float, float, float],
+    n_goals: int,
+    rng: np.random.Generator,
+    follower: FollowerConfig,
+) -> list[dict]:
     """Up to ``n_goals`` pair records for the expert record ``rec`` (with ``poses``) that starts at ``start``."""
     from vidnav.data.instructions import write_instructions
     from vidnav.data.paths import sample_paths
@@ -56,16 +63,35 @@ def pairs_for_trajectory(nav, house, rec: dict, start: tuple[float, float, float
         if text in texts:
             continue
         texts.add(text)
-        out.append({"key": rec["key"], "instruction": text, "targets": labels, "prefix": True, "source": SOURCE,
-                    "episode_id": f"{rec['episode_id']}~{len(out)}", "scene_id": rec.get("scene_id", ""),
-                    "pair_of": str(rec["episode_id"]), "branch": branch, "goal": [float(v) for v in path.goal],
-                    "poses": poses[:branch + 1], "follower_tolerance": follower.forward_tolerance,
-                    "follower_stop_distance": follower.stop_distance})
+        out.append(
+            {
+                "key": rec["key"],
+                "instruction": text,
+                "targets": labels,
+                "prefix": True,
+                "source": SOURCE,
+                "episode_id": f"{rec['episode_id']}~{len(out)}",
+                "scene_id": rec.get("scene_id", ""),
+                "pair_of": str(rec["episode_id"]),
+                "branch": branch,
+                "goal": [float(v) for v in path.goal],
+                "poses": poses[: branch + 1],
+                "follower_tolerance": follower.forward_tolerance,
+                "follower_stop_distance": follower.stop_distance,
+            }
+        )
     return out
 
 
-def make_pairs(data_dir: str | os.PathLike, src: str | os.PathLike, out: str | os.PathLike, *,
-               goals_per_path: int = 4, seed: int = 0, progress: bool = True) -> dict:
+def make_pairs(
+    data_dir: str | os.PathLike,
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    goals_per_path: int = 4,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Write ``out/trajectories.jsonl`` with minimal pairs of every path in the expert rollout folder ``src``
     (one path's R2R instructions share its frames: each path is paired once) and link ``out/features`` to
     ``src``'s feature store. Deterministic given ``seed``; written atomically, so a rerun starts over."""
@@ -106,26 +132,40 @@ def make_pairs(data_dir: str | os.PathLike, src: str | os.PathLike, out: str | o
         eps, by_id = splits[split]
         ep = by_id.get(str(rec["episode_id"]))
         if ep is None:
-            raise VidNavError(f"{src / TRAJECTORIES}: episode {rec['episode_id']} is not in the {split} split of "
-                              f"{data_dir}; make pairs with the benchmark the rollouts were collected on (--data)")
+            raise VidNavError(
+                f"{src / TRAJECTORIES}: episode {rec['episode_id']} is not in the {split} split of "
+                f"{data_dir}; make pairs with the benchmark the rollouts were collected on (--data)"
+            )
         task = env.task_from_episode(ep, eps.gt_for(ep))
         if len(rec["poses"]) != len(rec["targets"]):
-            raise VidNavError(f"{src / TRAJECTORIES}: episode {rec['episode_id']} has {len(rec['poses'])} poses "
-                              f"for {len(rec['targets'])} frames; collect it again")
-        follower = FollowerConfig(forward_tolerance=float(rec.get("follower_tolerance", 0.5)),
-                                  stop_distance=float(rec.get("follower_stop_distance", 0.25)))
+            raise VidNavError(
+                f"{src / TRAJECTORIES}: episode {rec['episode_id']} has {len(rec['poses'])} poses "
+                f"for {len(rec['targets'])} frames; collect it again"
+            )
+        follower = FollowerConfig(
+            forward_tolerance=float(rec.get("follower_tolerance", 0.5)),
+            stop_distance=float(rec.get("follower_stop_distance", 0.25)),
+        )
         rng = np.random.default_rng([seed, *map(ord, rec["key"])])
-        for pair in pairs_for_trajectory(env.navmap_for(task.house), task.house, rec, tuple(task.start),
-                                         goals_per_path, rng, follower):
+        for pair in pairs_for_trajectory(
+            env.navmap_for(task.house), task.house, rec, tuple(task.start), goals_per_path, rng, follower
+        ):
             branches.append(pair["branch"])
             lines.append(dumps_json(pair))
     if not lines:
-        raise VidNavError(f"no minimal pairs from {src}: it needs expert records with poses (collected by "
-                          "`vidnav data rollouts`); DAgger records are not paired")
+        raise VidNavError(
+            f"no minimal pairs from {src}: it needs expert records with poses (collected by "
+            "`vidnav data rollouts`); DAgger records are not paired"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if not link.exists():
         link.symlink_to(os.path.relpath(src.resolve() / FEATURES, out.resolve()), target_is_directory=True)
     atomic_write_text(out / TRAJECTORIES, "".join(x + "\n" for x in lines))
     b = np.asarray(branches)
-    return {"paths": len(keys) - skipped, "pairs": len(lines), "skipped_not_expert": skipped,
-            "branch_at_start": int((b == 0).sum()), "branch_median_frame": float(np.median(b))}
+    return {
+        "paths": len(keys) - skipped,
+        "pairs": len(lines),
+        "skipped_not_expert": skipped,
+        "branch_at_start": int((b == 0).sum()),
+        "branch_median_frame": float(np.median(b)),
+    }

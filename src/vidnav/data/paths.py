@@ -111,8 +111,14 @@ def reference_waypoints(house: House, rollout: Rollout, eps: float = 0.3) -> lis
     return [(round(float(x), 3), round(float(z), 3)) for x, z in out]
 
 
-def sample_paths(house: House, n: int, rng: np.random.Generator, nav: NavMap | None = None,
-                 max_tries: int | None = None, start: tuple[float, float, float] | None = None) -> list[PathSample]:
+def sample_paths(
+    house: House,
+    n: int,
+    rng: np.random.Generator,
+    nav: NavMap | None = None,
+    max_tries: int | None = None,
+    start: tuple[float, float, float] | None = None,
+) -> list[PathSample]:
     """Up to ``n`` distinct valid paths in ``house`` (fewer only if the house is too small). ``start``: every
     path begins at this pose (x, z, heading) instead of a sampled one (minimal pairs: one start, other goals)."""
     nav = nav or NavMap(house)
@@ -160,5 +166,7 @@ def sample_paths(house: House, n: int, rng: np.random.Generator, nav: NavMap | N
             continue
         if any(abs(p.start[0] - sx) + abs(p.start[1] - sz) < 1e-6 and p.goal == (gx, gz) for p in out):
             continue
-        out.append(PathSample((sx, sz, heading), (gx, gz), desc, dist, rollout, reference_waypoints(house, rollout), sem))
+        out.append(
+            PathSample((sx, sz, heading), (gx, gz), desc, dist, rollout, reference_waypoints(house, rollout), sem)
+        )
     return out

@@ -34,8 +34,8 @@ def _int(name: str, value, minimum: int, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        unset = " (or unset)" if optional else ""
-        raise VidNavError(f"{name} must be an integer >= {minimum}{unset}, got {value!r}")
+        unset = ", or unset" if optional else ""
+        raise VidNavError(f"{name} must be >= {minimum} (an integer{unset}), got {value!r}")
     return value
 
 
@@ -60,14 +60,18 @@ class FrameSampling:
         for name in ("start_repeat", "end_repeat", "inflection_repeat"):
             _int(name, getattr(self, name), 0)
         if self.start_repeat and self.start_frames is None:
-            raise VidNavError(f"start_repeat={self.start_repeat} needs start_frames >= 1 (how many first frames to "
-                              "repeat)")
+            raise VidNavError(
+                f"start_repeat={self.start_repeat} needs start_frames >= 1 (how many first frames to repeat)"
+            )
         if self.end_repeat and self.end_frames is None:
             raise VidNavError(f"end_repeat={self.end_repeat} needs end_frames >= 1 (how many last frames to repeat)")
-        if self.only_inflections and (self.start_repeat or self.end_repeat or self.inflection_repeat
-                                      or self.stride != 1):
-            raise VidNavError("only_inflections takes the inflection frames as they are; drop stride, start_repeat, "
-                              "end_repeat and inflection_repeat")
+        if self.only_inflections and (
+            self.start_repeat or self.end_repeat or self.inflection_repeat or self.stride != 1
+        ):
+            raise VidNavError(
+                "only_inflections takes the inflection frames as they are; drop stride, start_repeat, "
+                "end_repeat and inflection_repeat"
+            )
 
 
 def listed_frames(targets: Sequence[Sequence[str]], sampling: FrameSampling = FrameSampling()) -> list[int]:

@@ -117,7 +117,9 @@ def _travel_heading(pos: list[tuple[float, float]], i: int, span: int = 3) -> fl
     return heading_of(b[0] - a[0], b[1] - a[1])
 
 
-def describe_path(house: House, rollout: Rollout, goal: GoalDesc, distance: float, turn_deg: float = 15.0) -> PathSemantics:
+def describe_path(
+    house: House, rollout: Rollout, goal: GoalDesc, distance: float, turn_deg: float = 15.0
+) -> PathSemantics:
     """Read a path's semantics off the expert rollout (its poses and actions)."""
     poses = rollout.poses
     # Positions where the agent moved (turns in place add nothing to the route).
@@ -167,7 +169,9 @@ def describe_path(house: House, rollout: Rollout, goal: GoalDesc, distance: floa
             ex, ez = pos[idx[min(1, len(idx) - 1)]] if k > 0 else pos[first]
             bearing = classify_bearing(heading_of(d.center[0] - ex, d.center[1] - ez) - h_in)
             turn = classify_turn(_travel_heading(pos, min(last + 1, len(pos) - 1), span=2) - h_in)
-        length = sum(math.hypot(pos[i + 1][0] - pos[i][0], pos[i + 1][1] - pos[i][1]) for i in idx[:-1] if i + 1 <= last)
+        length = sum(
+            math.hypot(pos[i + 1][0] - pos[i][0], pos[i + 1][1] - pos[i][1]) for i in idx[:-1] if i + 1 <= last
+        )
         passed: list[tuple[int, PassedLandmark]] = []
         for o in house.landmarks:
             if o.room != room.id or o.id == goal_lm:
@@ -176,13 +180,25 @@ def describe_path(house: House, rollout: Rollout, goal: GoalDesc, distance: floa
             j = min(range(len(idx)), key=dists.__getitem__)
             i = idx[j]
             if dists[j] <= PASS_DISTANCE and i not in (0, len(pos) - 1):
-                passed.append((i, PassedLandmark(o.name, o.kind, _side(*pos[i], _travel_heading(pos, i), o.x, o.z), o.id)))
-        visits.append(RoomVisit(room.id, room.type, FLOOR_WORDS[room.floor], WALL_WORDS[room.wall], run["enter"], exit_door,
-                                bearing, turn, [p for _, p in sorted(passed, key=lambda t: t[0])],
-                                round(length, 2)))
+                passed.append(
+                    (i, PassedLandmark(o.name, o.kind, _side(*pos[i], _travel_heading(pos, i), o.x, o.z), o.id))
+                )
+        visits.append(
+            RoomVisit(
+                room.id,
+                room.type,
+                FLOOR_WORDS[room.floor],
+                WALL_WORDS[room.wall],
+                run["enter"],
+                exit_door,
+                bearing,
+                turn,
+                [p for _, p in sorted(passed, key=lambda t: t[0])],
+                round(length, 2),
+            )
+        )
     if goal.kind == "landmark" and goal.landmark_id is not None:
         o = house.landmarks[goal.landmark_id]
         x, z, h = poses[-1]
         goal.side = classify_bearing(heading_of(o.x - x, o.z - z) - h)
     return PathSemantics(_start_turn(rollout.actions, turn_deg), visits, goal, round(float(distance), 3))
-

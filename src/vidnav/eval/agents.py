@@ -73,8 +73,14 @@ class ModelAgent(NavAgent):
     Uni-NaVid's evaluation.
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, name: str | None = None,
-                 options: PlanOptions | dict | None = None, agent=None, **overrides):
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        name: str | None = None,
+        options: PlanOptions | dict | None = None,
+        agent=None,
+        **overrides,
+    ):
         # agent: a ready streaming agent instead of a checkpoint (a vidnav.serve.RemoteAgent: the plan options
         # then run here, on its camera frames, exactly as for the in-process agent)
         if agent is None:
@@ -101,15 +107,19 @@ class ModelAgent(NavAgent):
 
     def act(self, obs, info):
         rgb = np.asarray(obs["rgb"])
-        blocked = (self.options.replan_when_blocked and self._last is not None and self._last[0] == FORWARD
-                   and blocked_step(self._last[1], rgb))
+        blocked = (
+            self.options.replan_when_blocked
+            and self._last is not None
+            and self._last[0] == FORWARD
+            and blocked_step(self._last[1], rgb)
+        )
         if blocked:  # drop the rest of the plan and re-plan now, starting with anything but forward
             self.queue.clear()
         if self.queue:
             self.agent.observe(rgb)
         else:
             words = self._plan(rgb, {"forward"} if blocked else set())
-            self.queue.extend(WORD_ACTIONS[w] for w in words[:self.options.act_steps])
+            self.queue.extend(WORD_ACTIONS[w] for w in words[: self.options.act_steps])
         action = self.queue.popleft()
         self._last = (action, rgb) if self.options.replan_when_blocked else None
         return action
@@ -184,8 +194,10 @@ class ExpertStart(NavAgent):
     def __init__(self, agent: ModelAgent, mode: str):
         check_expert_start(mode, optional=False)
         if not isinstance(agent, ModelAgent):
-            raise VidNavError(f"--expert-start applies to model agents (default, a checkpoint folder or a server), "
-                              f"not to {getattr(agent, 'name', agent)!r}")
+            raise VidNavError(
+                f"--expert-start applies to model agents (default, a checkpoint folder or a server), "
+                f"not to {getattr(agent, 'name', agent)!r}"
+            )
         self.agent, self.mode, self.name = agent, mode, agent.name
         self._env = None  # the environment, while the expert acts for the agent
 
@@ -283,8 +295,9 @@ def remote_run_options(remote) -> PlanOptions:
     return PlanOptions.from_dict(remote.health().get("run_options") or {}, f"{remote.url}/v1/health run_options")
 
 
-def make_agent(name: str, seed: int = 0, options: PlanOptions | dict | None = None,
-               expert_start: str | None = None, **overrides) -> NavAgent:
+def make_agent(
+    name: str, seed: int = 0, options: PlanOptions | dict | None = None, expert_start: str | None = None, **overrides
+) -> NavAgent:
     """An agent by name: a built-in (`oracle`, `random`, `forward`, `symbolic` = the privileged instruction
     follower of :mod:`vidnav.eval.symbolic`, `default` = the shipped checkpoint),
     the path of a checkpoint folder (config.json + model.safetensors) or the URL of a `vidnav serve` server.
@@ -318,15 +331,20 @@ def _make_agent(name: str, seed: int, options, **overrides) -> NavAgent:
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise VidNavError(f"--agent {name}: folder has no config.json; name a checkpoint folder "
-                              f"(written by `vidnav train`) or one of {', '.join(BUILTIN)}")
+            raise VidNavError(
+                f"--agent {name}: folder has no config.json; name a checkpoint folder "
+                f"(written by `vidnav train`) or one of {', '.join(BUILTIN)}"
+            )
         return ModelAgent(path, options=options, **overrides)
-    raise VidNavError(f"unknown agent {name!r}: use one of {', '.join(BUILTIN)}, a checkpoint folder or the "
-                      "http://HOST:PORT of a `vidnav serve` server")
+    raise VidNavError(
+        f"unknown agent {name!r}: use one of {', '.join(BUILTIN)}, a checkpoint folder or the "
+        "http://HOST:PORT of a `vidnav serve` server"
+    )
 
 
-def load_navigator(checkpoint: str | Path | None = None, *, options: PlanOptions | dict | None = None,
-                   **overrides) -> ModelAgent:
+def load_navigator(
+    checkpoint: str | Path | None = None, *, options: PlanOptions | dict | None = None, **overrides
+) -> ModelAgent:
     """A model agent that runs as `vidnav eval` runs it: one action per step, its plans executed with its
     checkpoint's run options (re-planning when blocked, loop breaking, ...; ``options`` changes them, see
     :class:`ModelAgent`). ``checkpoint``: a checkpoint folder, the URL of a `vidnav serve` server, or None for

@@ -31,8 +31,9 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
-def bootstrap_interval(diffs: list[float], samples: int = 2000, seed: int = 0,
-                       level: float = 0.95) -> tuple[float, float]:
+def bootstrap_interval(
+    diffs: list[float], samples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of paired differences (deterministic for a given seed)."""
     if not diffs:
         raise ValueError("no differences to bootstrap")
@@ -56,8 +57,13 @@ def _goal_counts(ra: dict[str, dict], rb: dict[str, dict], ids: list[str]) -> di
     only_a = sum(1 for i in ids if float(ra[i]["success"]) and not float(rb[i]["success"]))
     only_b = sum(1 for i in ids if float(rb[i]["success"]) and not float(ra[i]["success"]))
     both = sum(1 for i in ids if float(ra[i]["success"]) and float(rb[i]["success"]))
-    return {"only_a": only_a, "only_b": only_b, "both": both, "neither": len(ids) - only_a - only_b - both,
-            "mcnemar_p": mcnemar_exact(only_a, only_b)}
+    return {
+        "only_a": only_a,
+        "only_b": only_b,
+        "both": both,
+        "neither": len(ids) - only_a - only_b - both,
+        "mcnemar_p": mcnemar_exact(only_a, only_b),
+    }
 
 
 def paired_by_rooms(ra: dict[str, dict], rb: dict[str, dict], ids: list[str], rooms: dict[str, int]) -> list[dict]:
@@ -65,8 +71,7 @@ def paired_by_rooms(ra: dict[str, dict], rb: dict[str, dict], ids: list[str], ro
     bins: dict[str, list[str]] = {rooms_bin(k): [] for k in ROOM_BINS}
     for i in ids:
         bins[rooms_bin(rooms[i])].append(i)
-    return [{"rooms": label, "episodes": len(group), **_goal_counts(ra, rb, group)}
-            for label, group in bins.items()]
+    return [{"rooms": label, "episodes": len(group), **_goal_counts(ra, rb, group)} for label, group in bins.items()]
 
 
 def _route_rooms(data: str | Path, split: str, results: dict[str, dict], ids: list[str]) -> dict[str, int]:
@@ -75,8 +80,10 @@ def _route_rooms(data: str | Path, split: str, results: dict[str, dict], ids: li
     by_id = {str(e.episode_id): e for e in load_split(data, split).episodes}
     foreign = [i for i in ids if i not in by_id or results[i].get("scene_id", by_id[i].scene_id) != by_id[i].scene_id]
     if foreign:
-        raise VidNavError(f"episode {foreign[0]!r} is not in the {split} split of {data} (no such id, or another "
-                          "scene); point --data at the benchmark the runs used")
+        raise VidNavError(
+            f"episode {foreign[0]!r} is not in the {split} split of {data} (no such id, or another "
+            "scene); point --data at the benchmark the runs used"
+        )
     eps = [by_id[i] for i in ids]
     houses = load_houses(data, eps)
     if houses is None:
@@ -84,9 +91,16 @@ def _route_rooms(data: str | Path, split: str, results: dict[str, dict], ids: li
     return {i: len(route_of(houses[e.scene_id], e)) for i, e in zip(ids, eps)}
 
 
-def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samples: int = 2000,
-                 seed: int = 0, by_rooms: bool = False, data: str | Path | None = None,
-                 only: set[str] | None = None) -> dict:
+def compare_runs(
+    a: str | Path,
+    b: str | Path,
+    episodes: int | None = None,
+    samples: int = 2000,
+    seed: int = 0,
+    by_rooms: bool = False,
+    data: str | Path | None = None,
+    only: set[str] | None = None,
+) -> dict:
     """Compare run B against run A on the episodes both finished (the first ``episodes`` of them, by id).
 
     ``by_rooms``: also the goal counts per number of rooms on the reference route, read from ``data`` (default:
@@ -96,12 +110,16 @@ def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samp
     rb, mb = _load(b)
     fingerprinted = ma.get("episodes_sha256") and mb.get("episodes_sha256")  # the episodes' content, not path
     if fingerprinted and ma["episodes_sha256"] != mb["episodes_sha256"]:
-        raise VidNavError(f"{a} and {b} were evaluated on different episode files (the episodes_sha256 of their "
-                          "run.json differ; was the data rebuilt?); a paired comparison needs the same episodes")
+        raise VidNavError(
+            f"{a} and {b} were evaluated on different episode files (the episodes_sha256 of their "
+            "run.json differ; was the data rebuilt?); a paired comparison needs the same episodes"
+        )
     for key in ("split",) if fingerprinted else ("data", "split"):
         if ma.get(key) and mb.get(key) and ma[key] != mb[key]:
-            raise VidNavError(f"{a} and {b} were evaluated on different {key}s ({ma[key]!r} vs {mb[key]!r}); "
-                              "a paired comparison needs the same episodes")
+            raise VidNavError(
+                f"{a} and {b} were evaluated on different {key}s ({ma[key]!r} vs {mb[key]!r}); "
+                "a paired comparison needs the same episodes"
+            )
     ids = _order(set(ra) & set(rb) & (set(ra) if only is None else set(only)))
     if episodes is not None:
         if episodes < 1:
@@ -111,43 +129,70 @@ def compare_runs(a: str | Path, b: str | Path, episodes: int | None = None, samp
         raise VidNavError(f"{a} and {b} have no finished episode in common")
     for i in ids:
         if ra[i].get("scene_id") != rb[i].get("scene_id"):
-            raise VidNavError(f"episode {i} is in scene {ra[i].get('scene_id')!r} in {a} but "
-                              f"{rb[i].get('scene_id')!r} in {b}: the runs used different episode files")
+            raise VidNavError(
+                f"episode {i} is in scene {ra[i].get('scene_id')!r} in {a} but "
+                f"{rb[i].get('scene_id')!r} in {b}: the runs used different episode files"
+            )
     n = len(ids)
     metrics = [m for m in SUMMARY_KEYS if all(ra[i].get(m) is not None and rb[i].get(m) is not None for i in ids)]
     rows = []
     for m in metrics:
         diffs = [float(rb[i][m]) - float(ra[i][m]) for i in ids]
         lo, hi = bootstrap_interval(diffs, samples=samples, seed=seed)
-        rows.append({"metric": m, "a": sum(float(ra[i][m]) for i in ids) / n,
-                     "b": sum(float(rb[i][m]) for i in ids) / n, "diff": sum(diffs) / n, "lo": lo, "hi": hi})
+        rows.append(
+            {
+                "metric": m,
+                "a": sum(float(ra[i][m]) for i in ids) / n,
+                "b": sum(float(rb[i][m]) for i in ids) / n,
+                "diff": sum(diffs) / n,
+                "lo": lo,
+                "hi": hi,
+            }
+        )
     split = ma.get("split") or mb.get("split")
-    out = {"a": str(a), "b": str(b), "agent_a": ma.get("agent"), "agent_b": mb.get("agent"), "split": split,
-           "episodes": n, **_goal_counts(ra, rb, ids), "bootstrap_samples": samples, "metrics": rows}
+    out = {
+        "a": str(a),
+        "b": str(b),
+        "agent_a": ma.get("agent"),
+        "agent_b": mb.get("agent"),
+        "split": split,
+        "episodes": n,
+        **_goal_counts(ra, rb, ids),
+        "bootstrap_samples": samples,
+        "metrics": rows,
+    }
     if by_rooms:
         data = data if data is not None else ma.get("data") or mb.get("data")
         if data is None or split is None:
-            raise VidNavError(f"{a / 'run.json'} does not name the data and split; pass --data (and evaluate "
-                              "with `vidnav eval`, which records the split)")
+            raise VidNavError(
+                f"{a / 'run.json'} does not name the data and split; pass --data (and evaluate "
+                "with `vidnav eval`, which records the split)"
+            )
         out["by_route_rooms"] = paired_by_rooms(ra, rb, ids, _route_rooms(data, split, ra, ids))
     return out
 
 
 def format_comparison(c: dict) -> str:
     """The comparison as plain text: the goal counts with McNemar's p, then one row per metric."""
-    lines = [f"A = {c['a']} ({c['agent_a']}), B = {c['b']} ({c['agent_b']}): {c['episodes']} common "
-             f"{c['split'] or ''} episodes",
-             f"goals: only A {c['only_a']}, only B {c['only_b']}, both {c['both']}, neither {c['neither']}; "
-             f"McNemar exact p = {c['mcnemar_p']:.4f}", "",
-             f"metric | A | B | B - A | bootstrap 95 % ({c['bootstrap_samples']} resamples)"]
+    lines = [
+        f"A = {c['a']} ({c['agent_a']}), B = {c['b']} ({c['agent_b']}): {c['episodes']} common "
+        f"{c['split'] or ''} episodes",
+        f"goals: only A {c['only_a']}, only B {c['only_b']}, both {c['both']}, neither {c['neither']}; "
+        f"McNemar exact p = {c['mcnemar_p']:.4f}",
+        "",
+        f"metric | A | B | B - A | bootstrap 95 % ({c['bootstrap_samples']} resamples)",
+    ]
     for r in c["metrics"]:
-        lines.append(f"{r['metric']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} | "
-                     f"[{r['lo']:+.3f}, {r['hi']:+.3f}]")
+        lines.append(
+            f"{r['metric']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} | [{r['lo']:+.3f}, {r['hi']:+.3f}]"
+        )
     if c.get("by_route_rooms"):
         lines += ["", "by rooms on the reference route:", "rooms | eps | A goals | B goals | only A | only B | p"]
         for r in c["by_route_rooms"]:
-            lines.append(f"{r['rooms']} | {r['episodes']} | {r['only_a'] + r['both']} | {r['only_b'] + r['both']} | "
-                         f"{r['only_a']} | {r['only_b']} | {r['mcnemar_p']:.3f}")
+            lines.append(
+                f"{r['rooms']} | {r['episodes']} | {r['only_a'] + r['both']} | {r['only_b'] + r['both']} | "
+                f"{r['only_a']} | {r['only_b']} | {r['mcnemar_p']:.3f}"
+            )
     return "\n".join(lines)
 
 
@@ -159,21 +204,53 @@ def comparison_blocks(c: dict) -> list:
     def signed(v: float) -> str:
         return f"{v:+.3f}"
 
-    blocks: list = [f"A = {c['a']} ({c['agent_a']}), B = {c['b']} ({c['agent_b']}): {c['episodes']} common "
-                    f"{c['split'] or ''} episodes",
-                    f"goals: only A {c['only_a']}, only B {c['only_b']}, both {c['both']}, neither {c['neither']}; "
-                    f"McNemar exact p = {c['mcnemar_p']:.4f}", "",
-                    build_table([text_column("metric"), Column("A", lambda v: f"{v:.3f}"),
-                                 Column("B", lambda v: f"{v:.3f}"), Column("B - A", signed),
-                                 Column(f"bootstrap 95 % ({c['bootstrap_samples']} resamples)",
-                                        lambda lh: f"[{lh[0]:+.3f}, {lh[1]:+.3f}]")],
-                                ([r["metric"], r["a"], r["b"], r["diff"], (r["lo"], r["hi"])] for r in c["metrics"]))]
+    blocks: list = [
+        f"A = {c['a']} ({c['agent_a']}), B = {c['b']} ({c['agent_b']}): {c['episodes']} common "
+        f"{c['split'] or ''} episodes",
+        f"goals: only A {c['only_a']}, only B {c['only_b']}, both {c['both']}, neither {c['neither']}; "
+        f"McNemar exact p = {c['mcnemar_p']:.4f}",
+        "",
+        build_table(
+            [
+                text_column("metric"),
+                Column("A", lambda v: f"{v:.3f}"),
+                Column("B", lambda v: f"{v:.3f}"),
+                Column("B - A", signed),
+                Column(
+                    f"bootstrap 95 % ({c['bootstrap_samples']} resamples)", lambda lh: f"[{lh[0]:+.3f}, {lh[1]:+.3f}]"
+                ),
+            ],
+            ([r["metric"], r["a"], r["b"], r["diff"], (r["lo"], r["hi"])] for r in c["metrics"]),
+        ),
+    ]
     if c.get("by_route_rooms"):
-        blocks += ["", "by rooms on the reference route:",
-                   build_table([text_column("rooms"), Column("eps"), Column("A goals"), Column("B goals"),
-                                Column("only A"), Column("only B"), Column("p", lambda v: f"{v:.3f}")],
-                               ([r["rooms"], r["episodes"], r["only_a"] + r["both"], r["only_b"] + r["both"],
-                                 r["only_a"], r["only_b"], r["mcnemar_p"]] for r in c["by_route_rooms"]))]
+        blocks += [
+            "",
+            "by rooms on the reference route:",
+            build_table(
+                [
+                    text_column("rooms"),
+                    Column("eps"),
+                    Column("A goals"),
+                    Column("B goals"),
+                    Column("only A"),
+                    Column("only B"),
+                    Column("p", lambda v: f"{v:.3f}"),
+                ],
+                (
+                    [
+                        r["rooms"],
+                        r["episodes"],
+                        r["only_a"] + r["both"],
+                        r["only_b"] + r["both"],
+                        r["only_a"],
+                        r["only_b"],
+                        r["mcnemar_p"],
+                    ]
+                    for r in c["by_route_rooms"]
+                ),
+            ),
+        ]
     return blocks
 
 

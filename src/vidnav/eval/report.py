@@ -88,9 +88,13 @@ def _rows(groups: dict[str, list[dict]]) -> list[dict]:
     rows = []
     for label, rs in groups.items():
         n = len(rs)
-        rows.append({"bin": label, "n": n,
-                     **{k: (sum(float(r[k]) for r in rs) / n if n else None)
-                        for k in ("success", "spl", "oracle_success")}})
+        rows.append(
+            {
+                "bin": label,
+                "n": n,
+                **{k: (sum(float(r[k]) for r in rs) / n if n else None) for k in ("success", "spl", "oracle_success")},
+            }
+        )
     return rows
 
 
@@ -107,21 +111,27 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
 
     ``episodes``: episode id -> Episode; ``houses``: scene_id -> House, or None when the scenes are not
     vidnav houses (then only the distance breakdown)."""
+
     def foreign(r: dict) -> bool:
         ep = episodes.get(str(r["episode_id"]))
         return ep is None or r.get("scene_id", ep.scene_id) != ep.scene_id
 
     missing = [r["episode_id"] for r in results if foreign(r)]
     if missing:
-        raise VidNavError(f"{len(missing)} result episodes (e.g. {missing[0]!r}) are not in the episode file "
-                          "(no such id, or another scene); point --data/--split at the data the run was "
-                          "evaluated on")
+        raise VidNavError(
+            f"{len(missing)} result episodes (e.g. {missing[0]!r}) are not in the episode file "
+            "(no such id, or another scene); point --data/--split at the data the run was "
+            "evaluated on"
+        )
     by_dist: dict[str, list[dict]] = {_bin_label(DISTANCE_BINS, i, " m"): [] for i in range(len(DISTANCE_BINS))}
     for r in results:
         i = max(0, bisect.bisect_right(DISTANCE_BINS, float(r["start_distance"])) - 1)
         by_dist[_bin_label(DISTANCE_BINS, i, " m")].append(r)
-    rep = {"episodes": len(results), "success": sum(float(r["success"]) for r in results) / max(1, len(results)),
-           "by_start_distance": _rows(by_dist)}
+    rep = {
+        "episodes": len(results),
+        "success": sum(float(r["success"]) for r in results) / max(1, len(results)),
+        "by_start_distance": _rows(by_dist),
+    }
     if houses is None:
         return rep
     by_rooms: dict[str, list[dict]] = {rooms_bin(k): [] for k in ROOM_BINS}
@@ -150,11 +160,24 @@ def breakdown(results: list[dict], episodes: dict[str, object], houses: dict[str
             near_exit += min(math.hypot(p[0] - cx, p[2] - cz) for p in r["positions"]) <= 1.0
     failures = sum(len(v) for v in modes.values())
     rep["by_route_rooms"] = _rows(by_rooms)
-    rows = [{"mode": m, "n": len(rs), "share": len(rs) / failures if failures else None,
-             "median_steps": _median([float(r["steps"]) for r in rs]),
-             "median_length": _median([float(r["trajectory_length"]) for r in rs])} for m, rs in modes.items()]
-    rep["failures"] = {"n": failures, "passed_goal": passed, "wrong_exit": wrong_exit, "near_exit": near_exit,
-                       "modes": rows, "by_episode": endings}
+    rows = [
+        {
+            "mode": m,
+            "n": len(rs),
+            "share": len(rs) / failures if failures else None,
+            "median_steps": _median([float(r["steps"]) for r in rs]),
+            "median_length": _median([float(r["trajectory_length"]) for r in rs]),
+        }
+        for m, rs in modes.items()
+    ]
+    rep["failures"] = {
+        "n": failures,
+        "passed_goal": passed,
+        "wrong_exit": wrong_exit,
+        "near_exit": near_exit,
+        "modes": rows,
+        "by_episode": endings,
+    }
     return rep
 
 
@@ -184,8 +207,10 @@ def route_of(house, episode) -> list[int]:
     twice); an error when it lies outside every room, i.e. the house is not the episode's."""
     route = rooms_along(house, episode.reference_path)
     if not route:
-        raise VidNavError(f"episode {episode.episode_id}: its reference path lies outside every room of "
-                          f"{episode.scene_id}; is --data the benchmark this run used?")
+        raise VidNavError(
+            f"episode {episode.episode_id}: its reference path lies outside every room of "
+            f"{episode.scene_id}; is --data the benchmark this run used?"
+        )
     return route
 
 
@@ -199,8 +224,9 @@ def read_run(run: Path) -> tuple[list[dict], dict]:
     return recs, meta
 
 
-def load_run(run: str | Path, data: str | Path | None = None, split: str | None = None,
-             episodes: int | None = None) -> dict:
+def load_run(
+    run: str | Path, data: str | Path | None = None, split: str | None = None, episodes: int | None = None
+) -> dict:
     """What a report of the run in folder ``run`` reads: ``results`` (of the split's first ``episodes`` only,
     when given), ``meta`` (RUN/run.json), ``data``, ``split``, ``episodes`` (episode id -> Episode of the
     selected ones) and ``houses`` (as :func:`load_houses`); ``data`` / ``split`` default to RUN/run.json's."""
@@ -212,8 +238,7 @@ def load_run(run: str | Path, data: str | Path | None = None, split: str | None 
     data = data if data is not None else meta.get("data")
     split = split if split is not None else meta.get("split")
     if data is None or split is None:
-        raise VidNavError(f"{run / 'run.json'} is missing or does not name the data and split; "
-                          "pass --data and --split")
+        raise VidNavError(f"{run / 'run.json'} is missing or does not name the data and split; pass --data and --split")
     if not results:
         raise VidNavError(f"{results_path} holds no finished episodes yet")
     if episodes is not None and episodes < 1:
@@ -224,9 +249,11 @@ def load_run(run: str | Path, data: str | Path | None = None, split: str | None 
 
         paths = split_paths(data, split)
         if all(Path(p).is_file() for p in paths) and files_sha256(*paths) != meta["episodes_sha256"]:
-            raise VidNavError(f"{run} was evaluated on other {split} episodes than those in {data} (episodes_sha256 "
-                              f"of {run / 'run.json'} differs): point --data at the benchmark the run used, or "
-                              "rerun the evaluation on this one")
+            raise VidNavError(
+                f"{run} was evaluated on other {split} episodes than those in {data} (episodes_sha256 "
+                f"of {run / 'run.json'} differs): point --data at the benchmark the run used, or "
+                "rerun the evaluation on this one"
+            )
     selected = load_split(data, split).episodes[:episodes]
     by_id = {str(e.episode_id): e for e in selected}
     if episodes is not None:
@@ -237,16 +264,27 @@ def load_run(run: str | Path, data: str | Path | None = None, split: str | None 
     return {"results": results, "meta": meta, "data": data, "split": split, "episodes": by_id, "houses": houses}
 
 
-def report_run(run: str | Path, data: str | Path | None = None, split: str | None = None,
-               episodes: int | None = None, write: bool = True, loaded: dict | None = None) -> dict:
+def report_run(
+    run: str | Path,
+    data: str | Path | None = None,
+    split: str | None = None,
+    episodes: int | None = None,
+    write: bool = True,
+    loaded: dict | None = None,
+) -> dict:
     """Break down the run in folder ``run`` (written by `vidnav eval`); ``data`` / ``split`` default to the
     ones in RUN/run.json; ``episodes``: only results of the split's first N episodes; ``loaded``: what
     :func:`load_run` returned for these arguments, if already read. Writes RUN/report.json (atomically)
     unless ``write`` is False."""
     run = Path(run)
     d = loaded if loaded is not None else load_run(run, data, split, episodes)
-    rep = {"run": str(run), "agent": d["meta"].get("agent"), "data": str(d["data"]), "split": d["split"],
-           **breakdown(d["results"], d["episodes"], d["houses"])}
+    rep = {
+        "run": str(run),
+        "agent": d["meta"].get("agent"),
+        "data": str(d["data"]),
+        "split": d["split"],
+        **breakdown(d["results"], d["episodes"], d["houses"]),
+    }
     if write:
         write_json(run / "report.json", rep)
     return rep
@@ -258,25 +296,38 @@ def _num(v: float | None) -> str:
 
 def format_report(rep: dict) -> str:
     """The report as plain-text tables."""
-    lines = [f"{rep['run']}: agent {rep.get('agent')}, {rep['split']}, {rep['episodes']} episodes, "
-             f"SR {rep['success']:.3f}", "", "by geodesic start distance:", "distance | eps | SR | SPL | OSR"]
-    lines += [f"{r['bin']} | {r['n']} | {_num(r['success'])} | {_num(r['spl'])} | {_num(r['oracle_success'])}"
-              for r in rep["by_start_distance"]]
+    lines = [
+        f"{rep['run']}: agent {rep.get('agent')}, {rep['split']}, {rep['episodes']} episodes, SR {rep['success']:.3f}",
+        "",
+        "by geodesic start distance:",
+        "distance | eps | SR | SPL | OSR",
+    ]
+    lines += [
+        f"{r['bin']} | {r['n']} | {_num(r['success'])} | {_num(r['spl'])} | {_num(r['oracle_success'])}"
+        for r in rep["by_start_distance"]
+    ]
     if "by_route_rooms" not in rep:
         lines += ["", "(scenes are not vidnav houses: no room breakdown)"]
         return "\n".join(lines)
     lines += ["", "by rooms on the reference route:", "rooms | eps | SR | SPL | OSR"]
-    lines += [f"{r['bin']} | {r['n']} | {_num(r['success'])} | {_num(r['spl'])} | {_num(r['oracle_success'])}"
-              for r in rep["by_route_rooms"]]
+    lines += [
+        f"{r['bin']} | {r['n']} | {_num(r['success'])} | {_num(r['spl'])} | {_num(r['oracle_success'])}"
+        for r in rep["by_route_rooms"]
+    ]
     f = rep["failures"]
-    lines += ["", f"how the {f['n']} failures ended ({f['passed_goal']} of them passed within the success "
-                  "radius and went on):", "ended | n | share | median steps | median length (m)"]
+    lines += [
+        "",
+        f"how the {f['n']} failures ended ({f['passed_goal']} of them passed within the success radius and went on):",
+        "ended | n | share | median steps | median length (m)",
+    ]
     for m in f["modes"]:
         med_s = "-" if m["median_steps"] is None else f"{m['median_steps']:.0f}"
         med_l = "-" if m["median_length"] is None else f"{m['median_length']:.1f}"
         lines.append(f"{m['mode']} | {m['n']} | {_num(m['share'])} | {med_s} | {med_l}")
-    lines += [f"{f['wrong_exit']} failures left the start room into another room than the route's; "
-              f"{f['near_exit']} of those that never left came within 1 m of the route's exit door"]
+    lines += [
+        f"{f['wrong_exit']} failures left the start room into another room than the route's; "
+        f"{f['near_exit']} of those that never left came within 1 m of the route's exit door"
+    ]
     return "\n".join(lines)
 
 
@@ -290,28 +341,39 @@ def report_blocks(rep: dict, header: bool = True) -> list:
     from vidnav.eval.tables import Column, build_table, text_column
 
     def bins(head: str, rows: list[dict]):
-        return build_table([text_column(head), Column("eps"), Column("SR", _num), Column("SPL", _num),
-                            Column("OSR", _num)],
-                           ([r["bin"], r["n"], r["success"], r["spl"], r["oracle_success"]] for r in rows))
+        return build_table(
+            [text_column(head), Column("eps"), Column("SR", _num), Column("SPL", _num), Column("OSR", _num)],
+            ([r["bin"], r["n"], r["success"], r["spl"], r["oracle_success"]] for r in rows),
+        )
 
     blocks: list = []
     if header:
-        blocks += [f"{rep['run']}: agent {rep.get('agent')}, {rep['split']}, {rep['episodes']} episodes, "
-                   f"SR {rep['success']:.3f}", ""]
+        blocks += [
+            f"{rep['run']}: agent {rep.get('agent')}, {rep['split']}, {rep['episodes']} episodes, "
+            f"SR {rep['success']:.3f}",
+            "",
+        ]
     blocks += ["by geodesic start distance:", bins("distance", rep["by_start_distance"])]
     if "by_route_rooms" not in rep:
         return blocks + ["(scenes are not vidnav houses: no room breakdown)"]
     blocks += ["", "by rooms on the reference route:", bins("rooms", rep["by_route_rooms"])]
     f = rep["failures"]
-    blocks += ["", f"how the {f['n']} failures ended ({f['passed_goal']} of them passed within the success "
-                   "radius and went on):",
-               build_table([text_column("ended"), Column("n"), Column("share", _num),
-                            Column("median steps", _median_fmt(".0f")),
-                            Column("median length (m)", _median_fmt(".1f"))],
-                           ([m["mode"], m["n"], m["share"], m["median_steps"], m["median_length"]]
-                            for m in f["modes"])),
-               f"{f['wrong_exit']} failures left the start room into another room than the route's; "
-               f"{f['near_exit']} of those that never left came within 1 m of the route's exit door"]
+    blocks += [
+        "",
+        f"how the {f['n']} failures ended ({f['passed_goal']} of them passed within the success radius and went on):",
+        build_table(
+            [
+                text_column("ended"),
+                Column("n"),
+                Column("share", _num),
+                Column("median steps", _median_fmt(".0f")),
+                Column("median length (m)", _median_fmt(".1f")),
+            ],
+            ([m["mode"], m["n"], m["share"], m["median_steps"], m["median_length"]] for m in f["modes"]),
+        ),
+        f"{f['wrong_exit']} failures left the start room into another room than the route's; "
+        f"{f['near_exit']} of those that never left came within 1 m of the route's exit door",
+    ]
     return blocks
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from vidnav import metrics
 from vidnav.errors import VidNavError
-from vidnav.eval.agents import (BUILTIN, PlanOptions, agent_run_options, agent_weights, check_expert_start,
-                                make_agent)
+from vidnav.eval.agents import BUILTIN, PlanOptions, agent_run_options, agent_weights, check_expert_start, make_agent
 from vidnav.eval.swap import INSTRUCTIONS, instructions_from_file, swap_instructions
 from vidnav.io import JsonlAppender, files_sha256, read_jsonl_records, write_json, writer_lock
 from vidnav.run_options import resolve
+
 
 def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, given=None) -> dict:
     """Run one episode to STOP or the step limit; return its result record (positions, actions, metrics, the
@@ -84,8 +84,20 @@ def run_episode(env, agent, episode, gt=None, video_path: Path | None = None, gi
     return result
 
 
-RUN_KEYS = ("agent", "weights", "data", "split", "allow_sliding", "seed", "env", "instructions", "instructions_seed",
-            *(f.name for f in fields(PlanOptions)), "expert_start", "episodes_sha256")
+RUN_KEYS = (
+    "agent",
+    "weights",
+    "data",
+    "split",
+    "allow_sliding",
+    "seed",
+    "env",
+    "instructions",
+    "instructions_seed",
+    *(f.name for f in fields(PlanOptions)),
+    "expert_start",
+    "episodes_sha256",
+)
 
 
 def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
@@ -94,9 +106,15 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
     run = out / "run.json"
     if run.exists():
         old = json.loads(run.read_text())
-        missing = {**asdict(PlanOptions()), "expert_start": None,  # run.json files from before these keys
-                   "allow_sliding": False, "seed": None if meta["seed"] is None else 0, "env": {}, "instructions": "own",
-                   "instructions_seed": None}
+        missing = {
+            **asdict(PlanOptions()),
+            "expert_start": None,  # run.json files from before these keys
+            "allow_sliding": False,
+            "seed": None if meta["seed"] is None else 0,
+            "env": {},
+            "instructions": "own",
+            "instructions_seed": None,
+        }
         missing["episodes_sha256"] = meta["episodes_sha256"]  # a run.json from before fingerprints: unknown
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
         if diff and restart_if_changed:
@@ -118,8 +136,15 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
 _W: dict = {}
 
 
-def _worker_init(data_dir: str, agent_name: str, seed: int, threads: int, env_kw: dict,
-                 options: PlanOptions | None = None, expert_start: str | None = None) -> None:
+def _worker_init(
+    data_dir: str,
+    agent_name: str,
+    seed: int,
+    threads: int,
+    env_kw: dict,
+    options: PlanOptions | None = None,
+    expert_start: str | None = None,
+) -> None:
     import torch
 
     from vidnav.sim.env import VLNEnv
@@ -134,10 +159,22 @@ def _worker_run(job):
     return run_episode(_W["env"], _W["agent"], episode, gt, video_path, given)
 
 
-def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, episodes: int | None = None,
-             workers: int = 1, video: bool | int = False, seed: int = 0, progress: bool = True,
-             env_kw: dict | None = None, options: PlanOptions | dict | None = None,
-             restart_if_changed: bool = False, instructions: str = "own", expert_start: str | None = None) -> dict:
+def evaluate(
+    data_dir: str | Path,
+    split: str,
+    agent: str,
+    out: str | Path,
+    episodes: int | None = None,
+    workers: int = 1,
+    video: bool | int = False,
+    seed: int = 0,
+    progress: bool = True,
+    env_kw: dict | None = None,
+    options: PlanOptions | dict | None = None,
+    restart_if_changed: bool = False,
+    instructions: str = "own",
+    expert_start: str | None = None,
+) -> dict:
     """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
 
     ``video``: True for an MP4 per episode, an int n for the first n episodes only.
@@ -165,28 +202,38 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
     if episodes is not None and episodes < 1:
         raise VidNavError(f"--episodes must be >= 1, got {episodes}")
     if not selected:
-        raise VidNavError(f"{data_dir}: split {split!r} has no episodes; evaluate another --split, or rebuild "
-                          "the data with houses in this split")
+        raise VidNavError(
+            f"{data_dir}: split {split!r} has no episodes; evaluate another --split, or rebuild "
+            "the data with houses in this split"
+        )
     if instructions not in INSTRUCTIONS:  # a file of instructions written anew for some episodes
         selected, donors, instructions = instructions_from_file(instructions, selected, split)
     else:
         donors = swap_instructions(eps.episodes, selected, seed) if instructions == "swapped" else {}
     check_expert_start(expert_start)
     if expert_start and agent in BUILTIN and agent != "default":
-        raise VidNavError(f"--expert-start applies to model agents (default, a checkpoint folder or a server), "
-                          f"not to {agent!r}")
+        raise VidNavError(
+            f"--expert-start applies to model agents (default, a checkpoint folder or a server), not to {agent!r}"
+        )
     options = resolve(agent_run_options(agent), options)  # the checkpoint's, changed by the command line
     env_kw = env_kw or {}
     with writer_lock(out, "evaluation"):  # before reading what is done: one run per folder
-        meta = {"agent": agent, "weights": agent_weights(agent), "data": str(data_dir.resolve()), "split": split,
-                "allow_sliding": bool(env_kw.get("allow_sliding", False)),
-                # the random agent's draws, and any other environment setting (e.g. max_steps), change results
-                "seed": seed if agent == "random" else None,
-                "env": {k: v for k, v in sorted(env_kw.items()) if k != "allow_sliding"},
-                "instructions": instructions, "instructions_seed": seed if instructions == "swapped" else None,
-                # the episodes' content: data rebuilt at the same path is other data
-                "episodes_sha256": files_sha256(*split_paths(data_dir, split)),
-                **asdict(options), "expert_start": expert_start}
+        meta = {
+            "agent": agent,
+            "weights": agent_weights(agent),
+            "data": str(data_dir.resolve()),
+            "split": split,
+            "allow_sliding": bool(env_kw.get("allow_sliding", False)),
+            # the random agent's draws, and any other environment setting (e.g. max_steps), change results
+            "seed": seed if agent == "random" else None,
+            "env": {k: v for k, v in sorted(env_kw.items()) if k != "allow_sliding"},
+            "instructions": instructions,
+            "instructions_seed": seed if instructions == "swapped" else None,
+            # the episodes' content: data rebuilt at the same path is other data
+            "episodes_sha256": files_sha256(*split_paths(data_dir, split)),
+            **asdict(options),
+            "expert_start": expert_start,
+        }
         _check_run(out, meta, restart_if_changed)
         results_path = out / "results.jsonl"
         done = {r["episode_id"]: r for r in read_jsonl_records(results_path, "episode_id", "results", repair=True)}
@@ -204,12 +251,21 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
         threads = max(1, (os.cpu_count() or 1) // workers)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        columns = [TextColumn(f"eval {agent} on {split}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("SR {task.fields[sr]:.2f}")]
+        columns = [
+            TextColumn(f"eval {agent} on {split}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("SR {task.fields[sr]:.2f}"),
+        ]
         finished = [done[str(e.episode_id)] for e in selected if str(e.episode_id) in done]
         with JsonlAppender(results_path) as f, Progress(*columns, disable=not progress, transient=False) as bar:
-            task_id = bar.add_task("eval", total=len(selected), completed=len(finished),
-                                   sr=metrics.summarize(finished)["success"] if finished else 0.0)
+            task_id = bar.add_task(
+                "eval",
+                total=len(selected),
+                completed=len(finished),
+                sr=metrics.summarize(finished)["success"] if finished else 0.0,
+            )
 
             def record(rec: dict) -> None:
                 f.write(rec)
@@ -226,8 +282,14 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
             elif jobs:
                 from vidnav.pool import run_pool  # a worker that fails or dies ends the run, results kept
 
-                for rec in run_pool(_worker_run, jobs, workers, initializer=_worker_init, what="eval worker",
-                                    initargs=(str(data_dir), agent, seed, threads, env_kw, options, expert_start)):
+                for rec in run_pool(
+                    _worker_run,
+                    jobs,
+                    workers,
+                    initializer=_worker_init,
+                    what="eval worker",
+                    initargs=(str(data_dir), agent, seed, threads, env_kw, options, expert_start),
+                ):
                     record(rec)
         order = {str(e.episode_id): i for i, e in enumerate(selected)}
         finished = sorted((r for r in finished if r["episode_id"] in order), key=lambda r: order[r["episode_id"]])
@@ -238,13 +300,32 @@ def evaluate(data_dir: str | Path, split: str, agent: str, out: str | Path, epis
 
 def format_table(rows: dict[str, dict]) -> str:
     """A plain-text metric table, one row per agent (used by the CLI, the demo and the README)."""
-    cols = ("episodes", "success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error",
-            "trajectory_length", "steps", "collisions")
+    cols = (
+        "episodes",
+        "success",
+        "spl",
+        "ndtw",
+        "sdtw",
+        "oracle_success",
+        "navigation_error",
+        "trajectory_length",
+        "steps",
+        "collisions",
+    )
     heads = ("agent", "eps", "SR", "SPL", "nDTW", "sDTW", "OSR", "NE (m)", "TL (m)", "steps", "coll")
     lines = [" | ".join(heads)]
     for name, s in rows.items():
         two = ("success", "spl", "ndtw", "sdtw", "oracle_success", "navigation_error", "trajectory_length")
-        vals = [name, str(s["episodes"])] + ["n/a" if s[c] is None else f"{s[c]:.2f}" if c in two  # n/a: no gt
-                                             else f"{s[c]:.1f}" for c in cols[1:]]
+        vals = (
+            [name, str(s["episodes"])]
+            + [
+                "n/a"
+                if s[c] is None
+                else f"{s[c]:.2f}"
+                if c in two  # n/a: no gt
+                else f"{s[c]:.1f}"
+                for c in cols[1:]
+            ]
+        )
         lines.append(" | ".join(vals))
     return "\n".join(lines)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import zlib
 from collections import defaultdict
@@ -50,13 +49,19 @@ def swap_instructions(episodes: Sequence, selected: Sequence, seed: int = 0) -> 
     for ep in selected:
         gx, gz = _goal_xz(ep)
         radius = ep.goals[0].radius or SUCCESS_DISTANCE
-        pool = [o for o in by_house[ep.scene_id] if str(o.trajectory_id) != str(ep.trajectory_id)
-                and math.hypot(_goal_xz(o)[0] - gx, _goal_xz(o)[1] - gz) > radius]
+        pool = [
+            o
+            for o in by_house[ep.scene_id]
+            if str(o.trajectory_id) != str(ep.trajectory_id)
+            and math.hypot(_goal_xz(o)[0] - gx, _goal_xz(o)[1] - gz) > radius
+        ]
         if not pool:
-            raise VidNavError(f"--instructions swapped: episode {ep.episode_id} ({ep.scene_id}) has no other path "
-                              f"in its house with a goal more than {radius:g} m from its own, so it cannot be given "
-                              "another path's instruction; use a split with several paths per house (val_unseen: "
-                              "7 per house) or --instructions own")
+            raise VidNavError(
+                f"--instructions swapped: episode {ep.episode_id} ({ep.scene_id}) has no other path "
+                f"in its house with a goal more than {radius:g} m from its own, so it cannot be given "
+                "another path's instruction; use a split with several paths per house (val_unseen: "
+                "7 per house) or --instructions own"
+            )
         rng = np.random.default_rng([seed, zlib.crc32(str(ep.episode_id).encode())])
         donors[str(ep.episode_id)] = pool[int(rng.integers(len(pool)))]
     return donors
@@ -76,19 +81,23 @@ def instructions_from_file(path, selected: Sequence, split: str) -> tuple[list, 
     if not isinstance(texts, dict) or not texts:
         raise VidNavError(f"{path}: needs a non-empty object 'instructions' mapping episode ids to instruction texts")
     if d.get("split", split) != split:
-        raise VidNavError(f"{path} holds instructions for split {d['split']!r}, not {split!r}; pass --split "
-                          f"{d['split']}")
+        raise VidNavError(
+            f"{path} holds instructions for split {d['split']!r}, not {split!r}; pass --split {d['split']}"
+        )
     by_id = {str(ep.episode_id): ep for ep in selected}
     unknown = [k for k in texts if str(k) not in by_id]
     if unknown:
-        raise VidNavError(f"{path}: episode {unknown[0]!r} is not among the {len(selected)} episodes evaluated "
-                          f"(split {split!r}); raise --episodes or fix the id")
+        raise VidNavError(
+            f"{path}: episode {unknown[0]!r} is not among the {len(selected)} episodes evaluated "
+            f"(split {split!r}); raise --episodes or fix the id"
+        )
     given = {}
     for k, text in texts.items():
         if not isinstance(text, str) or not text.strip():
             raise VidNavError(f"{path}: instructions[{k!r}] must be a non-empty string")
         ep = by_id[str(k)]
-        given[str(k)] = dataclasses.replace(ep, instruction=dataclasses.replace(ep.instruction,
-                                                                                 instruction_text=text.strip()))
+        given[str(k)] = dataclasses.replace(
+            ep, instruction=dataclasses.replace(ep.instruction, instruction_text=text.strip())
+        )
     chosen = [ep for ep in selected if str(ep.episode_id) in given]
     return chosen, given, "file sha256:" + hashlib.sha256(raw).hexdigest()[:16]

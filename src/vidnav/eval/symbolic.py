@@ -119,8 +119,9 @@ def misfits(mentions: list[Mention], rooms: list[Room], landmarks: list[Landmark
                 elif not m.is_room:
                     ok = any(fits_landmark(m.landmark, o) for o in has[k])
                 else:  # "the next bathroom": another one, after a bathroom on the way
-                    ok = fits_room(m, rooms[k]) and (not m.next_room or m.room_type is None or any(
-                        r.type == m.room_type for r in rooms[:k]))
+                    ok = fits_room(m, rooms[k]) and (
+                        not m.next_room or m.room_type is None or any(r.type == m.room_type for r in rooms[:k])
+                    )
                 if ok and best[k] < b:
                     b = best[k]
             new[j] = b
@@ -223,8 +224,12 @@ class RoutePlanner:
             walk = [house.rooms[r] for r in rooms]
             bad = misfits(parsed.mentions, walk, house.landmarks, parsed.goal.kind == "doorway")
             gbad, points = self.goal_points(parsed.goal, walk[-1])
-            if parsed.goal.kind == "none" and parsed.mentions and len(rooms) > 1 and not any(
-                    m.is_room and fits_room(m, walk[-1]) for m in parsed.mentions):
+            if (
+                parsed.goal.kind == "none"
+                and parsed.mentions
+                and len(rooms) > 1
+                and not any(m.is_room and fits_room(m, walk[-1]) for m in parsed.mentions)
+            ):
                 gbad += 1  # nothing says where to stop: the route ends in a room it names
             scored.append((bad + gbad, rooms, doors, points))
         least = min(s[0] for s in scored)
@@ -286,7 +291,7 @@ class SymbolicAgent(NavAgent):
             _, door, k = self.targets[0]
             cx, cz = planner.door_centre(door)
             here = planner.house.room_at(x, z)
-            if (here is not None and here.id in plan.rooms[k + 1:]) or math.hypot(x - cx, z - cz) < NEAR_DOOR:
+            if (here is not None and here.id in plan.rooms[k + 1 :]) or math.hypot(x - cx, z - cz) < NEAR_DOOR:
                 self.targets.pop(0)
                 continue
             action = planner.nav.expert_action(x, z, h, cx, cz)

@@ -41,26 +41,68 @@ GENERIC_ROOM = "room"
 
 # Landmark head nouns -> landmark kind (vidnav.sim.house.LANDMARKS).
 LANDMARK_HEADS = {
-    "box": "box", "crate": "box", "carton": "box", "cube": "box",
+    "box": "box",
+    "crate": "box",
+    "carton": "box",
+    "cube": "box",
     "ball": "ball",
-    "barrel": "barrel", "drum": "barrel", "keg": "barrel",
-    "chair": "office_chair", "armchair": "office_chair", "seat": "office_chair", "stool": "office_chair",
-    "desk": "office_desk", "table": "office_desk", "workbench": "office_desk",
-    "bottle": "potion", "potion": "potion", "flask": "potion", "vial": "potion",
-    "duck": "duckie", "duckie": "duckie", "ducky": "duckie", "duckling": "duckie",
-    "cone": "cone", "pylon": "cone",
-    "kit": "medkit", "medkit": "medkit", "firstaid": "medkit",
+    "barrel": "barrel",
+    "drum": "barrel",
+    "keg": "barrel",
+    "chair": "office_chair",
+    "armchair": "office_chair",
+    "seat": "office_chair",
+    "stool": "office_chair",
+    "desk": "office_desk",
+    "table": "office_desk",
+    "workbench": "office_desk",
+    "bottle": "potion",
+    "potion": "potion",
+    "flask": "potion",
+    "vial": "potion",
+    "duck": "duckie",
+    "duckie": "duckie",
+    "ducky": "duckie",
+    "duckling": "duckie",
+    "cone": "cone",
+    "pylon": "cone",
+    "kit": "medkit",
+    "medkit": "medkit",
+    "firstaid": "medkit",
 }
 COLORED_KINDS = {"box", "ball"}
 COLOR_WORDS = {c: c for c in COLORS} | {"gray": "grey"}
 
 # Looks: every word of a texture description, reduced to a stem, so "wooden panels" meets "wood panelled walls".
-_STEMS = {"wooden": "wood", "panelled": "panel", "paneled": "panel", "panels": "panel", "panelling": "panel",
-          "paneling": "panel", "walls": "wall", "floors": "floor", "flooring": "floor", "floored": "floor",
-          "tiles": "tile", "tiled": "tile", "tiling": "tile", "bricks": "brick", "checkered": "checker",
-          "chequered": "checker", "checkerboard": "checker", "checked": "checker",
-          "blocks": "block", "gray": "grey", "carpeted": "carpet", "carpets": "carpet", "cinderblock": "cinder",
-          "stoned": "stone", "planks": "plank", "boards": "plank", "floorboards": "plank"}
+_STEMS = {
+    "wooden": "wood",
+    "panelled": "panel",
+    "paneled": "panel",
+    "panels": "panel",
+    "panelling": "panel",
+    "paneling": "panel",
+    "walls": "wall",
+    "floors": "floor",
+    "flooring": "floor",
+    "floored": "floor",
+    "tiles": "tile",
+    "tiled": "tile",
+    "tiling": "tile",
+    "bricks": "brick",
+    "checkered": "checker",
+    "chequered": "checker",
+    "checkerboard": "checker",
+    "checked": "checker",
+    "blocks": "block",
+    "gray": "grey",
+    "carpeted": "carpet",
+    "carpets": "carpet",
+    "cinderblock": "cinder",
+    "stoned": "stone",
+    "planks": "plank",
+    "boards": "plank",
+    "floorboards": "plank",
+}
 FLOOR_SURFACES = {"floor", "carpet"}
 WALL_SURFACES = {"wall"}
 ANY_SURFACES = {"tile", "panel"}  # "grey tiles" (a floor), "wooden panels" (walls)
@@ -81,8 +123,25 @@ LOOK_WORDS = set().union(*FLOOR_LOOKS.values(), *WALL_LOOKS.values()) | {"plank"
 
 STOP_VERBS = {"stop", "wait", "halt", "stand", "destination", "goal", "park"}
 ENTERED_BEFORE = {"into", "enter", "enters", "entering", "reach", "reaching", "to", "onto"}
-PASSED_BEFORE = {"exit", "exits", "exiting", "leave", "leaves", "leaving", "from", "through", "across", "cross",
-                 "crosses", "crossing", "traverse", "down", "along", "thru", "via"}
+PASSED_BEFORE = {
+    "exit",
+    "exits",
+    "exiting",
+    "leave",
+    "leaves",
+    "leaving",
+    "from",
+    "through",
+    "across",
+    "cross",
+    "crosses",
+    "crossing",
+    "traverse",
+    "down",
+    "along",
+    "thru",
+    "via",
+}
 DETERMINERS = {"the", "a", "an", "your", "this", "that", "its", "big", "small", "large", "little"}
 NEXT_WORDS = {"next", "another", "other", "second", "adjacent", "following"}
 CENTER_WORDS = {"middle", "center", "centre", "midpoint"}
@@ -91,6 +150,7 @@ SIDE_WORDS = {"left", "right"}
 
 
 # -- what an instruction says -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LandmarkRef:
@@ -174,8 +234,23 @@ def _landmark_at(tokens: list[str], i: int) -> tuple[LandmarkRef, int] | None:
         if tokens[j] in COLOR_WORDS:
             color = color or COLOR_WORDS[tokens[j]]
             first = j
-        elif tokens[j] in ("office", "medical", "rubber", "traffic", "potion", "med", "first", "small", "big",
-                           "large", "little", "wooden", "plastic", "metal", "orange"):
+        elif tokens[j] in (
+            "office",
+            "medical",
+            "rubber",
+            "traffic",
+            "potion",
+            "med",
+            "first",
+            "small",
+            "big",
+            "large",
+            "little",
+            "wooden",
+            "plastic",
+            "metal",
+            "orange",
+        ):
             first = j
         else:
             break
@@ -204,8 +279,13 @@ def _look_at(tokens: list[str], i: int, used: set[int]) -> tuple[str, frozenset[
         else:
             break
         j -= 1
-    if surface == "any" and len(words) == 1 and w == "tile" and i + 1 < len(tokens) and stem(tokens[i + 1]) in (
-            "floor", "wall"):
+    if (
+        surface == "any"
+        and len(words) == 1
+        and w == "tile"
+        and i + 1 < len(tokens)
+        and stem(tokens[i + 1]) in ("floor", "wall")
+    ):
         return None  # "tile floor": the surface noun follows
     return surface, frozenset(words), j + 1
 
@@ -218,7 +298,7 @@ def _textures(words: frozenset[str], looks: dict[str, frozenset[str]], surface_w
 def _room_at(tokens: list[str], i: int) -> tuple[str | None, int] | None:
     """The room phrase starting at tokens[i]: (type or None for a plain 'room', its length in tokens)."""
     for n in (3, 2, 1):
-        phrase = tuple(tokens[i:i + n])
+        phrase = tuple(tokens[i : i + n])
         if len(phrase) == n and phrase in ROOM_PHRASES:
             end = i + n
             if end < len(tokens) and tokens[end] in LANDMARK_HEADS:  # "office chair", "storage box"
@@ -271,8 +351,7 @@ def _scan(tokens: list[str], lo: int, hi: int) -> list[Mention]:
             target = _look_owner(tokens, out, first, i)
             if target is None:
                 prev, nxt = _preceding(tokens, first)
-                target = Mention(first, None, next_room=nxt, passed=_is_passed(prev),
-                                 entered=prev[0] in ENTERED_BEFORE)
+                target = Mention(first, None, next_room=nxt, passed=_is_passed(prev), entered=prev[0] in ENTERED_BEFORE)
                 out.append(target)
             _add_look(target, floors, walls, surface)
             i += 1
@@ -297,11 +376,48 @@ def _look_owner(tokens: list[str], out: list[Mention], first: int, last: int) ->
     """The room mention a look phrase describes: the room just before it ("kitchen with the marble floor",
     "room that has ...") or right after it ("the marble-floored kitchen")."""
     if out and out[-1].is_room:
-        between = tokens[out[-1].pos + 1:first]
-        linking = {"with", "the", "a", "that", "which", "has", "have", "and", "its", "of", "room", "hall", "where",
-                   "is", "are", "there", "some", "floor", "wall", "walls", "floors", "carpet", "tiles", "lounge",
-                   "corridor", "hallway", "study", "kitchen", "bedroom", "bathroom", "office", "dining", "living",
-                   "laundry", "storage", "shows", "got", "covered", "in"}
+        between = tokens[out[-1].pos + 1 : first]
+        linking = {
+            "with",
+            "the",
+            "a",
+            "that",
+            "which",
+            "has",
+            "have",
+            "and",
+            "its",
+            "of",
+            "room",
+            "hall",
+            "where",
+            "is",
+            "are",
+            "there",
+            "some",
+            "floor",
+            "wall",
+            "walls",
+            "floors",
+            "carpet",
+            "tiles",
+            "lounge",
+            "corridor",
+            "hallway",
+            "study",
+            "kitchen",
+            "bedroom",
+            "bathroom",
+            "office",
+            "dining",
+            "living",
+            "laundry",
+            "storage",
+            "shows",
+            "got",
+            "covered",
+            "in",
+        }
         if len(between) <= 12 and all(t in linking or stem(t) in LOOK_WORDS for t in between):
             return out[-1]
     return None
@@ -325,7 +441,7 @@ def _add_look(m: Mention, floors, walls, surface: str) -> None:
 def _start_turn(tokens: list[str], first_thing: int) -> str | None:
     """The turn said before any room or landmark, not of a doorway ("turn around", "bear left", "go straight")."""
     for i, t in enumerate(tokens[:first_thing]):
-        if any(w in DOOR_WORDS for w in tokens[max(0, i - 4):i]):
+        if any(w in DOOR_WORDS for w in tokens[max(0, i - 4) : i]):
             continue  # "the doorway on your left" says where a door is, not how to turn
         if t in SIDE_WORDS:
             return t
@@ -393,4 +509,3 @@ def parse_instruction(text: str) -> ParsedInstruction:
         goal.room.passed = False
     first_thing = min((m.pos for m in route + in_goal if not m.door), default=len(tokens))
     return ParsedInstruction(text, route + rest, goal, _start_turn(tokens, first_thing))
-

@@ -56,11 +56,16 @@ def build_table(columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> Tab
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False, collapse_padding=True)
     for j, c in enumerate(columns):
         if c.justify == "left":  # names: in a narrow terminal they fold onto more lines, never end in "…"
-            table.add_column(c.header, justify="left", overflow="fold",
-                             min_width=min(NAME_MIN, max((cell_len(r[j]) for r in cells), default=0)))
+            table.add_column(
+                c.header,
+                justify="left",
+                overflow="fold",
+                min_width=min(NAME_MIN, max((cell_len(r[j]) for r in cells), default=0)),
+            )
         else:  # numbers are never split; a narrow terminal takes the width from the names
-            table.add_column(c.header, justify=c.justify, no_wrap=True,
-                             min_width=max((cell_len(r[j]) for r in cells), default=0))
+            table.add_column(
+                c.header, justify=c.justify, no_wrap=True, min_width=max((cell_len(r[j]) for r in cells), default=0)
+            )
     for r in cells:
         table.add_row(*map(Text, r))
     return table
@@ -73,9 +78,17 @@ def make_console(file=None) -> Console:
     isatty = getattr(file, "isatty", None)
     if isatty is not None and isatty():
         return Console(file=file)
-    return Console(file=file, force_terminal=False, color_system=None, no_color=True, highlight=False,
-                   markup=False, emoji=False, legacy_windows=False,
-                   width=max(shutil.get_terminal_size((WIDE, 24)).columns, WIDE))
+    return Console(
+        file=file,
+        force_terminal=False,
+        color_system=None,
+        no_color=True,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        legacy_windows=False,
+        width=max(shutil.get_terminal_size((WIDE, 24)).columns, WIDE),
+    )
 
 
 def show(*blocks: str | Table, file=None) -> None:
@@ -84,8 +97,7 @@ def show(*blocks: str | Table, file=None) -> None:
     console = make_console(file)
     if not console.is_terminal:
         unbounded = console.options.update_width(10**6)  # measured against the console's width, it is capped
-        need = max((Measurement.get(console, unbounded, b).maximum for b in blocks if isinstance(b, Table)),
-                   default=0)
+        need = max((Measurement.get(console, unbounded, b).maximum for b in blocks if isinstance(b, Table)), default=0)
         console.width = max(console.width, need)
     for b in blocks:
         if isinstance(b, Table):  # uncropped: wider than a narrow terminal, its lines wrap there, all numbers kept
@@ -100,10 +112,18 @@ def na(fmt: str, missing: str = "n/a") -> Callable[[Any], str]:
 
 
 # the metric table of `vidnav eval` and `vidnav demo`: the columns and formats of vidnav.eval.runner.format_table
-METRIC_COLUMNS = (("episodes", "eps", str), ("success", "SR", na(".2f")), ("spl", "SPL", na(".2f")),
-                  ("ndtw", "nDTW", na(".2f")), ("sdtw", "sDTW", na(".2f")), ("oracle_success", "OSR", na(".2f")),
-                  ("navigation_error", "NE (m)", na(".2f")), ("trajectory_length", "TL (m)", na(".2f")),
-                  ("steps", "steps", na(".1f")), ("collisions", "coll", na(".1f")))
+METRIC_COLUMNS = (
+    ("episodes", "eps", str),
+    ("success", "SR", na(".2f")),
+    ("spl", "SPL", na(".2f")),
+    ("ndtw", "nDTW", na(".2f")),
+    ("sdtw", "sDTW", na(".2f")),
+    ("oracle_success", "OSR", na(".2f")),
+    ("navigation_error", "NE (m)", na(".2f")),
+    ("trajectory_length", "TL (m)", na(".2f")),
+    ("steps", "steps", na(".1f")),
+    ("collisions", "coll", na(".1f")),
+)
 
 
 def metric_table(rows: dict[str, dict]) -> Table:

@@ -13,15 +13,40 @@ from vidnav.sim.navmap import wall_segments
 
 # Floor colours by texture: light tints so paths stay readable.
 FLOOR_RGB = {
-    "wood": (222, 196, 160), "wood_planks": (190, 160, 130), "floor_tiles_bw": (205, 205, 205),
-    "marble": (225, 225, 232), "concrete": (200, 200, 196), "concrete_tiles": (212, 212, 220),
-    "cardboard": (230, 214, 180), "white": (245, 245, 245), "rock": (180, 180, 172),
+    "wood": (222, 196, 160),
+    "wood_planks": (190, 160, 130),
+    "floor_tiles_bw": (205, 205, 205),
+    "marble": (225, 225, 232),
+    "concrete": (200, 200, 196),
+    "concrete_tiles": (212, 212, 220),
+    "cardboard": (230, 214, 180),
+    "white": (245, 245, 245),
+    "rock": (180, 180, 172),
 }
-LANDMARK_RGB = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "purple": (150, 60, 190),
-                "yellow": (230, 200, 30), "grey": (130, 130, 130)}
-KIND_RGB = {"barrel": (40, 90, 200), "office_chair": (90, 70, 90), "office_desk": (100, 80, 50), "potion": (200, 30, 60),
-            "duckie": (240, 210, 20), "cone": (250, 130, 20), "medkit": (190, 30, 30)}
-REF_RGB, PATH_RGB, GOAL_RGB, AGENT_RGB, WALL_RGB = (30, 160, 60), (30, 90, 230), (230, 60, 40), (20, 20, 20), (60, 60, 60)
+LANDMARK_RGB = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "purple": (150, 60, 190),
+    "yellow": (230, 200, 30),
+    "grey": (130, 130, 130),
+}
+KIND_RGB = {
+    "barrel": (40, 90, 200),
+    "office_chair": (90, 70, 90),
+    "office_desk": (100, 80, 50),
+    "potion": (200, 30, 60),
+    "duckie": (240, 210, 20),
+    "cone": (250, 130, 20),
+    "medkit": (190, 30, 30),
+}
+REF_RGB, PATH_RGB, GOAL_RGB, AGENT_RGB, WALL_RGB = (
+    (30, 160, 60),
+    (30, 90, 230),
+    (230, 60, 40),
+    (20, 20, 20),
+    (60, 60, 60),
+)
 
 
 class TopDownMap:
@@ -57,10 +82,16 @@ class TopDownMap:
     def _rect(self, img, x0, z0, x1, z1, color):
         c0, r0 = self.px(x0, z0)
         c1, r1 = self.px(x1, z1)
-        img[max(0, int(r0)):int(math.ceil(r1)), max(0, int(c0)):int(math.ceil(c1))] = color
+        img[max(0, int(r0)) : int(math.ceil(r1)), max(0, int(c0)) : int(math.ceil(c1))] = color
 
-    def draw(self, reference=None, path=None, goal=None, goal_radius: float = SUCCESS_DISTANCE,
-             pose: tuple[float, float, float] | None = None) -> np.ndarray:
+    def draw(
+        self,
+        reference=None,
+        path=None,
+        goal=None,
+        goal_radius: float = SUCCESS_DISTANCE,
+        pose: tuple[float, float, float] | None = None,
+    ) -> np.ndarray:
         """The map with the reference path (green), the agent's path (blue), the goal and its success
         circle (red) and the agent's pose (black arrow). Points are (x, z) pairs."""
         img = self.base.copy()
@@ -86,7 +117,7 @@ def disc(img: np.ndarray, center: tuple[float, float], radius: float, color) -> 
     if r0 >= r1 or c0 >= c1:
         return
     rr, cc = np.mgrid[r0:r1, c0:c1]
-    mask = (rr + 0.5 - r) ** 2 + (cc + 0.5 - c) ** 2 <= radius ** 2
+    mask = (rr + 0.5 - r) ** 2 + (cc + 0.5 - c) ** 2 <= radius**2
     img[r0:r1, c0:c1][mask] = color
 
 

@@ -23,8 +23,13 @@ class EpisodeVideo:
         h = rgb.shape[0]
         if self.map is None:
             self.map = TopDownMap(self.task.house, height=h)
-        top = self.map.draw(reference=self.task.reference, path=path_xz, goal=self.task.goal,
-                            goal_radius=self.task.goal_radius, pose=pose)
+        top = self.map.draw(
+            reference=self.task.reference,
+            path=path_xz,
+            goal=self.task.goal,
+            goal_radius=self.task.goal_radius,
+            pose=pose,
+        )
         frame = np.concatenate([rgb, np.full((h, 4, 3), 255, np.uint8), top], axis=1)
         pad = (-frame.shape[1]) % 16  # H.264 with yuv420p wants even sizes; 16 avoids ffmpeg rescaling
         if pad:
@@ -37,8 +42,9 @@ class EpisodeVideo:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")
-        with imageio.get_writer(tmp, fps=self.fps, codec="libx264", quality=7, macro_block_size=16,
-                                ffmpeg_log_level="error") as w:
+        with imageio.get_writer(
+            tmp, fps=self.fps, codec="libx264", quality=7, macro_block_size=16, ffmpeg_log_level="error"
+        ) as w:
             for f in self.frames:
                 w.append_data(f)
         os.replace(tmp, path)

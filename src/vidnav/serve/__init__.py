@@ -1,7 +1,6 @@
 """The agent as an HTTP service (`vidnav serve`) and its client.
 
-    from vidnav.serve import RemoteAgent          # the Agent contract over HTTP
-    from vidnav.serve import create_app           # the FastAPI app (imports FastAPI on first use)
+``RemoteAgent``: the Agent contract over HTTP; ``create_app``: the FastAPI app (imports FastAPI on first use).
 """
 
 from vidnav.serve.client import RemoteAgent

@@ -89,19 +89,31 @@ class SessionInfo(BaseModel):
     idle_s: float
 
 
-def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | None, token: str | None = None,
-               limits: Limits | None = None, frame_limits: FrameLimits | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_text_chars: int = MAX_TEXT_CHARS,
-               run_options: dict | None = None):
+def create_app(
+    new_agent: Callable[[], Any],
+    *,
+    name: str,
+    fingerprint: str | None,
+    token: str | None = None,
+    limits: Limits | None = None,
+    frame_limits: FrameLimits | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_text_chars: int = MAX_TEXT_CHARS,
+    run_options: dict | None = None,
+):
     """The FastAPI app. ``new_agent()`` returns a fresh streaming agent (``reset(instruction)``,
     ``act(rgb, ban_first=None)``, ``observe(rgb)``, ``num_actions``; optionally ``ask(question)``); one per session.
     ``run_options``: the served checkpoint's run options (run_options.json), reported in /v1/health for clients
     that execute the plans (`vidnav eval --agent http://...` applies them)."""
     store = SessionStore(new_agent, limits)
     frame_limits = frame_limits or FrameLimits()
-    app = FastAPI(title="vidnav agent", version="1", lifespan=sweeping(store),
-                  description="A vidnav navigation agent for robots: one session per episode; send the camera "
-                              "frames, get the next actions. See docs/serve.md.")
+    app = FastAPI(
+        title="vidnav agent",
+        version="1",
+        lifespan=sweeping(store),
+        description="A vidnav navigation agent for robots: one session per episode; send the camera "
+        "frames, get the next actions. See docs/serve.md.",
+    )
     app.state.store = store
     app.add_middleware(GuardMiddleware, token=token, max_upload_bytes=max_upload_bytes)
     # the token itself is checked by GuardMiddleware before the body is read; this declares it in the OpenAPI schema
@@ -113,11 +125,14 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:  # e.g. a lone surrogate escaped in JSON ("\\ud800"): tokenizers cannot take it
-            raise VidNavError(f"field {field!r} is not valid Unicode text (it holds a lone surrogate); send "
-                              "UTF-8 text") from None
+            raise VidNavError(
+                f"field {field!r} is not valid Unicode text (it holds a lone surrogate); send UTF-8 text"
+            ) from None
         if len(value) > max_text_chars:
-            raise VidNavError(f"field {field!r} has {len(value)} characters, more than the {max_text_chars} this "
-                              "server takes; shorten it")
+            raise VidNavError(
+                f"field {field!r} has {len(value)} characters, more than the {max_text_chars} this "
+                "server takes; shorten it"
+            )
         return value
 
     def banned(value: str | None) -> list[str] | None:
@@ -126,8 +141,10 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
         words = [w.strip() for w in value.split(",") if w.strip()]
         bad = [w for w in words if w not in ACTIONS]
         if bad:
-            raise VidNavError(f"field 'ban_first' holds {', '.join(map(repr, bad))}; give action words from "
-                              f"{', '.join(ACTIONS)}, separated by commas")
+            raise VidNavError(
+                f"field 'ban_first' holds {', '.join(map(repr, bad))}; give action words from "
+                f"{', '.join(ACTIONS)}, separated by commas"
+            )
         return words
 
     def frame(image) -> Any:
@@ -136,27 +153,45 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
     @app.get("/v1/health")
     def health() -> dict:
         """Liveness and what is served (no token needed)."""
-        return {"status": "ok", "model": name, "fingerprint": fingerprint, "run_options": run_options or {},
-                "sessions": len(store), "max_sessions": store.limits.max_sessions}
+        return {
+            "status": "ok",
+            "model": name,
+            "fingerprint": fingerprint,
+            "run_options": run_options or {},
+            "sessions": len(store),
+            "max_sessions": store.limits.max_sessions,
+        }
 
     @app.post("/v1/sessions", status_code=201, response_model=Created, dependencies=bearer)
     def create_session(body: NewSession) -> dict:
         """Start an episode: a new agent reset with the instruction."""
         s = store.create(text(body.instruction, "instruction"))
-        return {"session_id": s.id, "num_actions": s.num_actions, "max_frames": store.limits.max_frames,
-                "idle_timeout_s": store.limits.idle_timeout_s}
+        return {
+            "session_id": s.id,
+            "num_actions": s.num_actions,
+            "max_frames": store.limits.max_frames,
+            "idle_timeout_s": store.limits.idle_timeout_s,
+        }
 
     @app.get("/v1/sessions/{session_id}", response_model=SessionInfo, dependencies=bearer)
     def session_info(session_id: str) -> dict:
         s = store.get(session_id)
-        return {"session_id": s.id, "instruction": s.instruction, "step": s.frames,
-                "idle_s": round(max(0.0, store.clock() - s.last_used), 3)}
+        return {
+            "session_id": s.id,
+            "instruction": s.instruction,
+            "step": s.frames,
+            "idle_s": round(max(0.0, store.clock() - s.last_used), 3),
+        }
 
     @app.post("/v1/sessions/{session_id}/act", response_model=Acted, dependencies=bearer)
-    def act(session_id: str, image: UploadFile = File(..., description="one RGB camera frame, PNG or JPEG"),
-            seq: Optional[int] = Form(None, ge=0, description="0-based index of this frame in the session"),
-            ban_first: Optional[str] = Form(None, description="comma-separated action words the plan may not "
-                                                              "start with, e.g. 'forward'")) -> dict:
+    def act(
+        session_id: str,
+        image: UploadFile = File(..., description="one RGB camera frame, PNG or JPEG"),
+        seq: Optional[int] = Form(None, ge=0, description="0-based index of this frame in the session"),
+        ban_first: Optional[str] = Form(
+            None, description="comma-separated action words the plan may not start with, e.g. 'forward'"
+        ),
+    ) -> dict:
         """Add the frame to the session's memory and plan the next actions."""
         rgb, ban = frame(image), banned(ban_first)
         with store.turn(session_id, seq) as s:
@@ -165,9 +200,11 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
             return {"actions": list(actions), "step": s.frames}
 
     @app.post("/v1/sessions/{session_id}/observe", response_model=Observed, dependencies=bearer)
-    def observe(session_id: str, image: UploadFile = File(..., description="one RGB camera frame, PNG or JPEG"),
-                seq: Optional[int] = Form(None, ge=0, description="0-based index of this frame in the session")
-                ) -> dict:
+    def observe(
+        session_id: str,
+        image: UploadFile = File(..., description="one RGB camera frame, PNG or JPEG"),
+        seq: Optional[int] = Form(None, ge=0, description="0-based index of this frame in the session"),
+    ) -> dict:
         """Add a frame seen while executing a plan, without planning."""
         rgb = frame(image)
         with store.turn(session_id, seq) as s:
@@ -182,8 +219,10 @@ def create_app(new_agent: Callable[[], Any], *, name: str, fingerprint: str | No
         with store.turn(session_id, frame=False) as s:
             answer = getattr(s.agent, "ask", None)
             if not callable(answer):
-                raise VidNavError(f"this model ({name}) cannot answer questions: it was trained for navigation only; "
-                                  "serve a checkpoint trained with embodied questions")
+                raise VidNavError(
+                    f"this model ({name}) cannot answer questions: it was trained for navigation only; "
+                    "serve a checkpoint trained with embodied questions"
+                )
             with store.text_lock:
                 return {"answer": str(answer(question))}
 
@@ -246,9 +285,12 @@ def sweeping(store: SessionStore):
     return lifespan
 
 
-_FORMS = {"sessions": 'JSON {"instruction": "<text>"}', "ask": 'JSON {"question": "<text>"}',
-          "act": 'multipart/form-data with the frame (PNG or JPEG) in field "image" and optionally "seq"',
-          "observe": 'multipart/form-data with the frame (PNG or JPEG) in field "image" and optionally "seq"'}
+_FORMS = {
+    "sessions": 'JSON {"instruction": "<text>"}',
+    "ask": 'JSON {"question": "<text>"}',
+    "act": 'multipart/form-data with the frame (PNG or JPEG) in field "image" and optionally "seq"',
+    "observe": 'multipart/form-data with the frame (PNG or JPEG) in field "image" and optionally "seq"',
+}
 
 
 def validation_message(errors, path: str) -> str:
@@ -274,9 +316,13 @@ class GuardMiddleware:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or ())
         if self.token is not None and scope["path"] not in PUBLIC_PATHS and not self._authorized(headers):
-            return await _reply(send, 401, "missing or wrong bearer token: send the header 'Authorization: Bearer "
-                                           "<token>' with the server's token (vidnav serve --token-file / VIDNAV_TOKEN)",
-                                {b"www-authenticate": b"Bearer"})
+            return await _reply(
+                send,
+                401,
+                "missing or wrong bearer token: send the header 'Authorization: Bearer "
+                "<token>' with the server's token (vidnav serve --token-file / VIDNAV_TOKEN)",
+                {b"www-authenticate": b"Bearer"},
+            )
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max):
             return await _reply(send, 413, self._too_large(length))
@@ -310,16 +356,22 @@ class GuardMiddleware:
 
     def _too_large(self, length) -> str:
         size = f" ({length.decode(errors='replace')} bytes)" if length else ""
-        return (f"the request body{size} is larger than this server's limit of {self.max} bytes; send one "
-                "compressed frame (PNG or JPEG) per request, or start the server with a larger --max-upload-mb")
+        return (
+            f"the request body{size} is larger than this server's limit of {self.max} bytes; send one "
+            "compressed frame (PNG or JPEG) per request, or start the server with a larger --max-upload-mb"
+        )
 
 
 async def _reply(send, status: int, detail: str, headers: dict | None = None) -> None:
     import json
 
     body = json.dumps({"detail": detail}).encode()
-    hs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-          (b"connection", b"close"), *(headers or {}).items()]
+    hs = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *(headers or {}).items(),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": hs})
     await send({"type": "http.response.body", "body": body})
 
@@ -337,8 +389,10 @@ def shared_model_agents(agent: str = "default"):
     if agent != "default":
         path = Path(agent)
         if agent in BUILTIN or not (path / "config.json").is_file():
-            raise VidNavError(f"--agent {agent}: serve 'default' (the shipped agent) or a checkpoint folder with "
-                              "config.json (written by `vidnav train`); the baselines need the simulator")
+            raise VidNavError(
+                f"--agent {agent}: serve 'default' (the shipped agent) or a checkpoint folder with "
+                "config.json (written by `vidnav train`); the baselines need the simulator"
+            )
     first = load_agent(None if agent == "default" else agent)
     model = first.model
     # load the tokenizers, the action codec and any lazily built tensors now, not in concurrent first requests

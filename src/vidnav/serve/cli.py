@@ -18,11 +18,14 @@ def read_token(token_file: Path | None) -> str | None:
             lines = token_file.read_text().splitlines()
             token = lines[0].strip() if lines else ""
         except OSError as e:
-            raise VidNavError(f"--token-file {token_file}: cannot read it ({e.strerror}); give a file holding the "
-                              "token") from None
+            raise VidNavError(
+                f"--token-file {token_file}: cannot read it ({e.strerror}); give a file holding the token"
+            ) from None
         if not token:
-            raise VidNavError(f"--token-file {token_file} is empty; write the token into it, e.g. "
-                              f"`python -c 'import secrets; print(secrets.token_urlsafe(32))' > {token_file}`")
+            raise VidNavError(
+                f"--token-file {token_file} is empty; write the token into it, e.g. "
+                f"`python -c 'import secrets; print(secrets.token_urlsafe(32))' > {token_file}`"
+            )
         return token
     token = os.environ.get("VIDNAV_TOKEN", "").strip()
     return token or None
@@ -32,8 +35,9 @@ def serve_command(
     agent: str = typer.Option("default", help="default (the shipped agent) | a checkpoint folder"),
     host: str = typer.Option("127.0.0.1", help="address to listen on; beyond loopback a token is required"),
     port: int = typer.Option(8080, help="TCP port"),
-    token_file: Optional[Path] = typer.Option(None, help="file holding the bearer token (else $VIDNAV_TOKEN; "
-                                                         "without either, loopback only and no auth)"),
+    token_file: Optional[Path] = typer.Option(
+        None, help="file holding the bearer token (else $VIDNAV_TOKEN; without either, loopback only and no auth)"
+    ),
     max_sessions: int = typer.Option(32, help="live sessions at most; one more is refused with 429"),
     idle_timeout: float = typer.Option(600.0, help="seconds after which an unused session is dropped"),
     max_frames: int = typer.Option(5000, help="frames per session at most (bounds its memory)"),
@@ -59,9 +63,11 @@ def serve_command(
         raise typer.BadParameter(f"must be > 0, got {max_upload_mb}", param_hint="--max-upload-mb")
     if max_frame_side < 8:
         raise typer.BadParameter(f"must be >= 8, got {max_frame_side}", param_hint="--max-frame-side")
-    for flag, value, ok, want in (("--max-sessions", max_sessions, max_sessions >= 1, ">= 1"),
-                                  ("--max-frames", max_frames, max_frames >= 1, ">= 1"),
-                                  ("--idle-timeout", idle_timeout, idle_timeout > 0, "> 0 seconds")):
+    for flag, value, ok, want in (
+        ("--max-sessions", max_sessions, max_sessions >= 1, ">= 1"),
+        ("--max-frames", max_frames, max_frames >= 1, ">= 1"),
+        ("--idle-timeout", idle_timeout, idle_timeout > 0, "> 0 seconds"),
+    ):
         if not ok:
             raise typer.BadParameter(f"must be {want}, got {value}", param_hint=flag)
     limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout, max_frames=max_frames)
@@ -78,11 +84,20 @@ def serve_command(
     except BaseException:
         sock.close()
         raise
-    app = create_app(new_agent, name=name, fingerprint=fingerprint, token=token, limits=limits,
-                     frame_limits=FrameLimits(max_side=max_frame_side), max_upload_bytes=int(max_upload_mb * 2**20),
-                     run_options=agent_run_options(agent).to_dict())  # reported in /v1/health
-    typer.echo(f"serving {name} ({fingerprint}) on http://{host}:{port}  (API docs: /docs; "
-               f"{'bearer token required' if token else 'no token: loopback only'})")
+    app = create_app(
+        new_agent,
+        name=name,
+        fingerprint=fingerprint,
+        token=token,
+        limits=limits,
+        frame_limits=FrameLimits(max_side=max_frame_side),
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        run_options=agent_run_options(agent).to_dict(),
+    )  # reported in /v1/health
+    typer.echo(
+        f"serving {name} ({fingerprint}) on http://{host}:{port}  (API docs: /docs; "
+        f"{'bearer token required' if token else 'no token: loopback only'})"
+    )
     serve_forever(app, sock)
 
 

@@ -144,8 +144,9 @@ class RemoteAgent:
                 except OSError as e:
                     conn.close()
                     state["conn"] = None
-                    raise VidNavError(f"cannot reach the vidnav server at {url} ({e}); start it with "
-                                      "`vidnav serve` or check the URL") from None
+                    raise VidNavError(
+                        f"cannot reach the vidnav server at {url} ({e}); start it with `vidnav serve` or check the URL"
+                    ) from None
                 if resp.getheader("connection", "").lower() == "close":
                     conn.close()
                     state["conn"] = None
@@ -178,8 +179,10 @@ def _multipart(fields: dict[str, str], file_field: str, filename: str, data: byt
     out = []
     for k, v in fields.items():
         out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
-    out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
-               f"Content-Type: image/png\r\n\r\n".encode())
+    out.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode()
+    )
     out.append(data)
     out.append(f"\r\n--{boundary}--\r\n".encode())
     return b"".join(out), f"multipart/form-data; boundary={boundary}"

@@ -39,28 +39,37 @@ def decode_frame(data: bytes, limits: FrameLimits = FrameLimits(), field: str = 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise FrameError(f"field {field!r} declares an image too large to decode ({_short(e)}); frames must be "
-                         f"{limits.min_side} to {limits.max_side} pixels per side: resize it before sending") from None
+        raise FrameError(
+            f"field {field!r} declares an image too large to decode ({_short(e)}); frames must be "
+            f"{limits.min_side} to {limits.max_side} pixels per side: resize it before sending"
+        ) from None
     except UnidentifiedImageError:
-        raise FrameError(f"field {field!r} is not a PNG or JPEG image; send one RGB camera frame encoded as PNG "
-                         "(lossless) or JPEG") from None
+        raise FrameError(
+            f"field {field!r} is not a PNG or JPEG image; send one RGB camera frame encoded as PNG (lossless) or JPEG"
+        ) from None
     except Exception as e:  # Pillow raises assorted errors (SyntaxError, ValueError, struct.error) on garbage
-        raise FrameError(f"field {field!r} could not be read as PNG or JPEG ({_short(e)}); send a whole PNG or "
-                         "JPEG file") from None
+        raise FrameError(
+            f"field {field!r} could not be read as PNG or JPEG ({_short(e)}); send a whole PNG or JPEG file"
+        ) from None
     w, h = im.size
     if not (limits.min_side <= w <= limits.max_side and limits.min_side <= h <= limits.max_side):
-        raise FrameError(f"field {field!r} is {w}x{h} pixels; frames must be {limits.min_side} to "
-                         f"{limits.max_side} pixels per side (the model resizes them to its input size): resize "
-                         "the frame before sending it")
+        raise FrameError(
+            f"field {field!r} is {w}x{h} pixels; frames must be {limits.min_side} to "
+            f"{limits.max_side} pixels per side (the model resizes them to its input size): resize "
+            "the frame before sending it"
+        )
     if im.mode != "RGB":
-        raise FrameError(f"field {field!r} is a {im.mode} image ({_MODES.get(im.mode, 'not 8-bit RGB')}); send "
-                         "8-bit RGB (3 channels): convert it first, e.g. PIL's image.convert('RGB')")
+        raise FrameError(
+            f"field {field!r} is a {im.mode} image ({_MODES.get(im.mode, 'not 8-bit RGB')}); send "
+            "8-bit RGB (3 channels): convert it first, e.g. PIL's image.convert('RGB')"
+        )
     try:
         im.load()
         rgb = np.array(im, dtype=np.uint8)  # a writable copy (torch warns on read-only arrays)
     except Exception as e:  # truncated or corrupt pixel data
-        raise FrameError(f"field {field!r}: the {im.format} data is truncated or corrupt ({_short(e)}); send the "
-                         "whole file") from None
+        raise FrameError(
+            f"field {field!r}: the {im.format} data is truncated or corrupt ({_short(e)}); send the whole file"
+        ) from None
     if rgb.shape != (h, w, 3):
         raise FrameError(f"field {field!r} decoded to shape {rgb.shape}, not [H, W, 3] RGB; send 8-bit RGB")
     return rgb
@@ -75,9 +84,22 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-_MODES = {"L": "greyscale", "LA": "greyscale with alpha", "RGBA": "RGB with an alpha channel", "P": "palette",
-          "1": "1-bit", "I": "32-bit integer", "I;16": "16-bit greyscale", "F": "32-bit float", "CMYK": "CMYK",
-          "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV", "PA": "palette with alpha", "RGBX": "RGB with padding"}
+_MODES = {
+    "L": "greyscale",
+    "LA": "greyscale with alpha",
+    "RGBA": "RGB with an alpha channel",
+    "P": "palette",
+    "1": "1-bit",
+    "I": "32-bit integer",
+    "I;16": "16-bit greyscale",
+    "F": "32-bit float",
+    "CMYK": "CMYK",
+    "YCbCr": "YCbCr",
+    "LAB": "Lab",
+    "HSV": "HSV",
+    "PA": "palette with alpha",
+    "RGBX": "RGB with padding",
+}
 
 
 def _short(e: Exception) -> str:

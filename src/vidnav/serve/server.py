@@ -35,8 +35,10 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, token: str | None) -> None:
     """Refuse to listen beyond this machine without a token."""
     if token is None and not is_loopback(host):
-        raise VidNavError(f"--host {host} would let other machines drive the agent without a token; give "
-                          "--token-file FILE (or set VIDNAV_TOKEN), or bind to 127.0.0.1")
+        raise VidNavError(
+            f"--host {host} would let other machines drive the agent without a token; give "
+            "--token-file FILE (or set VIDNAV_TOKEN), or bind to 127.0.0.1"
+        )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -60,13 +62,17 @@ def bind_error(host: str, port: int, e: OSError) -> VidNavError:
     if isinstance(e, socket.gaierror):
         why = f"the host name {host!r} does not resolve ({e.strerror}); give an IP address such as 127.0.0.1"
     elif e.errno == errno.EADDRINUSE:
-        why = (f"the port is already in use (another vidnav serve or another program listens on it); pick another "
-               f"--port, or stop that process (`ss -ltnp 'sport = :{port}'` shows which)")
+        why = (
+            f"the port is already in use (another vidnav serve or another program listens on it); pick another "
+            f"--port, or stop that process (`ss -ltnp 'sport = :{port}'` shows which)"
+        )
     elif e.errno in (errno.EACCES, errno.EPERM):
         why = "permission denied (ports below 1024 need root); pick a --port of 1024 or more"
     elif e.errno == errno.EADDRNOTAVAIL:
-        why = (f"{host} is not an address of this machine; give --host 127.0.0.1 (this machine only), 0.0.0.0 "
-               "(every interface) or one of its own addresses")
+        why = (
+            f"{host} is not an address of this machine; give --host 127.0.0.1 (this machine only), 0.0.0.0 "
+            "(every interface) or one of its own addresses"
+        )
     else:
         why = f"{e.strerror or e}; pick another --port or --host"
     return VidNavError(f"cannot listen on {where}: {why}")
@@ -76,8 +82,9 @@ def _config(app, host: str, port: int, log_level: str, **kw):
     import uvicorn
 
     # keep-alive longer than a robot's pause between frames; the app bounds bodies itself (GuardMiddleware)
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30, lifespan="on",
-                          server_header=False, **kw)
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, timeout_keep_alive=30, lifespan="on", server_header=False, **kw
+    )
 
 
 def serve_forever(app, sock: socket.socket, log_level: str = "info") -> None:
@@ -96,8 +103,9 @@ def serve_forever(app, sock: socket.socket, log_level: str = "info") -> None:
 class BackgroundServer:
     """The app on a free port of ``host`` (loopback by default) in a daemon thread; ``url`` once entered."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
-                 start_timeout: float = 30.0):
+    def __init__(
+        self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning", start_timeout: float = 30.0
+    ):
         self.app, self.host, self.port, self.log_level, self.start_timeout = app, host, port, log_level, start_timeout
         self.url = None
         self._server = self._thread = self._sock = None
@@ -108,8 +116,9 @@ class BackgroundServer:
         self._sock = bind_socket(self.host, self.port)
         port = self._sock.getsockname()[1]
         self._server = uvicorn.Server(_config(self.app, self.host, port, self.log_level))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name=f"vidnav-serve-{port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name=f"vidnav-serve-{port}", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + self.start_timeout
         while not self._server.started:

@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-
 MAX_AHEAD = 64  # frames a request given with seq may be ahead of the session and still wait for its turn
 
 
@@ -100,8 +99,9 @@ class SessionStore:
     two threads at once (a call with other truncation settings mutates the Rust tokenizer: "Already borrowed").
     """
 
-    def __init__(self, new_agent: Callable[[], Any], limits: Limits | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, new_agent: Callable[[], Any], limits: Limits | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         self.new_agent = new_agent
         self.limits = limits or Limits()
         self.clock = clock
@@ -131,9 +131,11 @@ class SessionStore:
         self.sweep()
         with self._lock:
             if len(self._sessions) >= self.limits.max_sessions:
-                raise Full(f"the server holds its maximum of {self.limits.max_sessions} sessions; DELETE sessions "
-                           f"you are done with, wait for idle ones to expire ({self.limits.idle_timeout_s:g} s), "
-                           "or start the server with a larger --max-sessions")
+                raise Full(
+                    f"the server holds its maximum of {self.limits.max_sessions} sessions; DELETE sessions "
+                    f"you are done with, wait for idle ones to expire ({self.limits.idle_timeout_s:g} s), "
+                    "or start the server with a larger --max-sessions"
+                )
             sid = secrets.token_urlsafe(12)
             placeholder = Session(sid, None, instruction)
             placeholder.busy = True  # counts against the maximum while its agent is built
@@ -158,8 +160,10 @@ class SessionStore:
         with self._lock:
             s = self._sessions.get(sid)
         if s is None or s.agent is None:
-            raise Unknown(f"no session {sid!r} (never created, deleted, or dropped after "
-                          f"{self.limits.idle_timeout_s:g} s idle); create one with POST /v1/sessions")
+            raise Unknown(
+                f"no session {sid!r} (never created, deleted, or dropped after "
+                f"{self.limits.idle_timeout_s:g} s idle); create one with POST /v1/sessions"
+            )
         return s
 
     def delete(self, sid: str) -> None:
@@ -186,24 +190,33 @@ class SessionStore:
         deadline = time.monotonic() + self.limits.order_timeout_s
         with s.cond:
             if seq is not None and seq - s.frames > MAX_AHEAD:
-                raise OutOfOrder(f"frame seq={seq} of session {sid} is more than {MAX_AHEAD} frames ahead of the "
-                                 f"{s.frames} it has seen; send every frame, in order, with seq counting from 0")
+                raise OutOfOrder(
+                    f"frame seq={seq} of session {sid} is more than {MAX_AHEAD} frames ahead of the "
+                    f"{s.frames} it has seen; send every frame, in order, with seq counting from 0"
+                )
             while not s.closed and (s.busy or (seq is not None and s.frames < seq)):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise OutOfOrder(f"frame seq={seq} of session {sid} waited {self.limits.order_timeout_s:g} s for "
-                                     f"frames {s.frames}..{seq - 1} that never came; send every frame, in order, "
-                                     "with seq counting from 0" if seq is not None and s.frames < seq else
-                                     f"session {sid} stayed busy for {self.limits.order_timeout_s:g} s; retry")
+                    raise OutOfOrder(
+                        f"frame seq={seq} of session {sid} waited {self.limits.order_timeout_s:g} s for "
+                        f"frames {s.frames}..{seq - 1} that never came; send every frame, in order, "
+                        "with seq counting from 0"
+                        if seq is not None and s.frames < seq
+                        else f"session {sid} stayed busy for {self.limits.order_timeout_s:g} s; retry"
+                    )
                 s.cond.wait(left)
             if s.closed:
                 raise Unknown(f"session {sid} was deleted while this request waited for its turn")
             if seq is not None and s.frames > seq:
-                raise OutOfOrder(f"session {sid} has already processed frame seq={seq} (it has seen {s.frames} "
-                                 f"frames); the next frame is seq={s.frames}")
+                raise OutOfOrder(
+                    f"session {sid} has already processed frame seq={seq} (it has seen {s.frames} "
+                    f"frames); the next frame is seq={s.frames}"
+                )
             if frame and s.frames >= self.limits.max_frames:
-                raise OutOfOrder(f"session {sid} has seen the maximum of {self.limits.max_frames} frames; start a "
-                                 "new session (POST /v1/sessions) or a server with a larger --max-frames")
+                raise OutOfOrder(
+                    f"session {sid} has seen the maximum of {self.limits.max_frames} frames; start a "
+                    "new session (POST /v1/sessions) or a server with a larger --max-frames"
+                )
             s.busy = True
         try:
             yield s

@@ -28,24 +28,42 @@ from vidnav.sim.house import House
 from vidnav.sim.navmap import NavMap
 from vidnav.sim.task import NavTask, episode_to_task
 
-INSTRUCTION_CHARSET = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'\"-()/&%#+°\n\t")
+INSTRUCTION_CHARSET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'\"-()/&%#+°\n\t")
 
 
 class VLNEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, data_dir: str | Path | None = None, width: int = 224, height: int = 224,
-                 hfov_deg: float = 90.0, cam_height: float = 1.25, agent_radius: float = 0.18,
-                 forward_step: float = 0.25, turn_deg: float = 15.0, max_steps: int = 500,
-                 depth: bool = False, render_mode: str | None = None, allow_sliding: bool = False):
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        width: int = 224,
+        height: int = 224,
+        hfov_deg: float = 90.0,
+        cam_height: float = 1.25,
+        agent_radius: float = 0.18,
+        forward_step: float = 0.25,
+        turn_deg: float = 15.0,
+        max_steps: int = 500,
+        depth: bool = False,
+        render_mode: str | None = None,
+        allow_sliding: bool = False,
+    ):
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.width, self.height = width, height
-        self.sim_kw = dict(width=width, height=height, hfov_deg=hfov_deg, cam_height=cam_height,
-                           agent_radius=agent_radius, forward_step=forward_step, turn_deg=turn_deg,
-                           allow_sliding=allow_sliding)
-        self.nav_kw = dict(agent_radius=agent_radius, forward_step=forward_step, turn_deg=turn_deg,
-                           allow_sliding=allow_sliding)
+        self.sim_kw = dict(
+            width=width,
+            height=height,
+            hfov_deg=hfov_deg,
+            cam_height=cam_height,
+            agent_radius=agent_radius,
+            forward_step=forward_step,
+            turn_deg=turn_deg,
+            allow_sliding=allow_sliding,
+        )
+        self.nav_kw = dict(
+            agent_radius=agent_radius, forward_step=forward_step, turn_deg=turn_deg, allow_sliding=allow_sliding
+        )
         self.max_steps = max_steps
         self.want_depth = depth
         self.render_mode = render_mode
@@ -81,12 +99,16 @@ class VLNEnv(gym.Env):
     def house_path(self, scene_id: str) -> Path:
         """The house file of an episode ``scene_id`` (a path relative to ``data_dir``, or absolute)."""
         if scene_id.endswith(".glb"):
-            raise VidNavError(f"scene {scene_id!r} is a Matterport scene; vidnav renders only its own houses "
-                              "(real VLN-CE files can be read, inspected and scored, not simulated)")
+            raise VidNavError(
+                f"scene {scene_id!r} is a Matterport scene; vidnav renders only its own houses "
+                "(real VLN-CE files can be read, inspected and scored, not simulated)"
+            )
         path = Path(scene_id)
         if not path.is_absolute():
             if self.data_dir is None:
-                raise VidNavError(f"episode scene {scene_id!r} is relative; create the env with data_dir=<benchmark folder>")
+                raise VidNavError(
+                    f"episode scene {scene_id!r} is relative; create the env with data_dir=<benchmark folder>"
+                )
             path = self.data_dir / path
         return path
 
@@ -96,8 +118,10 @@ class VLNEnv(gym.Env):
             return self._houses[scene_id]
         path = self.house_path(scene_id)
         if not path.exists():
-            raise VidNavError(f"house file {path} named by an episode's scene_id is missing; "
-                              "rebuild the benchmark with `vidnav data build` or fix --data")
+            raise VidNavError(
+                f"house file {path} named by an episode's scene_id is missing; "
+                "rebuild the benchmark with `vidnav data build` or fix --data"
+            )
         house = House.load(path)
         if len(self._houses) > 64:
             self._houses.clear()
@@ -107,8 +131,11 @@ class VLNEnv(gym.Env):
     def task_from_episode(self, episode, gt=None) -> NavTask:
         """The task of an episode in its house, checked against the house (see :meth:`check_task`)."""
         task = episode_to_task(episode, self.load_house(episode.scene_id), gt)
-        self.check_task(task, f"{self.house_path(episode.scene_id)}: episode_id {episode.episode_id!r}",
-                        (episode.start_position, episode.goals[0].position))
+        self.check_task(
+            task,
+            f"{self.house_path(episode.scene_id)}: episode_id {episode.episode_id!r}",
+            (episode.start_position, episode.goals[0].position),
+        )
         return task
 
     def check_task(self, task: NavTask, where: str, shown: tuple | None = None) -> None:
@@ -121,14 +148,17 @@ class VLNEnv(gym.Env):
         for i, (name, (x, z)) in enumerate((("start_position", task.start[:2]), ("goals[0].position", task.goal))):
             if house.room_at(x, z) is None and house.door_at(x, z) is None:
                 at = f"{list(shown[i])}" if shown else f"Miniworld x={x:.3f}, z={z:.3f}"
-                raise VidNavError(f"{where}: {name} ({at}) lies in a wall or outside the house (in no room or "
-                                  f"doorway); {fix}")
+                raise VidNavError(
+                    f"{where}: {name} ({at}) lies in a wall or outside the house (in no room or doorway); {fix}"
+                )
         nav = self.navmap_for(house)
         field = nav.field(*task.goal)
         x, z = task.start[:2]
         if not (np.isfinite(field[nav.snap(x, z)]) and field[nav.snap(*task.goal)] < task.goal_radius):
-            raise VidNavError(f"{where}: the goal cannot be reached from its start (no free path through the "
-                              f"house's rooms and doorways to within {task.goal_radius:g} m of it); {fix}")
+            raise VidNavError(
+                f"{where}: the goal cannot be reached from its start (no free path through the "
+                f"house's rooms and doorways to within {task.goal_radius:g} m of it); {fix}"
+            )
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -162,7 +192,9 @@ class VLNEnv(gym.Env):
         try:
             a = int(action)
         except (TypeError, ValueError):
-            raise VidNavError(f"invalid action {action!r}: use 0 STOP, 1 MOVE_FORWARD, 2 TURN_LEFT, 3 TURN_RIGHT") from None
+            raise VidNavError(
+                f"invalid action {action!r}: use 0 STOP, 1 MOVE_FORWARD, 2 TURN_LEFT, 3 TURN_RIGHT"
+            ) from None
         if a not in (STOP, FORWARD, LEFT, RIGHT):
             raise VidNavError(f"invalid action {action!r}: use 0 STOP, 1 MOVE_FORWARD, 2 TURN_LEFT, 3 TURN_RIGHT")
         if self.stopped or self.steps >= self.max_steps:
@@ -251,8 +283,13 @@ def generated_task(seed: int) -> NavTask:
         if paths:
             p = paths[0]
             text = write_instructions(p.semantics, rng, n=1)[0]
-            return NavTask(house, p.start, p.goal, text, p.reference, episode_id=f"gen-{seed}",
-                           gt_locations=[(q[0], q[1]) for q in p.rollout.poses])
+            return NavTask(
+                house,
+                p.start,
+                p.goal,
+                text,
+                p.reference,
+                episode_id=f"gen-{seed}",
+                gt_locations=[(q[0], q[1]) for q in p.rollout.poses],
+            )
     raise VidNavError(f"could not generate a task for seed {seed}")
-
-

@@ -48,24 +48,56 @@ CEILINGS = ["ceiling_tiles", "ceiling_tile_noborder", "concrete_tiles"]
 
 # Room types: candidate floors, walls, landmark kinds, and size ranges (metres).
 ROOM_TYPES: dict[str, dict] = {
-    "bedroom": dict(floors=["wood", "wood_planks", "cardboard"], walls=["drywall", "stucco", "wood", "white"],
-                    objects=["box", "ball", "duckie", "office_chair", "potion"]),
-    "bathroom": dict(floors=["floor_tiles_bw", "marble", "concrete_tiles"], walls=["white", "concrete_tiles", "marble"],
-                     objects=["duckie", "medkit", "potion"], size=(3.0, 4.5)),
-    "kitchen": dict(floors=["floor_tiles_bw", "concrete_tiles", "marble"], walls=["white", "brick_wall", "concrete_tiles", "stucco"],
-                    objects=["barrel", "box", "potion", "cone"]),
-    "living room": dict(floors=["wood", "wood_planks", "cardboard", "marble"], walls=["brick_wall", "stucco", "drywall", "wood_planks"],
-                        objects=["office_chair", "ball", "box", "duckie", "barrel"], size=(4.5, 8.0)),
-    "dining room": dict(floors=["wood", "wood_planks", "marble"], walls=["stucco", "brick_wall", "wood", "white"],
-                        objects=["office_chair", "office_desk", "box", "barrel"]),
-    "office": dict(floors=["cardboard", "concrete", "wood_planks"], walls=["cinder_blocks", "drywall", "concrete"],
-                   objects=["office_chair", "office_desk", "box", "cone"]),
-    "hallway": dict(floors=["concrete", "wood", "marble", "concrete_tiles"], walls=["drywall", "white", "cinder_blocks", "stucco"],
-                    objects=["cone", "box", "barrel", "medkit"], max_objects=2),
-    "laundry room": dict(floors=["concrete", "concrete_tiles", "floor_tiles_bw"], walls=["cinder_blocks", "concrete", "white"],
-                         objects=["barrel", "box", "medkit"], size=(3.0, 5.0)),
-    "storage room": dict(floors=["concrete", "rock"], walls=["cinder_blocks", "concrete", "brick_wall"],
-                         objects=["barrel", "box", "cone"], size=(3.0, 5.0)),
+    "bedroom": dict(
+        floors=["wood", "wood_planks", "cardboard"],
+        walls=["drywall", "stucco", "wood", "white"],
+        objects=["box", "ball", "duckie", "office_chair", "potion"],
+    ),
+    "bathroom": dict(
+        floors=["floor_tiles_bw", "marble", "concrete_tiles"],
+        walls=["white", "concrete_tiles", "marble"],
+        objects=["duckie", "medkit", "potion"],
+        size=(3.0, 4.5),
+    ),
+    "kitchen": dict(
+        floors=["floor_tiles_bw", "concrete_tiles", "marble"],
+        walls=["white", "brick_wall", "concrete_tiles", "stucco"],
+        objects=["barrel", "box", "potion", "cone"],
+    ),
+    "living room": dict(
+        floors=["wood", "wood_planks", "cardboard", "marble"],
+        walls=["brick_wall", "stucco", "drywall", "wood_planks"],
+        objects=["office_chair", "ball", "box", "duckie", "barrel"],
+        size=(4.5, 8.0),
+    ),
+    "dining room": dict(
+        floors=["wood", "wood_planks", "marble"],
+        walls=["stucco", "brick_wall", "wood", "white"],
+        objects=["office_chair", "office_desk", "box", "barrel"],
+    ),
+    "office": dict(
+        floors=["cardboard", "concrete", "wood_planks"],
+        walls=["cinder_blocks", "drywall", "concrete"],
+        objects=["office_chair", "office_desk", "box", "cone"],
+    ),
+    "hallway": dict(
+        floors=["concrete", "wood", "marble", "concrete_tiles"],
+        walls=["drywall", "white", "cinder_blocks", "stucco"],
+        objects=["cone", "box", "barrel", "medkit"],
+        max_objects=2,
+    ),
+    "laundry room": dict(
+        floors=["concrete", "concrete_tiles", "floor_tiles_bw"],
+        walls=["cinder_blocks", "concrete", "white"],
+        objects=["barrel", "box", "medkit"],
+        size=(3.0, 5.0),
+    ),
+    "storage room": dict(
+        floors=["concrete", "rock"],
+        walls=["cinder_blocks", "concrete", "brick_wall"],
+        objects=["barrel", "box", "cone"],
+        size=(3.0, 5.0),
+    ),
 }
 
 COLORS = ["red", "green", "blue", "purple", "yellow", "grey"]
@@ -74,12 +106,20 @@ COLORS = ["red", "green", "blue", "purple", "yellow", "grey"]
 LANDMARKS: dict[str, dict] = {
     "barrel": dict(mesh="barrel", height=(0.9, 1.1), radius_per_h=0.4895, words=["blue barrel", "barrel"]),
     "office_chair": dict(mesh="office_chair", height=(0.95, 1.1), radius_per_h=0.4227, words=["office chair", "chair"]),
-    "office_desk": dict(mesh="office_desk", height=(0.85, 0.95), radius_per_h=0.5859, words=["desk", "desk with shelves"]),
+    "office_desk": dict(
+        mesh="office_desk", height=(0.85, 0.95), radius_per_h=0.5859, words=["desk", "desk with shelves"]
+    ),
     "potion": dict(mesh="potion", height=(0.6, 0.7), radius_per_h=0.3601, words=["red bottle", "red potion bottle"]),
     "duckie": dict(mesh="duckie", height=(0.55, 0.65), radius_per_h=0.6701, words=["rubber duck", "yellow duck"]),
     "cone": dict(mesh="cone", height=(0.7, 0.8), radius_per_h=0.4486, words=["traffic cone", "orange cone"]),
     "medkit": dict(mesh="medkit", height=(0.45, 0.55), radius_per_h=0.6302, words=["first aid kit", "red medical kit"]),
-    "box": dict(mesh=None, height=(0.6, 0.8), radius_per_h=math.sqrt(2) / 2, colored=True, words=["{color} box", "{color} crate"]),
+    "box": dict(
+        mesh=None,
+        height=(0.6, 0.8),
+        radius_per_h=math.sqrt(2) / 2,
+        colored=True,
+        words=["{color} box", "{color} crate"],
+    ),
     "ball": dict(mesh="ball_{color}", height=(0.55, 0.7), radius_per_h=0.7085, colored=True, words=["{color} ball"]),
 }
 
@@ -101,7 +141,9 @@ def _check_field_types(item, where: str) -> None:
             continue
         if not ok:
             want = {"int": "an integer", "float": "a finite number"}.get(f.type, "a string")
-            raise VidNavError(f"{where} field {f.name!r} must be {want}, got {v!r}; rebuild it with `vidnav data build`")
+            raise VidNavError(
+                f"{where} field {f.name!r} must be {want}, got {v!r}; rebuild it with `vidnav data build`"
+            )
 
 
 def _door_on_wall(d: "Door", a: "Room", b: "Room", eps: float = 1e-3) -> bool:
@@ -110,11 +152,19 @@ def _door_on_wall(d: "Door", a: "Room", b: "Room", eps: float = 1e-3) -> bool:
     if abs((d.g1 - d.g0) - WALL_GAP) > eps:
         return False
     if d.axis == "x":
-        lo_end, hi_start, spans = (a.x1, b.x0, (a.z0, a.z1, b.z0, b.z1)) if a.x1 <= b.x0 else (b.x1, a.x0, (b.z0, b.z1, a.z0, a.z1))
+        lo_end, hi_start, spans = (
+            (a.x1, b.x0, (a.z0, a.z1, b.z0, b.z1)) if a.x1 <= b.x0 else (b.x1, a.x0, (b.z0, b.z1, a.z0, a.z1))
+        )
     else:
-        lo_end, hi_start, spans = (a.z1, b.z0, (a.x0, a.x1, b.x0, b.x1)) if a.z1 <= b.z0 else (b.z1, a.z0, (b.x0, b.x1, a.x0, a.x1))
-    return (abs(lo_end - d.g0) <= eps and abs(hi_start - d.g1) <= eps
-            and d.s0 >= max(spans[0], spans[2]) - eps and d.s1 <= min(spans[1], spans[3]) + eps)
+        lo_end, hi_start, spans = (
+            (a.z1, b.z0, (a.x0, a.x1, b.x0, b.x1)) if a.z1 <= b.z0 else (b.z1, a.z0, (b.x0, b.x1, a.x0, a.x1))
+        )
+    return (
+        abs(lo_end - d.g0) <= eps
+        and abs(hi_start - d.g1) <= eps
+        and d.s0 >= max(spans[0], spans[2]) - eps
+        and d.s1 <= min(spans[1], spans[3]) + eps
+    )
 
 
 @dataclass
@@ -209,8 +259,12 @@ class House:
 
     # -- queries -------------------------------------------------------------------------------
     def bounds(self) -> tuple[float, float, float, float]:
-        return (min(r.x0 for r in self.rooms), min(r.z0 for r in self.rooms),
-                max(r.x1 for r in self.rooms), max(r.z1 for r in self.rooms))
+        return (
+            min(r.x0 for r in self.rooms),
+            min(r.z0 for r in self.rooms),
+            max(r.x1 for r in self.rooms),
+            max(r.z1 for r in self.rooms),
+        )
 
     def room_at(self, x: float, z: float) -> Room | None:
         for r in self.rooms:
@@ -243,8 +297,10 @@ class House:
     @classmethod
     def from_dict(cls, d: dict, source: str = "house") -> House:
         if not isinstance(d, dict) or d.get("format") != HOUSE_FORMAT:
-            raise VidNavError(f"{source}: not a vidnav house (expected \"format\": \"{HOUSE_FORMAT}\"); "
-                              "rebuild it with `vidnav data build`")
+            raise VidNavError(
+                f'{source}: not a vidnav house (expected "format": "{HOUSE_FORMAT}"); '
+                "rebuild it with `vidnav data build`"
+            )
         try:
             house = cls(
                 seed=int(d["seed"]),
@@ -268,7 +324,7 @@ class House:
             for i, item in enumerate(items):
                 _check_field_types(item, f"{source}: {kind} #{i}")
         for i, r in enumerate(self.rooms):  # rooms are separated by wall gaps: overlapping ones are no house
-            for q in self.rooms[i + 1:]:
+            for q in self.rooms[i + 1 :]:
                 if min(r.x1, q.x1) > max(r.x0, q.x0) and min(r.z1, q.z1) > max(r.z0, q.z0):
                     raise VidNavError(f"{source}: rooms {r.id} and {q.id} overlap; rebuild it with `vidnav data build`")
         ids = {r.id for r in self.rooms}
@@ -286,10 +342,12 @@ class House:
             if d.a not in ids or d.b not in ids or d.axis not in ("x", "z") or d.s1 <= d.s0:
                 raise VidNavError(f"{source}: door {d.id} is malformed (rooms {d.a},{d.b}, axis {d.axis!r})")
             if not _door_on_wall(d, self.rooms[d.a], self.rooms[d.b]):
-                raise VidNavError(f"{source}: door {d.id} (axis {d.axis}, gap {d.g0}..{d.g1}, span {d.s0}..{d.s1}) "
-                                  f"is not an opening in the wall between rooms {d.a} and {d.b}: it must cross the "
-                                  f"{WALL_GAP} m gap between their facing sides, within the wall they share; "
-                                  "rebuild it with `vidnav data build`")
+                raise VidNavError(
+                    f"{source}: door {d.id} (axis {d.axis}, gap {d.g0}..{d.g1}, span {d.s0}..{d.s1}) "
+                    f"is not an opening in the wall between rooms {d.a} and {d.b}: it must cross the "
+                    f"{WALL_GAP} m gap between their facing sides, within the wall they share; "
+                    "rebuild it with `vidnav data build`"
+                )
         for o in self.landmarks:
             if o.kind not in LANDMARKS or o.room not in ids:
                 raise VidNavError(f"{source}: landmark {o.id} has unknown kind {o.kind!r} or room {o.room}")

@@ -27,8 +27,12 @@ def _r(v: float) -> float:
 def _rects_clash(a: tuple, b: tuple) -> bool:
     """True if rectangles come closer than a wall gap (they may touch exactly at the gap)."""
     eps = 1e-6
-    return (a[0] < b[2] + WALL_GAP - eps and b[0] < a[2] + WALL_GAP - eps and
-            a[1] < b[3] + WALL_GAP - eps and b[1] < a[3] + WALL_GAP - eps)
+    return (
+        a[0] < b[2] + WALL_GAP - eps
+        and b[0] < a[2] + WALL_GAP - eps
+        and a[1] < b[3] + WALL_GAP - eps
+        and b[1] < a[3] + WALL_GAP - eps
+    )
 
 
 def _adjacency(a: Room, b: Room):
@@ -167,8 +171,9 @@ def _place_landmarks(rng: np.random.Generator, rooms: list[Room], doors: list[Do
                     continue
                 if any(math.dist((x, z), (o.x, o.z)) < rad + o.radius + 0.9 for o in out if o.room == room.id):
                     continue
-                out.append(Landmark(len(out), kind, color, _r(x), _r(z), _r(rng.uniform(-math.pi, math.pi)),
-                                    room.id, h, rad))
+                out.append(
+                    Landmark(len(out), kind, color, _r(x), _r(z), _r(rng.uniform(-math.pi, math.pi)), room.id, h, rad)
+                )
                 taken.add((kind, color))
                 break
     return out
@@ -222,6 +227,12 @@ def _keep_navigable(house: House) -> House:
             raise AssertionError(f"house {house.seed}: rooms {blocked} unreachable without any landmark")
         drop = culprits[-1]
         kept = [o for o in house.landmarks if o is not drop]
-        house = House(house.seed, house.rooms, house.doors,
-                      [Landmark(i, *[getattr(o, f) for f in ("kind", "color", "x", "z", "dir", "room", "height", "radius")])
-                       for i, o in enumerate(kept)])
+        house = House(
+            house.seed,
+            house.rooms,
+            house.doors,
+            [
+                Landmark(i, *[getattr(o, f) for f in ("kind", "color", "x", "z", "dir", "room", "height", "radius")])
+                for i, o in enumerate(kept)
+            ],
+        )

@@ -28,7 +28,6 @@ from vidnav.metrics import SUCCESS_DISTANCE
 from vidnav.sim.house import House
 
 
-
 def wrap_angle(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
@@ -44,8 +43,10 @@ def wall_segments(house: House) -> np.ndarray:
     segs: list[tuple[tuple[float, float], tuple[float, float]]] = []
     for r in house.rooms:
         sides = {  # side -> (fixed coordinate axis, fixed value, span lo, span hi)
-            "+x": ("x", r.x1, r.z0, r.z1), "-x": ("x", r.x0, r.z0, r.z1),
-            "+z": ("z", r.z1, r.x0, r.x1), "-z": ("z", r.z0, r.x0, r.x1),
+            "+x": ("x", r.x1, r.z0, r.z1),
+            "-x": ("x", r.x0, r.z0, r.z1),
+            "+z": ("z", r.z1, r.x0, r.x1),
+            "-z": ("z", r.z0, r.x0, r.x1),
         }
         for side, (axis, fixed, lo, hi) in sides.items():
             cuts = []
@@ -98,8 +99,10 @@ class FollowerConfig:
         if not 0.5 <= self.forward_tolerance <= 3.0:
             raise VidNavError(f"follower forward_tolerance must be in [0.5, 3] turns, got {self.forward_tolerance}")
         if not 0.1 <= self.stop_distance <= SUCCESS_DISTANCE:
-            raise VidNavError(f"follower stop_distance must be in [0.1, {SUCCESS_DISTANCE:g}] m (the success "
-                              f"radius), got {self.stop_distance}")
+            raise VidNavError(
+                f"follower stop_distance must be in [0.1, {SUCCESS_DISTANCE:g}] m (the success "
+                f"radius), got {self.stop_distance}"
+            )
 
 
 def slide_target(x: float, z: float, dx: float, dz: float, collides) -> tuple[float, float] | None:
@@ -116,9 +119,18 @@ def slide_target(x: float, z: float, dx: float, dz: float, collides) -> tuple[fl
 class NavMap:
     """Occupancy grid + geodesic distance fields + collision checks for one house."""
 
-    def __init__(self, house: House, agent_radius: float = 0.18, resolution: float = 0.05,
-                 margin: float = 0.05, object_margin: float = 0.15, forward_step: float = 0.25,
-                 turn_deg: float = 15.0, cache_size: int = 16, allow_sliding: bool = False):
+    def __init__(
+        self,
+        house: House,
+        agent_radius: float = 0.18,
+        resolution: float = 0.05,
+        margin: float = 0.05,
+        object_margin: float = 0.15,
+        forward_step: float = 0.25,
+        turn_deg: float = 15.0,
+        cache_size: int = 16,
+        allow_sliding: bool = False,
+    ):
         self.house = house
         self.agent_radius = agent_radius
         self.allow_sliding = allow_sliding
@@ -139,8 +151,10 @@ class NavMap:
     # -- grid ------------------------------------------------------------------------------------
     def cell_axes(self) -> tuple[np.ndarray, np.ndarray]:
         """Cell-centre x of every column and z of every row."""
-        return (self.origin[0] + (np.arange(self.W) + 0.5) * self.res,
-                self.origin[1] + (np.arange(self.H) + 0.5) * self.res)
+        return (
+            self.origin[0] + (np.arange(self.W) + 0.5) * self.res,
+            self.origin[1] + (np.arange(self.H) + 0.5) * self.res,
+        )
 
     def cell_centers(self) -> tuple[np.ndarray, np.ndarray]:
         return np.meshgrid(*self.cell_axes())  # each (H, W); row = z, column = x
@@ -212,8 +226,10 @@ class NavMap:
             dst.append(self.node[r2[ok], c2[ok]])
             wts.append(np.full(int(ok.sum()), math.hypot(dr, dc) * self.res))
         s, d, w = np.concatenate(src), np.concatenate(dst), np.concatenate(wts)
-        self.graph = csr_matrix((np.concatenate([w, w]), (np.concatenate([s, d]), np.concatenate([d, s]))),
-                                shape=(self.n_nodes, self.n_nodes))
+        self.graph = csr_matrix(
+            (np.concatenate([w, w]), (np.concatenate([s, d]), np.concatenate([d, s]))),
+            shape=(self.n_nodes, self.n_nodes),
+        )
         # For snapping any cell to its nearest free cell.
         _, idx = ndimage.distance_transform_edt(~free, return_indices=True)
         self._nearest = idx
@@ -341,14 +357,20 @@ class NavMap:
             best = f[r, c] + math.hypot(x - cx, z - cz)
         return float(best)
 
-    def shortest_path(self, x: float, z: float, goal_x: float, goal_z: float, max_len: float = math.inf) -> list[tuple[float, float]]:
+    def shortest_path(
+        self, x: float, z: float, goal_x: float, goal_z: float, max_len: float = math.inf
+    ) -> list[tuple[float, float]]:
         """Cell-centre polyline of steepest descent on the distance field, from (x, z) towards the goal."""
         f = self.field(goal_x, goal_z)
         r, c = self.reachable_cell(x, z, goal_x, goal_z)
         pts = [self.to_xz(r, c)]
         length = 0.0
-        offsets = [(dr, dc) for dr in (-2, -1, 0, 1, 2) for dc in (-2, -1, 0, 1, 2)
-                   if (dr, dc) != (0, 0) and math.gcd(abs(dr), abs(dc)) == 1]
+        offsets = [
+            (dr, dc)
+            for dr in (-2, -1, 0, 1, 2)
+            for dc in (-2, -1, 0, 1, 2)
+            if (dr, dc) != (0, 0) and math.gcd(abs(dr), abs(dc)) == 1
+        ]
         while length < max_len:
             best, nxt = f[r, c], None
             for dr, dc in offsets:
@@ -374,8 +396,9 @@ class NavMap:
         return bool(self.free[r, c].all())
 
     # -- the expert -------------------------------------------------------------------------------
-    def expert_action(self, x: float, z: float, heading: float, goal_x: float, goal_z: float,
-                      cfg: FollowerConfig = FollowerConfig()) -> int:
+    def expert_action(
+        self, x: float, z: float, heading: float, goal_x: float, goal_z: float, cfg: FollowerConfig = FollowerConfig()
+    ) -> int:
         """The shortest-path follower's next action: turn towards the farthest visible point of the
         shortest path within ``lookahead`` metres, step forward when within ``forward_tolerance`` turns
         of it, stop at the goal."""
@@ -410,8 +433,16 @@ class NavMap:
             return order[0]
         return FORWARD
 
-    def expert_rollout(self, x: float, z: float, heading: float, goal_x: float, goal_z: float,
-                       max_steps: int = 500, cfg: FollowerConfig = FollowerConfig()) -> "Rollout":
+    def expert_rollout(
+        self,
+        x: float,
+        z: float,
+        heading: float,
+        goal_x: float,
+        goal_z: float,
+        max_steps: int = 500,
+        cfg: FollowerConfig = FollowerConfig(),
+    ) -> "Rollout":
         """Run the follower from a pose without rendering; positions as the simulator would produce."""
         poses = [(x, z, heading)]
         actions, collisions = [], 0

@@ -48,7 +48,7 @@ def texture_rgba(image_data) -> np.ndarray:
         raise ValueError(f"texture pixel format {fmt!r} is not one of pyglet's RGB/RGBA/L/LA formats")
     w, h, n = image_data.width, image_data.height, len(fmt)
     raw = np.frombuffer(image_data.get_data(fmt, pitch), np.uint8)
-    rows = raw[:abs(pitch) * h].reshape(h, abs(pitch))[:, :w * n].reshape(h, w, n)
+    rows = raw[: abs(pitch) * h].reshape(h, abs(pitch))[:, : w * n].reshape(h, w, n)
     if pitch < 0:  # top-down rows
         rows = rows[::-1]
     return np.ascontiguousarray(rows[:, :, [fmt.index(c) if c in fmt else 0 for c in "RGBA"]])
@@ -66,8 +66,17 @@ def _load_texture(cls, tex_path):
     rgba = texture_rgba(img.get_image_data())
     gl.glEnable(tex.target)
     gl.glBindTexture(tex.target, tex.id)
-    gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, gl.GL_RGB, img.width, img.height, 0, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE,
-                    rgba.ctypes.data_as(ctypes.POINTER(gl.GLubyte)))
+    gl.glTexImage2D(
+        gl.GL_TEXTURE_2D,
+        0,
+        gl.GL_RGB,
+        img.width,
+        img.height,
+        0,
+        gl.GL_RGBA,
+        gl.GL_UNSIGNED_BYTE,
+        rgba.ctypes.data_as(ctypes.POINTER(gl.GLubyte)),
+    )
     gl.glHint(gl.GL_GENERATE_MIPMAP_HINT, gl.GL_NICEST)
     gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
     gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MAG_FILTER, gl.GL_LINEAR)
@@ -101,20 +110,38 @@ def _make_world_class():
     miniworld, entity, _ = _miniworld()
 
     class _HouseWorld(miniworld.MiniWorldEnv):
-        def __init__(self, house: House, width: int, height: int, hfov_deg: float, cam_height: float,
-                     agent_radius: float, forward_step: float, turn_deg: float, msaa: int):
+        def __init__(
+            self,
+            house: House,
+            width: int,
+            height: int,
+            hfov_deg: float,
+            cam_height: float,
+            agent_radius: float,
+            forward_step: float,
+            turn_deg: float,
+            msaa: int,
+        ):
             self.house = house
             self._spawn = (0.0, 0.0, 0.0)
             self.forward_step = forward_step
             self.turn_deg = turn_deg
             self.agent_radius = agent_radius
-            params = make_params(cam_height, vertical_fov(hfov_deg, width, height), agent_radius, forward_step, turn_deg)
+            params = make_params(
+                cam_height, vertical_fov(hfov_deg, width, height), agent_radius, forward_step, turn_deg
+            )
             import contextlib
             import io
 
             with contextlib.redirect_stdout(io.StringIO()):  # Miniworld prints its multisampling fallbacks
-                super().__init__(max_episode_steps=10**9, obs_width=width, obs_height=height,
-                                 window_width=64, window_height=64, params=params)
+                super().__init__(
+                    max_episode_steps=10**9,
+                    obs_width=width,
+                    obs_height=height,
+                    window_width=64,
+                    window_height=64,
+                    params=params,
+                )
             # Miniworld's frame buffers are 8x multisampled float RGBA; an 8-bit one renders
             # about 2.5x faster in software and looks the same at 224x224.
             self.obs_fb = _Framebuffer(width, height, msaa)
@@ -124,24 +151,50 @@ def _make_world_class():
             h = self.house
             rooms = {}
             for r in h.rooms:
-                rooms[r.id] = self.add_rect_room(r.x0, r.x1, r.z0, r.z1, wall_height=h.wall_height,
-                                                 floor_tex=r.floor, wall_tex=r.wall, ceil_tex=r.ceiling)
+                rooms[r.id] = self.add_rect_room(
+                    r.x0,
+                    r.x1,
+                    r.z0,
+                    r.z1,
+                    wall_height=h.wall_height,
+                    floor_tex=r.floor,
+                    wall_tex=r.wall,
+                    ceil_tex=r.ceiling,
+                )
             # Rect room edges: 0 = +x wall, 1 = -z wall, 2 = -x wall, 3 = +z wall.
             for d in h.doors:
                 ra, rb = h.rooms[d.a], h.rooms[d.b]
-                low, high = (ra, rb) if (d.axis == "x" and ra.x1 <= rb.x0) or (d.axis == "z" and ra.z1 <= rb.z0) else (rb, ra)
+                low, high = (
+                    (ra, rb) if (d.axis == "x" and ra.x1 <= rb.x0) or (d.axis == "z" and ra.z1 <= rb.z0) else (rb, ra)
+                )
                 if d.axis == "x":
                     rooms[low.id].add_portal(0, min_z=d.s0, max_z=d.s1, max_y=h.door_height)
                     rooms[high.id].add_portal(2, min_z=d.s0, max_z=d.s1, max_y=h.door_height)
-                    frame = self.add_rect_room(d.g0, d.g1, d.s0, d.s1, wall_height=h.door_height,
-                                               floor_tex=low.floor, wall_tex=low.wall, ceil_tex=low.wall)
+                    frame = self.add_rect_room(
+                        d.g0,
+                        d.g1,
+                        d.s0,
+                        d.s1,
+                        wall_height=h.door_height,
+                        floor_tex=low.floor,
+                        wall_tex=low.wall,
+                        ceil_tex=low.wall,
+                    )
                     frame.add_portal(0, start_pos=0, end_pos=d.width)
                     frame.add_portal(2, start_pos=0, end_pos=d.width)
                 else:
                     rooms[low.id].add_portal(3, min_x=d.s0, max_x=d.s1, max_y=h.door_height)
                     rooms[high.id].add_portal(1, min_x=d.s0, max_x=d.s1, max_y=h.door_height)
-                    frame = self.add_rect_room(d.s0, d.s1, d.g0, d.g1, wall_height=h.door_height,
-                                               floor_tex=low.floor, wall_tex=low.wall, ceil_tex=low.wall)
+                    frame = self.add_rect_room(
+                        d.s0,
+                        d.s1,
+                        d.g0,
+                        d.g1,
+                        wall_height=h.door_height,
+                        floor_tex=low.floor,
+                        wall_tex=low.wall,
+                        ceil_tex=low.wall,
+                    )
                     frame.add_portal(1, start_pos=0, end_pos=d.width)
                     frame.add_portal(3, start_pos=0, end_pos=d.width)
                 assert abs((d.g1 - d.g0) - WALL_GAP) < 1e-3
@@ -173,7 +226,10 @@ def _make_framebuffer_class():
             fbo = gl.GLuint(0)
             gl.glGenFramebuffers(1, byref(fbo))
             gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, fbo)
-            for fmt, attach in ((gl.GL_RGBA8, gl.GL_COLOR_ATTACHMENT0), (gl.GL_DEPTH_COMPONENT24, gl.GL_DEPTH_ATTACHMENT)):
+            for fmt, attach in (
+                (gl.GL_RGBA8, gl.GL_COLOR_ATTACHMENT0),
+                (gl.GL_DEPTH_COMPONENT24, gl.GL_DEPTH_ATTACHMENT),
+            ):
                 rb = gl.GLuint(0)
                 gl.glGenRenderbuffers(1, byref(rb))
                 gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, rb)
@@ -204,16 +260,30 @@ def _make_framebuffer_class():
 
         def resolve(self) -> np.ndarray:
             self._read_target()
-            gl.glReadPixels(0, 0, self.width, self.height, gl.GL_RGB, gl.GL_UNSIGNED_BYTE,
-                            self.img.ctypes.data_as(POINTER(gl.GLubyte)))
+            gl.glReadPixels(
+                0,
+                0,
+                self.width,
+                self.height,
+                gl.GL_RGB,
+                gl.GL_UNSIGNED_BYTE,
+                self.img.ctypes.data_as(POINTER(gl.GLubyte)),
+            )
             gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
             return np.ascontiguousarray(self.img[::-1])  # OpenGL rows run bottom-up
 
         def get_depth_map(self, z_near: float, z_far: float) -> np.ndarray:
             """Metric depth (distance along the view axis), HxWx1 float32, as Miniworld returns it."""
             self._read_target()
-            gl.glReadPixels(0, 0, self.width, self.height, gl.GL_DEPTH_COMPONENT, gl.GL_FLOAT,
-                            self.depth_buf.ctypes.data_as(POINTER(gl.GLfloat)))
+            gl.glReadPixels(
+                0,
+                0,
+                self.width,
+                self.height,
+                gl.GL_DEPTH_COMPONENT,
+                gl.GL_FLOAT,
+                self.depth_buf.ctypes.data_as(POINTER(gl.GLfloat)),
+            )
             gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
             ndc = self.depth_buf[::-1] * 2.0 - 1.0
             depth = 2.0 * z_near * z_far / (z_far + z_near - ndc * (z_far - z_near))
@@ -252,9 +322,19 @@ class HouseWorld:
     :func:`vidnav.sim.navmap.slide_target`).
     """
 
-    def __init__(self, house: House, width: int = 224, height: int = 224, hfov_deg: float = 90.0,
-                 cam_height: float = 1.25, agent_radius: float = 0.18, forward_step: float = 0.25,
-                 turn_deg: float = 15.0, msaa: int = 0, allow_sliding: bool = False):
+    def __init__(
+        self,
+        house: House,
+        width: int = 224,
+        height: int = 224,
+        hfov_deg: float = 90.0,
+        cam_height: float = 1.25,
+        agent_radius: float = 0.18,
+        forward_step: float = 0.25,
+        turn_deg: float = 15.0,
+        msaa: int = 0,
+        allow_sliding: bool = False,
+    ):
         global _WORLD_CLASS
         if _WORLD_CLASS is None:
             _WORLD_CLASS = _make_world_class()
@@ -292,8 +372,13 @@ class HouseWorld:
 
             x, z, h = self.pose
             step = env.forward_step
-            slid = slide_target(x, z, step * math.cos(h), -step * math.sin(h),
-                                lambda a, b: bool(env.intersect(env.agent, np.array([a, 0.0, b]), env.agent.radius)))
+            slid = slide_target(
+                x,
+                z,
+                step * math.cos(h),
+                -step * math.sin(h),
+                lambda a, b: bool(env.intersect(env.agent, np.array([a, 0.0, b]), env.agent.radius)),
+            )
             if slid is not None:
                 env.agent.pos = np.array([slid[0], env.agent.pos[1], slid[1]], dtype=float)
         return False

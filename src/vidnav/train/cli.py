@@ -66,18 +66,26 @@ def _train_options() -> list[inspect.Parameter]:
 
     types = field_types()
     params = [
-        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
-                          default=typer.Option(None, "--config", "-c", help="YAML experiment file (TrainConfig "
-                                                                          "fields)")),
-        inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[List[str]],
-                          default=typer.Argument(None, metavar="KEY=VALUE",
-                                                 help="any setting of the experiment file, e.g. lr=1e-4 "
-                                                      "eval_samples=null (values read as YAML)")),
+        inspect.Parameter(
+            "config",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Optional[str],
+            default=typer.Option(None, "--config", "-c", help="YAML experiment file (TrainConfig fields)"),
+        ),
+        inspect.Parameter(
+            "settings",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Optional[List[str]],
+            default=typer.Argument(
+                None,
+                metavar="KEY=VALUE",
+                help="any setting of the experiment file, e.g. lr=1e-4 eval_samples=null (values read as YAML)",
+            ),
+        ),
     ]
     for f in dataclasses.fields(TrainConfig):
         default, annotation = _option(f, types[f.name])
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=annotation))
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
     return params
 
 
@@ -137,25 +145,37 @@ Example: vidnav validate --agent default --data data/rollouts/val-unseen-expert 
 def validate_command(
     agent: str = typer.Option("default", help="checkpoint folder, or 'default' (the shipped agent)"),
     data: List[str] = typer.Option(..., "--data", "-d", help="rollout folder (repeatable), e.g. val_unseen expert"),
-    samples: int = typer.Option(1000, help="samples to score (a seeded subset; 0 = all; the same subset for "
-                                          "every checkpoint)"),
+    samples: int = typer.Option(
+        1000, help="samples to score (a seeded subset; 0 = all; the same subset for every checkpoint)"
+    ),
     seed: int = typer.Option(0, help="seed of the subset"),
     batch_size: int = typer.Option(16, help="samples per forward pass"),
     max_history: Optional[int] = typer.Option(None, help="frames per sample, the current one included"),
     first_frames: Optional[int] = typer.Option(None, help="score only the first N frames of each trajectory"),
-    only_inflections: bool = typer.Option(False, "--inflections",
-                                          help="score only the frames where the expert's first action changes "
-                                               "(first turn, doorways, corners, the stop)"),
-    swapped: bool = typer.Option(False, "--swap-instructions",
-                                 help="also score with each path's instructions swapped for another path's "
-                                      "(does the model read the instruction at all?)"),
-    questions: Optional[str] = typer.Option(None, "--questions",
-                                            help="also score embodied questions (which room, next room, door side, "
-                                                 "rooms left) per family; the benchmark folder the rollouts came "
-                                                 "from"),
-    pairs: bool = typer.Option(False, "--pairs",
-                               help="--data are minimal-pair folders (`vidnav data pairs`): score the branch frames "
-                                    "with each pair's instruction and with its path's own (both right = it reads)"),
+    only_inflections: bool = typer.Option(
+        False,
+        "--inflections",
+        help="score only the frames where the expert's first action changes (first turn, doorways, corners, the stop)",
+    ),
+    swapped: bool = typer.Option(
+        False,
+        "--swap-instructions",
+        help="also score with each path's instructions swapped for another path's "
+        "(does the model read the instruction at all?)",
+    ),
+    questions: Optional[str] = typer.Option(
+        None,
+        "--questions",
+        help="also score embodied questions (which room, next room, door side, "
+        "rooms left) per family; the benchmark folder the rollouts came "
+        "from",
+    ),
+    pairs: bool = typer.Option(
+        False,
+        "--pairs",
+        help="--data are minimal-pair folders (`vidnav data pairs`): score the branch frames "
+        "with each pair's instruction and with its path's own (both right = it reads)",
+    ),
     out: Optional[str] = typer.Option(None, help="write the metrics as JSON here"),
 ) -> None:
     from vidnav.agent import load_agent
@@ -166,18 +186,24 @@ def validate_command(
     if samples < 0:  # before anything is loaded; 0 is all, as --eval-samples 0 in `vidnav train`
         raise VidNavError(f"--samples must be >= 0 (0 = all samples), got {samples}")
     if pairs and (only_inflections or swapped or questions or first_frames):
-        raise typer.BadParameter("--pairs scores the branch frames of minimal pairs; drop --inflections, "
-                                 "--swap-instructions, --questions and --first-frames", param_hint="--pairs")
-    held_out = NavSamples(list(data), max_history=max_history, first_frames=first_frames,
-                          only_inflections=only_inflections)
+        raise typer.BadParameter(
+            "--pairs scores the branch frames of minimal pairs; drop --inflections, "
+            "--swap-instructions, --questions and --first-frames",
+            param_hint="--pairs",
+        )
+    held_out = NavSamples(
+        list(data), max_history=max_history, first_frames=first_frames, only_inflections=only_inflections
+    )
     model = load_agent(None if agent == "default" else agent).model
     if pairs:
         from vidnav.train.validate import pair_accuracy
 
         metrics = {"agent": agent, "data": list(data), **pair_accuracy(model, held_out, batch_size=batch_size)}
-        typer.echo(f"{metrics['pairs']} branch frames: first action {metrics['own_acc']:.3f} with the path's own "
-                   f"instruction, {metrics['pair_acc']:.3f} with the pair's; right with both {metrics['both']:.3f}; "
-                   f"the same first action under both {metrics['same_plan']:.3f}")
+        typer.echo(
+            f"{metrics['pairs']} branch frames: first action {metrics['own_acc']:.3f} with the path's own "
+            f"instruction, {metrics['pair_acc']:.3f} with the pair's; right with both {metrics['both']:.3f}; "
+            f"the same first action under both {metrics['same_plan']:.3f}"
+        )
         if out:
             write_json(out, metrics)
         return
@@ -185,26 +211,33 @@ def validate_command(
     metrics = {"agent": agent, "data": list(data), "seed": seed, **metrics}
     typer.echo(format_report(metrics))
     if swapped:
-        other = action_accuracy(model, swap_instructions(held_out, seed), max_samples=samples or None, seed=seed,
-                                batch_size=batch_size)
+        other = action_accuracy(
+            model, swap_instructions(held_out, seed), max_samples=samples or None, seed=seed, batch_size=batch_size
+        )
         metrics["swapped_instructions"] = other
         typer.echo("with instructions of other paths:\n" + format_report(other))
-        typer.echo(f"instruction reliance: loss +{other['loss'] - metrics['loss']:.4f}, first action "
-                   f"{metrics['first_action_acc'] - other['first_action_acc']:+.3f} better with the right instruction")
+        typer.echo(
+            f"instruction reliance: loss +{other['loss'] - metrics['loss']:.4f}, first action "
+            f"{metrics['first_action_acc'] - other['first_action_acc']:+.3f} better with the right instruction"
+        )
     if questions:
         from vidnav.data.dataset import QASamples
         from vidnav.train.validate import format_questions, question_accuracy, swap_question_instructions
 
         qa = QASamples(held_out, questions, ratio=1.0, seed=seed)
-        metrics["questions"] = question_accuracy(model, qa, max_samples=samples or None, seed=seed,
-                                                 batch_size=batch_size)
+        metrics["questions"] = question_accuracy(
+            model, qa, max_samples=samples or None, seed=seed, batch_size=batch_size
+        )
         typer.echo("embodied questions, exact answers:\n" + format_questions(metrics["questions"]))
         if swapped:
             other_qa = swap_question_instructions(qa, swap_instructions(held_out, seed))
             metrics["questions_swapped_instructions"] = question_accuracy(
-                model, other_qa, max_samples=samples or None, seed=seed, batch_size=batch_size)
-            typer.echo("embodied questions with other paths' instructions:\n"
-                       + format_questions(metrics["questions_swapped_instructions"]))
+                model, other_qa, max_samples=samples or None, seed=seed, batch_size=batch_size
+            )
+            typer.echo(
+                "embodied questions with other paths' instructions:\n"
+                + format_questions(metrics["questions_swapped_instructions"])
+            )
     if out:
         write_json(out, metrics)
         typer.echo(f"wrote {out}")

@@ -36,36 +36,54 @@ class TrainConfig:
     # model
     preset: str = _f("tiny", "tiny, small, navid-7b, uninavid-7b or navila-8b")
     memory: str | None = _f(None, "navid, uninavid, navila or llamavid (unset: the preset's)")
-    overrides: dict = _f({}, "model setting NAME=VALUE (VidNavConfig fields), e.g. use_context_token=true",
-                         flag="--set")
+    overrides: dict = _f(
+        {}, "model setting NAME=VALUE (VidNavConfig fields), e.g. use_context_token=true", flag="--set"
+    )
     init_from: str | None = _f(None, "checkpoint folder to start from (save_pretrained), e.g. runs/round1/final")
-    run_options: dict = _f({}, "how the trained agent runs, NAME=VALUE, saved as run_options.json with every "
-                               "checkpoint over --init-from's (else the defaults): replan_when_blocked, break_loops, "
-                               "act_steps, loop_plans; e.g. break_loops=true", flag="--run-option")
+    run_options: dict = _f(
+        {},
+        "how the trained agent runs, NAME=VALUE, saved as run_options.json with every "
+        "checkpoint over --init-from's (else the defaults): replan_when_blocked, break_loops, "
+        "act_steps, loop_plans; e.g. break_loops=true",
+        flag="--run-option",
+    )
     # data
-    data: list[str] = _f([], "rollout folder (repeat to aggregate DAgger rounds; a folder given K times weighs K "
-                             "times)", short="-d")
+    data: list[str] = _f(
+        [], "rollout folder (repeat to aggregate DAgger rounds; a folder given K times weighs K times)", short="-d"
+    )
     max_history: int | None = _f(None, "frames per sample, the current one included (unset: all)")
     stride: int = _f(1, "use every N-th frame of a trajectory as a sample (the last one always)")
-    first_frames: int | None = _f(None, "only the first N frames of each trajectory are samples (training and "
-                                        "eval data)")
+    first_frames: int | None = _f(
+        None, "only the first N frames of each trajectory are samples (training and eval data)"
+    )
     start_frames: int | None = _f(None, "with start_repeat: the first N frames of each trajectory")
-    start_repeat: int = _f(0, "list the first start_frames frames of each trajectory K extra times in the training "
-                              "data (the episode start)")
+    start_repeat: int = _f(
+        0,
+        "list the first start_frames frames of each trajectory K extra times in the training data (the episode start)",
+    )
     end_frames: int | None = _f(None, "with end_repeat: the last N frames of each trajectory")
-    end_repeat: int = _f(0, "list the last end_frames frames of each trajectory K extra times in the training data "
-                            "(where to stop)")
-    inflection_repeat: int = _f(0, "list every frame where the expert's first action changes K extra times "
-                                   "(VLN-CE inflection weighting)")
-    pack_frames: int | None = _f(None, "pack up to N frames of one trajectory per sequence: the instruction and "
-                                       "history run once for all N (same loss, ~3x faster; batch_size then counts "
-                                       "sequences)")
-    qa_data: str | None = _f(None, "co-train embodied questions (which room, which room next, which door, rooms "
-                                   "left) on the frames; the benchmark folder the rollouts came from")
+    end_repeat: int = _f(
+        0, "list the last end_frames frames of each trajectory K extra times in the training data (where to stop)"
+    )
+    inflection_repeat: int = _f(
+        0, "list every frame where the expert's first action changes K extra times (VLN-CE inflection weighting)"
+    )
+    pack_frames: int | None = _f(
+        None,
+        "pack up to N frames of one trajectory per sequence: the instruction and "
+        "history run once for all N (same loss, ~3x faster; batch_size then counts "
+        "sequences)",
+    )
+    qa_data: str | None = _f(
+        None,
+        "co-train embodied questions (which room, which room next, which door, rooms "
+        "left) on the frames; the benchmark folder the rollouts came from",
+    )
     qa_ratio: float = _f(0.5, "with qa_data: question items per navigation frame")
     qa_families: list[str] = _f([], "question families (vidnav.data.questions); unset: all")
-    eval_data: list[str] = _f([], "held-out rollout folder (repeatable): action accuracy every eval_steps and at "
-                                  "the end")
+    eval_data: list[str] = _f(
+        [], "held-out rollout folder (repeatable): action accuracy every eval_steps and at the end"
+    )
     eval_steps: int | None = _f(None, "validate every N steps (unset: every save_steps) and after the last step")
     eval_samples: int | None = _f(512, "held-out samples per validation, a fixed seeded subset (0 or null: all)")
     # run
@@ -100,9 +118,15 @@ class TrainConfig:
     @property
     def sampling(self) -> FrameSampling:
         """The frame-sampling knobs as one value (checked when built)."""
-        return FrameSampling(stride=self.stride, first_frames=self.first_frames, start_frames=self.start_frames,
-                             start_repeat=self.start_repeat, end_frames=self.end_frames, end_repeat=self.end_repeat,
-                             inflection_repeat=self.inflection_repeat)
+        return FrameSampling(
+            stride=self.stride,
+            first_frames=self.first_frames,
+            start_frames=self.start_frames,
+            start_repeat=self.start_repeat,
+            end_frames=self.end_frames,
+            end_repeat=self.end_repeat,
+            inflection_repeat=self.inflection_repeat,
+        )
 
     def validate(self) -> "TrainConfig":
         for f in dataclasses.fields(self):  # TrainConfig(...) in Python is checked as a YAML file is
@@ -120,16 +144,22 @@ class TrainConfig:
                 raise VidNavError(f"{name} must be >= 1, got {getattr(self, name)}")
         self.sampling  # noqa: B018 - the checks NavSamples makes, before any data is read
         if self.pack_frames is not None and (self.pack_frames < 1 or self.max_history is not None):
-            raise VidNavError(f"pack_frames must be >= 1 and cannot be combined with max_history (packed sequences "
-                              f"keep every history frame), got pack_frames={self.pack_frames}, "
-                              f"max_history={self.max_history}")
+            raise VidNavError(
+                f"pack_frames must be >= 1 and cannot be combined with max_history (packed sequences "
+                f"keep every history frame), got pack_frames={self.pack_frames}, "
+                f"max_history={self.max_history}"
+            )
         if self.pack_frames and self.gradient_checkpointing:
-            raise VidNavError("pack_frames runs the frames' rows on the LM's KV cache of the shared part, which "
-                              "gradient checkpointing switches off; use one or the other")
+            raise VidNavError(
+                "pack_frames runs the frames' rows on the LM's KV cache of the shared part, which "
+                "gradient checkpointing switches off; use one or the other"
+            )
         if self.qa_data is not None:
             if not (Path(self.qa_data) / "houses").is_dir():
-                raise VidNavError(f"qa_data {self.qa_data} is not a benchmark folder (no houses/); pass the folder "
-                                  "the rollouts were collected from (vidnav data build --out)")
+                raise VidNavError(
+                    f"qa_data {self.qa_data} is not a benchmark folder (no houses/); pass the folder "
+                    "the rollouts were collected from (vidnav data build --out)"
+                )
             if self.pack_frames:
                 raise VidNavError("qa_data (embodied questions) cannot be combined with pack_frames")
             if not 0 < self.qa_ratio <= 1:
@@ -142,13 +172,16 @@ class TrainConfig:
         if self.lr <= 0:
             raise VidNavError(f"lr must be > 0, got {self.lr}")
         if self.init_from is not None and not (Path(self.init_from) / "config.json").is_file():
-            raise VidNavError(f"init_from {self.init_from} is not a vidnav checkpoint folder (no config.json); "
-                              "pass e.g. runs/round1/final")
+            raise VidNavError(
+                f"init_from {self.init_from} is not a vidnav checkpoint folder (no config.json); "
+                "pass e.g. runs/round1/final"
+            )
         from vidnav.run_options import PlanOptions, read_run_options
 
         base = read_run_options(self.init_from) if self.init_from is not None else PlanOptions()
-        base.replace(self.run_options, "run_options (vidnav train --run-option NAME=VALUE, or run_options: in the "
-                                       "YAML file)")
+        base.replace(
+            self.run_options, "run_options (vidnav train --run-option NAME=VALUE, or run_options: in the YAML file)"
+        )
         return self
 
     # -- YAML ----------------------------------------------------------------------------------------------
@@ -166,8 +199,9 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - names)
         if unknown:
-            raise VidNavError(f"{where}: unknown setting(s) {', '.join(map(str, unknown))}; valid: "
-                              f"{', '.join(sorted(names))}")
+            raise VidNavError(
+                f"{where}: unknown setting(s) {', '.join(map(str, unknown))}; valid: {', '.join(sorted(names))}"
+            )
         return dataclasses.replace(self, **{k: check_value(k, v, where) for k, v in changes.items()})
 
     @classmethod
@@ -211,8 +245,14 @@ def _kind(tp: Any) -> tuple[type, bool]:
     return (typing.get_origin(tp) or tp), False
 
 
-_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-          list: "a list of strings", dict: "a mapping NAME: VALUE"}
+_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list of strings",
+    dict: "a mapping NAME: VALUE",
+}
 
 
 def check_value(name: str, value: Any, where: str = "config") -> Any:
@@ -220,8 +260,10 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
     base, optional = _kind(field_types()[name])
 
     def bad() -> VidNavError:
-        return VidNavError(f"{where}: {name} must be {_NAMES[base]}{' or null' if optional else ''}, "
-                           f"got {value!r} ({type(value).__name__})")
+        return VidNavError(
+            f"{where}: {name} must be {_NAMES[base]}{' or null' if optional else ''}, "
+            f"got {value!r} ({type(value).__name__})"
+        )
 
     if value is None:
         if optional:
@@ -266,5 +308,14 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
 
 
 # Settings that may differ when a run is resumed (they do not change the numbers it computes).
-RESUME_FREE = ("dataloader_workers", "progress", "logging_steps", "save_total_limit", "record_samples", "out",
-               "eval_data", "eval_steps", "eval_samples")
+RESUME_FREE = (
+    "dataloader_workers",
+    "progress",
+    "logging_steps",
+    "save_total_limit",
+    "record_samples",
+    "out",
+    "eval_data",
+    "eval_steps",
+    "eval_samples",
+)

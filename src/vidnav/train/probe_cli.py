@@ -22,10 +22,12 @@ Example: vidnav probe --data data/vidnav --rollouts data/rollouts/expert --heldo
 def probe_command(
     data: str = typer.Option(..., "--data", help="benchmark folder the rollouts were collected on (its houses/)"),
     rollouts: List[str] = typer.Option(..., "--rollouts", help="rollout folder of the training houses (repeatable)"),
-    heldout: List[str] = typer.Option(..., "--heldout", help="rollout folder of held-out houses (repeatable), "
-                                                             "e.g. val_unseen expert rollouts"),
-    grid: Optional[List[int]] = typer.Option(None, "--grid", help="pooling size g (g x g tokens; repeatable; "
-                                                                  "default 1, 4 and 8)"),
+    heldout: List[str] = typer.Option(
+        ..., "--heldout", help="rollout folder of held-out houses (repeatable), e.g. val_unseen expert rollouts"
+    ),
+    grid: Optional[List[int]] = typer.Option(
+        None, "--grid", help="pooling size g (g x g tokens; repeatable; default 1, 4 and 8)"
+    ),
     probe: Optional[List[str]] = typer.Option(None, "--probe", help="only these probes (repeatable; default all)"),
     frames: int = typer.Option(3000, help="training frames per probe at most (stratified by class)"),
     heldout_frames: int = typer.Option(3000, help="held-out frames per probe at most (stratified by class)"),
@@ -52,14 +54,34 @@ def probe_command(
     held = label_rollouts(data, heldout)
     overlap = set(train.houses) & set(held.houses)
     if overlap:
-        raise VidNavError(f"--rollouts and --heldout share {len(overlap)} houses (e.g. {sorted(overlap)[0]}); "
-                          "held-out frames must come from other houses")
-    results = run_probes(train, held, grids, list(probe) if probe else None, max_frames=frames,
-                         max_heldout=heldout_frames, seed=seed, max_iter=max_iter, progress=say)
+        raise VidNavError(
+            f"--rollouts and --heldout share {len(overlap)} houses (e.g. {sorted(overlap)[0]}); "
+            "held-out frames must come from other houses"
+        )
+    results = run_probes(
+        train,
+        held,
+        grids,
+        list(probe) if probe else None,
+        max_frames=frames,
+        max_heldout=heldout_frames,
+        seed=seed,
+        max_iter=max_iter,
+        progress=say,
+    )
     table = format_table(results, grids)
-    meta = {"data": data, "rollouts": list(rollouts), "heldout": list(heldout), "grids": grids, "frames": frames,
-            "heldout_frames": heldout_frames, "seed": seed, "max_iter": max_iter,
-            "train_houses": len(set(train.houses)), "heldout_houses": len(set(held.houses))}
+    meta = {
+        "data": data,
+        "rollouts": list(rollouts),
+        "heldout": list(heldout),
+        "grids": grids,
+        "frames": frames,
+        "heldout_frames": heldout_frames,
+        "seed": seed,
+        "max_iter": max_iter,
+        "train_houses": len(set(train.houses)),
+        "heldout_houses": len(set(held.houses)),
+    }
     write_json(Path(out) / "probes.json", {**meta, "probes": results})
     atomic_write_text(Path(out) / "probes.md", table + "\n")
     typer.echo(table)

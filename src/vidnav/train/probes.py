@@ -33,8 +33,17 @@ from torch.nn import functional as F
 from vidnav.data.frame_labels import frame_labels
 from vidnav.errors import VidNavError
 
-PROBES = ("room_type", "floor", "wall", "door_left", "door_ahead", "door_right", "door_behind", "door_in_view",
-          "room_through_door")
+PROBES = (
+    "room_type",
+    "floor",
+    "wall",
+    "door_left",
+    "door_ahead",
+    "door_right",
+    "door_behind",
+    "door_in_view",
+    "room_through_door",
+)
 WD_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 SELECT_SHARE = 0.25
 
@@ -67,8 +76,9 @@ def label_rollouts(data_dir: str | Path, rollouts: list[str | Path]) -> ProbeFra
         folder = Path(folder)
         records = read_jsonl_records(folder / TRAJECTORIES, "key", "trajectories")
         if not records:
-            raise VidNavError(f"{folder / TRAJECTORIES} holds no trajectories; collect rollouts with "
-                              "`vidnav data rollouts` first")
+            raise VidNavError(
+                f"{folder / TRAJECTORIES} holds no trajectories; collect rollouts with `vidnav data rollouts` first"
+            )
         store = FeatureStore(folder / FEATURES)
         stores.append(store)
         seen = set()
@@ -78,17 +88,23 @@ def label_rollouts(data_dir: str | Path, rollouts: list[str | Path]) -> ProbeFra
             seen.add(rec["key"])
             poses = rec.get("poses")
             if not poses:
-                raise VidNavError(f"{folder / TRAJECTORIES}: trajectory {rec['key']} has no 'poses' (collected "
-                                  "before poses were stored); collect the rollouts again")
+                raise VidNavError(
+                    f"{folder / TRAJECTORIES}: trajectory {rec['key']} has no 'poses' (collected "
+                    "before poses were stored); collect the rollouts again"
+                )
             if len(poses) != len(store.get(rec["key"])):
-                raise VidNavError(f"{folder}: trajectory {rec['key']} has {len(poses)} poses but "
-                                  f"{len(store.get(rec['key']))} feature rows; the folder is inconsistent")
+                raise VidNavError(
+                    f"{folder}: trajectory {rec['key']} has {len(poses)} poses but "
+                    f"{len(store.get(rec['key']))} feature rows; the folder is inconsistent"
+                )
             scene = rec.get("scene_id")
             if scene not in house_cache:
                 path = data_dir / scene if scene else None
                 if path is None or not path.exists():
-                    raise VidNavError(f"{folder / TRAJECTORIES}: house {scene!r} of {rec['key']} is not in "
-                                      f"{data_dir}; give the benchmark the rollouts were collected on (--data)")
+                    raise VidNavError(
+                        f"{folder / TRAJECTORIES}: house {scene!r} of {rec['key']} is not in "
+                        f"{data_dir}; give the benchmark the rollouts were collected on (--data)"
+                    )
                 house_cache[scene] = House.load(path)
             house = house_cache[scene]
             for t, pose in enumerate(poses):
@@ -124,8 +140,11 @@ def stratified_sample(values: list, max_frames: int, order: np.ndarray, min_per_
     total = sum(len(v) for v in by_class.values())
     picked = []
     for members in by_class.values():
-        quota = len(members) if total <= max_frames else \
-            min(len(members), max(min_per_class, round(max_frames * len(members) / total)))
+        quota = (
+            len(members)
+            if total <= max_frames
+            else min(len(members), max(min_per_class, round(max_frames * len(members) / total)))
+        )
         members = np.asarray(members)
         picked.append(members[np.argsort(rank[members], kind="stable")[:quota]])
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
@@ -155,8 +174,15 @@ def _fit(z: torch.Tensor, heads: list[_Head], wds: list[float], max_iter: int = 
     cuts = np.cumsum([0] + sizes)
     w = torch.zeros(z.shape[1], cuts[-1], requires_grad=True)
     b = torch.zeros(cuts[-1], requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-7, tolerance_change=1e-10)
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1,
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+    )
 
     def closure():
         opt.zero_grad()
@@ -194,9 +220,19 @@ def _accuracy(pred: torch.Tensor, y: torch.Tensor, k: int) -> tuple[float, float
     return acc, float(np.mean(recalls))
 
 
-def run_probes(train: ProbeFrames, heldout: ProbeFrames, grids: list[int], probes: list[str] | None = None,
-               max_frames: int = 3000, max_heldout: int = 3000, min_per_class: int = 20, seed: int = 0,
-               wd_grid: tuple[float, ...] = WD_GRID, max_iter: int = 300, progress=None) -> dict:
+def run_probes(
+    train: ProbeFrames,
+    heldout: ProbeFrames,
+    grids: list[int],
+    probes: list[str] | None = None,
+    max_frames: int = 3000,
+    max_heldout: int = 3000,
+    min_per_class: int = 20,
+    seed: int = 0,
+    wd_grid: tuple[float, ...] = WD_GRID,
+    max_iter: int = 300,
+    progress=None,
+) -> dict:
     """Fit and score the probes at each pooling size; returns {probe: {classes, majority, n_train, ..., grids:
     {g: {acc, balanced_acc, wd}}}}."""
     probes = list(probes or PROBES)
@@ -216,9 +252,11 @@ def run_probes(train: ProbeFrames, heldout: ProbeFrames, grids: list[int], probe
     # classes, heads and the house split for picking the weight decay
     houses = sorted(set(train.houses))
     if len(houses) < 2:
-        raise VidNavError("the training rollouts cover one house; the weight decay is picked on held-out "
-                          "training houses, so give rollouts of at least 2 houses")
-    held_houses = set(rng.permutation(houses)[:max(1, round(len(houses) * SELECT_SHARE))].tolist())
+        raise VidNavError(
+            "the training rollouts cover one house; the weight decay is picked on held-out "
+            "training houses, so give rollouts of at least 2 houses"
+        )
+    held_houses = set(rng.permutation(houses)[: max(1, round(len(houses) * SELECT_SHARE))].tolist())
     pos_tr = {int(i): j for j, i in enumerate(union_tr)}
     pos_ho = {int(i): j for j, i in enumerate(union_ho)}
     results, heads, heads_ho, sel_in = {}, [], [], []
@@ -238,12 +276,20 @@ def run_probes(train: ProbeFrames, heldout: ProbeFrames, grids: list[int], probe
         sel_in.append(inner)
         majority = int(torch.bincount(y, minlength=len(classes)).argmax())
         maj_acc, maj_bal = _accuracy(torch.full_like(y_ho, majority), y_ho, len(classes))
-        results[p] = {"classes": [str(c) for c in classes], "n_train": len(rows), "n_heldout": len(rows_ho),
-                      "heldout_unseen_class": len(picks_ho[p]) - len(ho), "majority_class": str(classes[majority]),
-                      "majority_acc": maj_acc, "majority_balanced_acc": maj_bal, "grids": {}}
+        results[p] = {
+            "classes": [str(c) for c in classes],
+            "n_train": len(rows),
+            "n_heldout": len(rows_ho),
+            "heldout_unseen_class": len(picks_ho[p]) - len(ho),
+            "majority_class": str(classes[majority]),
+            "majority_acc": maj_acc,
+            "majority_balanced_acc": maj_bal,
+            "grids": {},
+        }
     if "room_type" in results:
-        results["room_type"]["look_oracle_acc"] = look_oracle(train, heldout, picks_tr["room_type"],
-                                                              picks_ho["room_type"])
+        results["room_type"]["look_oracle_acc"] = look_oracle(
+            train, heldout, picks_tr["room_type"], picks_ho["room_type"]
+        )
 
     for g in grids:
         x_tr, x_ho = pooled(feats_tr, g), pooled(feats_ho, g)
@@ -296,11 +342,16 @@ def look_oracle(train: ProbeFrames, heldout: ProbeFrames, picks_tr: np.ndarray, 
 
 def format_table(results: dict, grids: list[int]) -> str:
     """A Markdown table: per probe, held-out accuracy at each grid beside the majority baseline."""
-    head = "| probe | classes | frames train / held-out | majority | " + \
-        " | ".join(f"g={g} ({g * g} tok.)" for g in grids) + " |"
+    head = (
+        "| probe | classes | frames train / held-out | majority | "
+        + " | ".join(f"g={g} ({g * g} tok.)" for g in grids)
+        + " |"
+    )
     lines = [head, "|" + "---|" * (4 + len(grids))]
     for p, r in results.items():
         cells = [f"{r['grids'][str(g)]['acc']:.3f} (bal. {r['grids'][str(g)]['balanced_acc']:.3f})" for g in grids]
-        lines.append(f"| {p} | {len(r['classes'])} | {r['n_train']} / {r['n_heldout']} | "
-                     f"{r['majority_acc']:.3f} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {p} | {len(r['classes'])} | {r['n_train']} / {r['n_heldout']} | "
+            f"{r['majority_acc']:.3f} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)

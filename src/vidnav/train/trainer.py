@@ -128,8 +128,11 @@ def last_checkpoint(folder: str | os.PathLike, clean: bool = False) -> Path | No
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    ckpts = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    ckpts = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
     for ckpt in ckpts:
         if _is_complete(ckpt):
             return ckpt
@@ -173,8 +176,9 @@ def _trainer_class():
             index = inputs.pop("sample_index", None)
             if self.record_samples and index is not None and model.training:
                 self.seen_samples.extend(int(i) for i in index.tolist())
-            out = super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                       num_items_in_batch=num_items_in_batch)
+            out = super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
             loss = out[0] if return_outputs else out
             self.last_loss = float(loss.detach())
             return out
@@ -190,9 +194,12 @@ def _trainer_class():
             self.last_eval_step = self.state.global_step
             metrics: dict[str, float] = {}
             if self.args.process_index == 0:
-                self.last_eval = action_accuracy(self.accelerator.unwrap_model(self.model), data,
-                                                 max_samples=self.eval_samples,
-                                                 batch_size=self.args.per_device_eval_batch_size)
+                self.last_eval = action_accuracy(
+                    self.accelerator.unwrap_model(self.model),
+                    data,
+                    max_samples=self.eval_samples,
+                    batch_size=self.args.per_device_eval_batch_size,
+                )
                 metrics = flat_eval_metrics(self.last_eval, metric_key_prefix)
                 self.log(metrics)
             if self.args.world_size > 1:
@@ -269,15 +276,18 @@ def _check_same_run(cfg: TrainConfig, out: Path, is_main: bool) -> None:
         new = cfg.to_dict()
         diff = sorted(k for k in new if k not in RESUME_FREE and old.get(k) != new.get(k))
         if diff:
-            raise VidNavError(f"{out} holds a run with different settings ({', '.join(diff)}); to continue it rerun "
-                              f"with the settings in {path}, or train into a new --out")
+            raise VidNavError(
+                f"{out} holds a run with different settings ({', '.join(diff)}); to continue it rerun "
+                f"with the settings in {path}, or train into a new --out"
+            )
     elif is_main:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save_yaml(path)
 
 
-def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: float, max_steps: int,
-              lr: float) -> dict[str, Any]:
+def run_stage(
+    cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: float, max_steps: int, lr: float
+) -> dict[str, Any]:
     """One Trainer run into ``out``; returns (and writes) its summary. A finished stage is not rerun."""
     from transformers.integrations import TensorBoardCallback
 
@@ -291,22 +301,31 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
         summary = read_json(out / SUMMARY, what="train summary")
         print(f"stage {stage}: already finished in {out} ({summary.get('steps')} steps); nothing to do")
         return summary
-    nav = data = NavSamples(cfg.data, max_history=cfg.max_history, sampling=cfg.sampling,  # validates first
-                            check_finite=False)  # train() read every row of these folders once already
+    nav = data = NavSamples(
+        cfg.data,
+        max_history=cfg.max_history,
+        sampling=cfg.sampling,  # validates first
+        check_finite=False,
+    )  # train() read every row of these folders once already
     if cfg.pack_frames:
         data = PackedSamples(data, cfg.pack_frames)
     if cfg.qa_data:
         from vidnav.data.dataset import CoSamples, QASamples
 
         data = CoSamples(data, QASamples(data, cfg.qa_data, cfg.qa_ratio, cfg.qa_families or None, seed=cfg.seed))
-    held_out = (NavSamples(cfg.eval_data, max_history=cfg.max_history, first_frames=cfg.first_frames)  # no repeats
-                if cfg.eval_data else None)
+    held_out = (
+        NavSamples(cfg.eval_data, max_history=cfg.max_history, first_frames=cfg.first_frames)  # no repeats
+        if cfg.eval_data
+        else None
+    )
     model = build_train_model(cfg, init_from)
     nav.check_num_actions(model.config.num_actions)  # before step 0, naming the folder
     if tuple(data.feature_shape) != (model.num_patches, model.vision.hidden_size):
-        raise VidNavError(f"rollout features have shape {tuple(data.feature_shape)} per frame but preset "
-                          f"{model.config.preset!r} expects ({model.num_patches}, {model.vision.hidden_size}); "
-                          "collect the rollouts with this model's vision tower")
+        raise VidNavError(
+            f"rollout features have shape {tuple(data.feature_shape)} per frame but preset "
+            f"{model.config.preset!r} expects ({model.num_patches}, {model.vision.hidden_size}); "
+            "collect the rollouts with this model's vision tower"
+        )
     trainable = set_stage(model, stage)
     total, n_train = model.num_parameters_split()
 
@@ -319,18 +338,30 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
         start_step = int(read_json(resume / "trainer_state.json", what="trainer state").get("global_step", 0))
     if is_main:
         what = f"resuming from {resume} (step {start_step})" if resume else "starting"
-        items = (f"{len(data)} packed sequences ({data.supervised_frames} supervised frames)" if cfg.pack_frames
-                 else f"{len(data)} samples")
-        print(f"stage {stage}: {what}; {items} from {len(data.trajectories)} trajectories; "
-              f"trainable {n_train:,} of {total:,} parameters ({', '.join(trainable)})")
+        items = (
+            f"{len(data)} packed sequences ({data.supervised_frames} supervised frames)"
+            if cfg.pack_frames
+            else f"{len(data)} samples"
+        )
+        print(
+            f"stage {stage}: {what}; {items} from {len(data.trajectories)} trajectories; "
+            f"trainable {n_train:,} of {total:,} parameters ({', '.join(trainable)})"
+        )
 
     if held_out is not None and tuple(held_out.feature_shape) != tuple(data.feature_shape):
-        raise VidNavError(f"--eval-data features have shape {tuple(held_out.feature_shape)} per frame but the "
-                          f"training data's are {tuple(data.feature_shape)}; use rollouts of the same vision tower")
-    trainer = _trainer_class()(model=model, args=args, train_dataset=data, eval_dataset=held_out,
-                               data_collator=(PackedCollator if cfg.pack_frames else NavCollator)(model, data),
-                               record_samples=cfg.record_samples,
-                               eval_samples=cfg.eval_samples)
+        raise VidNavError(
+            f"--eval-data features have shape {tuple(held_out.feature_shape)} per frame but the "
+            f"training data's are {tuple(data.feature_shape)}; use rollouts of the same vision tower"
+        )
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=data,
+        eval_dataset=held_out,
+        data_collator=(PackedCollator if cfg.pack_frames else NavCollator)(model, data),
+        record_samples=cfg.record_samples,
+        eval_samples=cfg.eval_samples,
+    )
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, TensorBoardCallback) and cb.tb_writer is None:
             cb.logging_dir = str(out / "tb")
@@ -342,9 +373,10 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
 
     rank = args.process_index
     if cfg.record_samples:
-        write_json(out / f"seen_samples-rank{rank}.json", {"rank": rank, "world_size": args.world_size,
-                                                           "start_step": start_step,
-                                                           "samples": trainer.seen_samples})
+        write_json(
+            out / f"seen_samples-rank{rank}.json",
+            {"rank": rank, "world_size": args.world_size, "start_step": start_step, "samples": trainer.seen_samples},
+        )
     logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     summary = {
         "stage": stage,
@@ -374,8 +406,10 @@ def run_stage(cfg: TrainConfig, stage: str, out: Path, *, init_from, epochs: flo
     if is_main:
         _atomic_save(trainer.accelerator.unwrap_model(trainer.model), out / FINAL)
         write_json(out / SUMMARY, summary)
-        print(f"stage {stage}: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
-              f"{wall:.1f} s → {out / FINAL}")
+        print(
+            f"stage {stage}: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
+            f"{wall:.1f} s → {out / FINAL}"
+        )
     if args.world_size > 1:
         torch.distributed.barrier()
     return summary
@@ -400,10 +434,24 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             last = i == len(stages) - 1
             stage_out = out if last else out / stage
             if stage == "align" and not last:
-                summary = run_stage(cfg, stage, stage_out, init_from=init_from, epochs=cfg.align_epochs,
-                                    max_steps=cfg.align_max_steps, lr=cfg.align_lr)
+                summary = run_stage(
+                    cfg,
+                    stage,
+                    stage_out,
+                    init_from=init_from,
+                    epochs=cfg.align_epochs,
+                    max_steps=cfg.align_max_steps,
+                    lr=cfg.align_lr,
+                )
             else:
-                summary = run_stage(cfg, stage, stage_out, init_from=init_from, epochs=cfg.epochs,
-                                    max_steps=cfg.max_steps, lr=cfg.align_lr if stage == "align" else cfg.lr)
+                summary = run_stage(
+                    cfg,
+                    stage,
+                    stage_out,
+                    init_from=init_from,
+                    epochs=cfg.epochs,
+                    max_steps=cfg.max_steps,
+                    lr=cfg.align_lr if stage == "align" else cfg.lr,
+                )
             init_from = stage_out / FINAL
     return summary

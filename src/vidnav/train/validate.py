@@ -58,12 +58,15 @@ def swap_instructions(samples: NavSamples, seed: int = 0) -> NavSamples:
     by_key: dict[tuple, list[int]] = {}
     for j, traj in enumerate(samples.trajectories):
         tid = traj.extra.get("trajectory_id")
-        by_key.setdefault(("path", traj.scene_id, str(tid)) if tid is not None else ("key", traj.rollout, traj.key),
-                          []).append(j)
+        by_key.setdefault(
+            ("path", traj.scene_id, str(tid)) if tid is not None else ("key", traj.rollout, traj.key), []
+        ).append(j)
     keys = list(by_key)
     if len(keys) < 2:
-        raise VidNavError("swapping instructions needs trajectories of at least two paths; "
-                          f"{', '.join(map(str, samples.rollout_dirs))} hold one")
+        raise VidNavError(
+            "swapping instructions needs trajectories of at least two paths; "
+            f"{', '.join(map(str, samples.rollout_dirs))} hold one"
+        )
     order = [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
     trajectories = list(samples.trajectories)
     for a, b in zip(order, order[1:] + order[:1]):
@@ -76,15 +79,18 @@ def swap_instructions(samples: NavSamples, seed: int = 0) -> NavSamples:
 
 
 @torch.no_grad()
-def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512, batch_size: int = 16,
-                    seed: int = 0) -> dict[str, Any]:
+def action_accuracy(
+    model, samples: NavSamples, *, max_samples: int | None = 512, batch_size: int = 16, seed: int = 0
+) -> dict[str, Any]:
     """Offline metrics of ``model`` on (a seeded subset of) ``samples``; see the module docstring."""
     if batch_size < 1:
         raise VidNavError(f"batch_size must be >= 1, got {batch_size}")
     shape = (model.num_patches, model.vision.hidden_size)
     if tuple(samples.feature_shape) != shape:
-        raise VidNavError(f"validation features have shape {tuple(samples.feature_shape)} per frame but the model "
-                          f"expects {shape}; collect them with this model's vision tower")
+        raise VidNavError(
+            f"validation features have shape {tuple(samples.feature_shape)} per frame but the model "
+            f"expects {shape}; collect them with this model's vision tower"
+        )
     was_training = model.training
     model.eval()
     collate = NavCollator(model, samples, with_index=False)
@@ -95,7 +101,7 @@ def action_accuracy(model, samples: NavSamples, *, max_samples: int | None = 512
     loss_sum, tokens, plans_right, words_right = 0.0, 0, 0, np.zeros(k, dtype=np.int64)
     try:
         for start in range(0, len(index), batch_size):
-            items = [samples[i] for i in index[start:start + batch_size]]
+            items = [samples[i] for i in index[start : start + batch_size]]
             batch = collate(items)
             labels = batch["labels"]
             loss, plans = model.score_and_plan(batch)
@@ -136,16 +142,20 @@ def branch_samples(pairs: NavSamples) -> tuple[NavSamples, NavSamples]:
     for j, traj in enumerate(pairs.trajectories):
         root = pairs.rollout_dirs[traj.rollout]
         if traj.extra.get("prefix") is not True or "branch" not in traj.extra or "pair_of" not in traj.extra:
-            raise VidNavError(f"{root}: trajectory {traj.key!r} is not a minimal pair (no prefix/branch/pair_of); "
-                              "--pairs scores folders written by `vidnav data pairs`")
+            raise VidNavError(
+                f"{root}: trajectory {traj.key!r} is not a minimal pair (no prefix/branch/pair_of); "
+                "--pairs scores folders written by `vidnav data pairs`"
+            )
         src = (root / FEATURES).resolve().parent
         if str(src) not in sources:
             sources[str(src)] = {t.episode_id: t for t in read_trajectories(src)}
         own = sources[str(src)].get(str(traj.extra["pair_of"]))
         if own is None:
-            raise VidNavError(f"{src}: no trajectory for episode {traj.extra['pair_of']} that {root} pairs with; "
-                              "make the pairs again from this folder")
-        own_trajs[j] = dataclasses.replace(traj, instruction=own.instruction, targets=own.targets[:traj.length])
+            raise VidNavError(
+                f"{src}: no trajectory for episode {traj.extra['pair_of']} that {root} pairs with; "
+                "make the pairs again from this folder"
+            )
+        own_trajs[j] = dataclasses.replace(traj, instruction=own.instruction, targets=own.targets[: traj.length])
         order.append((j, int(traj.extra["branch"])))
     with_pair, with_own = copy.copy(pairs), copy.copy(pairs)
     with_pair.samples, with_own.samples = order, list(order)
@@ -178,14 +188,19 @@ def pair_accuracy(model, pairs: NavSamples, *, batch_size: int = 16) -> dict[str
     a = first_words(model, with_pair, batch_size=batch_size)
     b = first_words(model, with_own, batch_size=batch_size)
     n = len(a)
-    return {"pairs": n, "pair_acc": sum(t == p for t, p in a) / n, "own_acc": sum(t == p for t, p in b) / n,
-            "both": sum(ta == pa and tb == pb for (ta, pa), (tb, pb) in zip(a, b)) / n,
-            "same_plan": sum(pa == pb for (_, pa), (_, pb) in zip(a, b)) / n}
+    return {
+        "pairs": n,
+        "pair_acc": sum(t == p for t, p in a) / n,
+        "own_acc": sum(t == p for t, p in b) / n,
+        "both": sum(ta == pa and tb == pb for (ta, pa), (tb, pb) in zip(a, b)) / n,
+        "same_plan": sum(pa == pb for (_, pa), (_, pb) in zip(a, b)) / n,
+    }
 
 
 @torch.no_grad()
-def question_accuracy(model, qa, *, max_samples: int | None = 512, batch_size: int = 16,
-                      seed: int = 0) -> dict[str, Any]:
+def question_accuracy(
+    model, qa, *, max_samples: int | None = 512, batch_size: int = 16, seed: int = 0
+) -> dict[str, Any]:
     """Exact-match accuracy of the greedy answers to a :class:`~vidnav.data.dataset.QASamples`' questions, per
     question family, beside the majority answer's accuracy (what a model that ignores the frames and the words
     could get) on the same items."""
@@ -201,7 +216,7 @@ def question_accuracy(model, qa, *, max_samples: int | None = 512, batch_size: i
     rows: dict[str, list[tuple[str, str]]] = {}
     try:
         for start in range(0, len(index), batch_size):
-            items = [qa[i] for i in index[start:start + batch_size]]
+            items = [qa[i] for i in index[start : start + batch_size]]
             for item, said in zip(items, model.answer(collate(items))):
                 rows.setdefault(family_of[item["question"]], []).append((item["targets"], said))
     finally:
@@ -209,8 +224,12 @@ def question_accuracy(model, qa, *, max_samples: int | None = 512, batch_size: i
     out: dict[str, Any] = {"samples": len(index), "families": {}}
     for fam, pairs in sorted(rows.items()):
         majority = Counter(t for t, _ in pairs).most_common(1)[0]
-        out["families"][fam] = {"n": len(pairs), "accuracy": sum(t == s for t, s in pairs) / len(pairs),
-                                "majority": majority[0], "majority_accuracy": majority[1] / len(pairs)}
+        out["families"][fam] = {
+            "n": len(pairs),
+            "accuracy": sum(t == s for t, s in pairs) / len(pairs),
+            "majority": majority[0],
+            "majority_accuracy": majority[1] / len(pairs),
+        }
     return out
 
 
@@ -222,8 +241,11 @@ def swap_question_instructions(qa, samples_swapped: NavSamples):
 
 
 def format_questions(metrics: dict[str, Any]) -> str:
-    return "\n".join(f"  {fam:5s} {m['accuracy']:.3f} ({m['n']} questions; majority answer {m['majority']!r}: "
-                     f"{m['majority_accuracy']:.3f})" for fam, m in metrics["families"].items())
+    return "\n".join(
+        f"  {fam:5s} {m['accuracy']:.3f} ({m['n']} questions; majority answer {m['majority']!r}: "
+        f"{m['majority_accuracy']:.3f})"
+        for fam, m in metrics["families"].items()
+    )
 
 
 def format_report(metrics: dict[str, Any]) -> str:
@@ -231,10 +253,12 @@ def format_report(metrics: dict[str, Any]) -> str:
     recall = ", ".join(f"{w} {v:.2f}" if v is not None else f"{w} -" for w, v in metrics["recall"].items())
     share = ", ".join(f"{w} {v:.2f}" for w, v in metrics["label_share"].items())
     planned = ", ".join(f"{w} {v:.2f}" for w, v in metrics["planned_share"].items())
-    return "\n".join([
-        f"{metrics['samples']} samples: loss {metrics['loss']:.4f}, first action {metrics['first_action_acc']:.3f}, "
-        f"whole plan {metrics['plan_acc']:.3f}, per position {' '.join(f'{x:.2f}' for x in metrics['word_acc'])}",
-        f"first-action recall: {recall}",
-        f"expert first words: {share}",
-        f"planned first words: {planned}",
-    ])
+    return "\n".join(
+        [
+            f"{metrics['samples']} samples: loss {metrics['loss']:.4f}, first action {metrics['first_action_acc']:.3f}, "
+            f"whole plan {metrics['plan_acc']:.3f}, per position {' '.join(f'{x:.2f}' for x in metrics['word_acc'])}",
+            f"first-action recall: {recall}",
+            f"expert first words: {share}",
+            f"planned first words: {planned}",
+        ]
+    )
