@@ -61,16 +61,28 @@ def test_reads_the_fixture_as_rxr():
 
 
 def test_real_layout_gz_split_and_gt(tmp_path):
-    """`{split}_{role}.json.gz` + `{split}_{role}_gt.json.gz`; gt entries with LOOK_UP/DOWN ids or no actions."""
-    folder = tmp_path / "RxR_VLNCE_v0" / "val_unseen_guide"
+    """RxR-CE's layout: `{split}/{split}_{role}.json.gz` + `{split}_{role}_gt.json.gz`; gt entries with LOOK_UP/DOWN
+    ids or no actions."""
+    folder = tmp_path / "RxR_VLNCE_v0" / "val_unseen"
     write_doc(folder / "val_unseen_guide.json.gz", fixture_doc())
     write_doc(folder / "val_unseen_guide_gt.json.gz", json.loads(GT.read_text()))
-    eps = load_split(tmp_path / "RxR_VLNCE_v0", "val_unseen_guide")
+    eps = load_split(tmp_path / "RxR_VLNCE_v0", "val_unseen")  # the only role present
+    assert eps.path == folder / "val_unseen_guide.json.gz" and eps.gt is not None
+    assert len(load_split(tmp_path / "RxR_VLNCE_v0", "val_unseen", roles="guide")) == 5
+    write_doc(folder / "val_unseen_follower.json.gz", fixture_doc())
+    with pytest.raises(VidNavError, match="one RxR-CE episode file per role"):
+        load_split(tmp_path / "RxR_VLNCE_v0", "val_unseen")  # which one? the user says
+    assert load_split(tmp_path / "RxR_VLNCE_v0", "val_unseen", roles=["guide"]).path.name == "val_unseen_guide.json.gz"
+    assert [e.episode_id for e in load_episodes(folder / "val_unseen_guide.json.gz", languages="en")[0]] == [
+        101,
+        102,
+        105,
+    ]
     assert eps.schema == RXR_CE and len(eps) == 5 and eps.vocab is None
     assert eps.gt_for(eps.episodes[2]).actions == [2, 1, 1, 3, 1, 4, 5, 1, 0]
     assert eps.gt_for(eps.episodes[4]).actions is None  # optional in RxR-CE gt files
     assert "actions" not in eps.gt_for(eps.episodes[4]).to_dict()
-    en = load_split(tmp_path / "RxR_VLNCE_v0", "val_unseen_guide", languages=["en"])
+    en = load_split(tmp_path / "RxR_VLNCE_v0", "val_unseen", roles=["guide"], languages=["en"])
     assert [e.episode_id for e in en] == [101, 102, 105]
     s = summarize_file(folder / "val_unseen_guide.json.gz")
     assert s["gt_file"].endswith("val_unseen_guide_gt.json.gz") and s["gt_covers"] == 5

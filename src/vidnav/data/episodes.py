@@ -545,8 +545,8 @@ def filter_episodes(
     """The episodes whose ``instruction.language`` matches one of ``languages`` (see :func:`language_matches`)
     and whose ``info.role`` is one of ``roles``; None or empty = no filter. A filter the file cannot answer (an
     R2R-CE file has no languages) or that keeps no episode raises VidNavError naming the file and the field."""
-    languages = [str(w) for w in languages or ()]
-    roles = [str(r) for r in roles or ()]
+    languages = [languages] if isinstance(languages, str) else [str(w) for w in languages or ()]  # "en" is one tag
+    roles = [roles] if isinstance(roles, str) else [str(r) for r in roles or ()]
     for w in languages:
         if not _LANGUAGE.fullmatch(w):
             raise VidNavError(f"language filter {w!r} is not a language tag: use e.g. en, en-US, en-IN, hi-IN, te-IN")
@@ -646,8 +646,14 @@ def load_split(
     data_dir: str | Path, split: str, languages: Iterable[str] | None = None, roles: Iterable[str] | None = None
 ) -> EpisodeSet:
     """Read ``{data_dir}/{split}/{split}.json.gz`` and, when present, ``{split}_gt.json.gz``; ``languages`` and
-    ``roles`` pick RxR-CE episodes (:func:`filter_episodes`)."""
+    ``roles`` pick RxR-CE episodes (:func:`filter_episodes`). RxR-CE's own layout, one file per role
+    (``{split}/{split}_guide.json.gz`` + ``{split}_guide_gt.json.gz``), is read too: the role's file when
+    ``roles`` names one, the only one present otherwise."""
     ep_path, gt_path = split_paths(data_dir, split)
+    if not ep_path.is_file():
+        role_file = _rxr_role_file(Path(data_dir) / split, split, roles)
+        if role_file is not None:
+            ep_path, gt_path = role_file, role_file.with_name(role_file.name.replace(".json", "_gt.json", 1))
     if not ep_path.is_file():
         found = available_splits(data_dir)
         listing = ", ".join(found) if found else "none"
@@ -660,6 +666,24 @@ def load_split(
         episodes = filter_episodes(episodes, languages, roles, ep_path)
     gt = load_gt(gt_path, schema) if gt_path.is_file() else None
     return EpisodeSet(split, episodes, vocab, gt, extra, ep_path, schema)
+
+
+def _rxr_role_file(folder: Path, split: str, roles: Iterable[str] | None) -> Path | None:
+    """RxR-CE's per-role episode file of ``split`` in ``folder`` (see :func:`load_split`), or None."""
+    roles = [roles] if isinstance(roles, str) else list(roles or ())
+    present = {
+        r: folder / f"{split}_{r}{ext}"
+        for r in RXR_ROLES
+        for ext in (".json.gz", ".json")
+        if (folder / f"{split}_{r}{ext}").is_file()
+    }
+    wanted = [r for r in present if r in roles] if roles else list(present)
+    if len(wanted) > 1:
+        raise VidNavError(
+            f"{folder} holds one RxR-CE episode file per role ({', '.join(p.name for p in present.values())}); "
+            "pick one with roles=[...] (vidnav: --role guide)"
+        )
+    return present[wanted[0]] if wanted else None
 
 
 def write_split(
