@@ -190,3 +190,20 @@ def test_compare_cli_prints_every_metric_row(tmp_path):
     assert row(out, "spl")[:4] == ["spl", "0.125", "0.375", "+0.250"]
     assert row(out, "ndtw") == ["ndtw", "0.500", "0.500", "+0.000", "[+0.000, +0.000]"]
     assert row(out, "steps") == ["steps", "11.500", "11.500", "+0.000", "[+0.000, +0.000]"]
+
+
+@pytest.mark.parametrize("columns", [40, 66, 120])
+def test_a_narrow_terminal_keeps_every_column_and_name(monkeypatch, columns):
+    """On a terminal narrower than the table, rich would shrink the name column away; names fold instead."""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = Terminal()
+    show(metric_table({"default": SUMMARY, "runs/some/long/agent-name": SUMMARY}), file=out)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    names = "".join(line.split("  ")[0].strip() for line in text.splitlines()[2:])
+    assert "default" in names and "runs/some/long/agent-name" in names
+    assert text.count("14.12") == 2 and text.splitlines()[0].split()[:2] == ["agent", "eps"]

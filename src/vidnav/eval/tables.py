@@ -95,10 +95,12 @@ def show(*blocks: str | Table, file=None) -> None:
     """Print plain lines (str) and tables in order; off a terminal, the console is widened to the widest table
     so no row wraps."""
     console = make_console(file)
-    if not console.is_terminal:
-        unbounded = console.options.update_width(10**6)  # measured against the console's width, it is capped
-        need = max((Measurement.get(console, unbounded, b).maximum for b in blocks if isinstance(b, Table)), default=0)
-        console.width = max(console.width, need)
+    unbounded = console.options.update_width(10**6)  # measured against the console's width, it is capped
+    sizes = [Measurement.get(console, unbounded, b) for b in blocks if isinstance(b, Table)]
+    # off a terminal: as wide as the widest table; on a narrow terminal at least every table's minimum, so rich
+    # never shrinks a column away (the terminal wraps the longer lines instead)
+    need = max((m.maximum if not console.is_terminal else m.minimum for m in sizes), default=0)
+    console.width = max(console.width, need)
     for b in blocks:
         if isinstance(b, Table):  # uncropped: wider than a narrow terminal, its lines wrap there, all numbers kept
             console.print(b, crop=False)
