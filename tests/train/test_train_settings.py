@@ -102,8 +102,25 @@ def test_a_value_of_the_wrong_type_is_refused_naming_file_and_key(tmp_path, text
         TrainConfig.from_yaml(exp)
 
 
+def test_text_fields_take_key_value_text_as_written_and_numbers_must_be_finite(captured):
+    result, cfg = captured("out=2024", "init_from=2024-01-01", "data=0042", "memory=null")
+    assert result.exit_code == 0, result.output
+    assert cfg.out == "2024" and cfg.init_from == "2024-01-01" and cfg.data == ["0042"] and cfg.memory is None
+    for bad in ("lr=nan", "epochs=inf", "weight_decay=-inf"):
+        with pytest.raises(VidNavError, match="must be a finite number"):
+            TrainConfig.from_dict({"data": ["R"], bad.split("=")[0]: bad.split("=")[1]})
+
+
+def test_help_shows_each_default_and_how_to_unset():
+    from vidnav.cli import app
+
+    text = " ".join(CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output.split())
+    assert "(default 0.5)" in text and "(default 0.0002)" in text and "(default cosine)" in text
+    assert "eval_samples=null unsets it" in text and "--workers" in text and "streaming" in text
+
+
 def test_python_configs_are_checked_too():
-    with pytest.raises(VidNavError, match="lr must be a number"):
+    with pytest.raises(VidNavError, match="lr must be a finite number"):
         TrainConfig(data=["R"], lr="fast").validate()
     assert TrainConfig(data="R", lr="1e-3").validate().lr == 1e-3
     with pytest.raises(VidNavError, match="unknown setting"):
@@ -198,3 +215,24 @@ def test_fewer_action_words_train_on_rollouts_collected_with_more(tmp_path):
                 progress=False,
             )
         )
+    r2 = synthetic_rollout(tmp_path / "R2", n_trajectories=2, n_frames=8, k=2, seed=2)  # held-out of 2 words
+    with pytest.raises(VidNavError, match=r"R2.*num_actions=4"):
+        train(
+            TrainConfig(
+                preset="tiny",
+                overrides=FAST,
+                data=[str(data)],
+                eval_data=[str(r2)],
+                out=str(tmp_path / "r"),
+                max_steps=1,
+                progress=False,
+            )
+        )
+
+
+def test_frame_counts_matter_only_when_repeated_and_numpy_integers_are_integers():
+    import numpy as np
+
+    assert FrameSampling(start_frames=0, end_frames=0).start_repeat == 0  # as before: no repeat, no check
+    s = FrameSampling(stride=np.int64(2), start_frames=np.int32(1), start_repeat=1)
+    assert listed_frames(_targets("forward left stop"), s) == [0, 2, 0]

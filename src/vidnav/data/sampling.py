@@ -15,6 +15,7 @@ repeats), to score a model where copying its last action fails.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,7 +34,7 @@ def inflections(targets: Sequence[Sequence[str]]) -> list[int]:
 def _int(name: str, value, minimum: int, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         unset = ", or unset" if optional else ""
         raise VidNavError(f"{name} must be >= {minimum} (an integer{unset}), got {value!r}")
     return value
@@ -55,16 +56,15 @@ class FrameSampling:
     def __post_init__(self) -> None:
         _int("stride", self.stride, 1)
         _int("first_frames", self.first_frames, 1, optional=True)
-        _int("start_frames", self.start_frames, 1, optional=True)
-        _int("end_frames", self.end_frames, 1, optional=True)
         for name in ("start_repeat", "end_repeat", "inflection_repeat"):
             _int(name, getattr(self, name), 0)
-        if self.start_repeat and self.start_frames is None:
-            raise VidNavError(
-                f"start_repeat={self.start_repeat} needs start_frames >= 1 (how many first frames to repeat)"
-            )
-        if self.end_repeat and self.end_frames is None:
-            raise VidNavError(f"end_repeat={self.end_repeat} needs end_frames >= 1 (how many last frames to repeat)")
+        for frames, repeat in (("start_frames", "start_repeat"), ("end_frames", "end_repeat")):
+            if getattr(self, repeat):  # the frame count matters only when those frames are repeated
+                if getattr(self, frames) is None:
+                    raise VidNavError(
+                        f"{repeat}={getattr(self, repeat)} needs {frames} >= 1 (how many frames to repeat)"
+                    )
+                _int(frames, getattr(self, frames), 1)
         if self.only_inflections and (
             self.start_repeat or self.end_repeat or self.inflection_repeat or self.stride != 1
         ):

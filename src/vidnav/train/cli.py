@@ -7,6 +7,7 @@ Heavy imports (torch, transformers) stay inside the command.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import List, Optional
 
@@ -42,25 +43,51 @@ def _parse_pairs(items: list[str], flag: str, what: str) -> dict:
 
 
 def _option(f, tp):
-    """The typer parameter for TrainConfig field ``f`` (type ``tp``): --field-name, its help, its type."""
+    """The typer parameter for TrainConfig field ``f`` (type ``tp``): --field-name, its help (with the default),
+    its type. Every option defaults to None, meaning "not given": the file's or the dataclass's value stays."""
     from vidnav.train.config import _kind
 
-    base, _ = _kind(tp)
+    base, optional = _kind(tp)
     meta = f.metadata
     flag = meta.get("flag", "--" + f.name.replace("_", "-"))
     names = [flag] + [n for n in (meta.get("alias"), meta.get("short")) if n]
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
     help = meta["help"]
+    if default not in (None, [], {}):
+        help += f" (default {str(default).lower() if isinstance(default, bool) else default})"
+    if optional and default is not None:
+        help += f"; the argument {f.name}=null unsets it"
     if base is bool:
-        names = [f"{flag}/--no-{flag[2:]}"]
-        return typer.Option(None, *names, help=help), Optional[bool]
+        return typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help), Optional[bool]
     if base in (list, dict):
-        help += " (repeatable)"
+        if "repeatable" not in help:
+            help += " (repeatable)"
         return typer.Option(None, *names, help=help), Optional[List[str]]
     return typer.Option(None, *names, help=help), Optional[base]
 
 
+def _settings(items: list[str]) -> dict:
+    """KEY=VALUE arguments as {field: value}: values read as YAML (true, 3, 2e-4, [a, b], null), but a text
+    field takes the text as written (out=2024 is the folder "2024")."""
+    from vidnav.train.config import _kind, field_types
+
+    types = field_types()
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise VidNavError(f"{item!r} is not KEY=VALUE: give settings as e.g. lr=1e-4 (or as options: --lr 1e-4)")
+        name, text = (part.strip() for part in item.split("=", 1))
+        base, optional = _kind(types[name]) if name in types else (None, False)
+        if base is str and not (optional and text in ("null", "~", "")):
+            out[name] = text
+        elif base is list and not text.startswith("["):
+            out[name] = [text]
+        else:
+            out[name] = _parse_pairs([item], "KEY=VALUE", "a training setting")[name]
+    return out
+
+
 def _train_options() -> list[inspect.Parameter]:
-    import dataclasses
 
     from vidnav.train.config import TrainConfig, field_types
 
@@ -91,13 +118,12 @@ def _train_options() -> list[inspect.Parameter]:
 
 def config_from_cli(config: str | None, settings: list[str] | None, options: dict):
     """The experiment: defaults, then the YAML file, then KEY=VALUE settings, then --options (the last wins)."""
-    import dataclasses
 
     from vidnav.train.config import TrainConfig
 
     cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
     if settings:
-        cfg = cfg.with_changes(_parse_pairs(settings, "KEY=VALUE", "a training setting"), "KEY=VALUE arguments")
+        cfg = cfg.with_changes(_settings(settings), "KEY=VALUE arguments")
     changes = {}
     for f in dataclasses.fields(TrainConfig):
         value = options.get(f.name)
@@ -195,6 +221,7 @@ def validate_command(
         list(data), max_history=max_history, first_frames=first_frames, only_inflections=only_inflections
     )
     model = load_agent(None if agent == "default" else agent).model
+    held_out.check_num_actions(model.config.num_actions)  # labels of fewer words would be scored padded with stop
     if pairs:
         from vidnav.train.validate import pair_accuracy
 

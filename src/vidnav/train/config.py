@@ -11,6 +11,8 @@ read as numbers, anything else of the wrong type is refused).
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 import types
 import typing
@@ -35,7 +37,7 @@ def _f(default: Any, help: str, **cli) -> Any:
 class TrainConfig:
     # model
     preset: str = _f("tiny", "tiny, small, navid-7b, uninavid-7b or navila-8b")
-    memory: str | None = _f(None, "navid, uninavid, navila or llamavid (unset: the preset's)")
+    memory: str | None = _f(None, "navid, uninavid, navila, llamavid or streaming (unset: the preset's)")
     overrides: dict = _f(
         {}, "model setting NAME=VALUE (VidNavConfig fields), e.g. use_context_token=true", flag="--set"
     )
@@ -248,7 +250,7 @@ def _kind(tp: Any) -> tuple[type, bool]:
 _NAMES = {
     str: "a string",
     int: "an integer",
-    float: "a number",
+    float: "a finite number",
     bool: "true or false",
     list: "a list of strings",
     dict: "a mapping NAME: VALUE",
@@ -277,11 +279,18 @@ def check_value(name: str, value: Any, where: str = "config") -> Any:
         if isinstance(value, bool):
             raise bad()
         if isinstance(value, str):  # PyYAML reads 2e-4 and 1e3 as strings
+            text = value.strip().replace("_", "")
             try:
-                value = float(value.strip().replace("_", ""))
+                value = int(text) if base is int and text.lstrip("+-").isdigit() else float(text)
             except ValueError:
                 raise bad() from None
-        if not isinstance(value, (int, float)):
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+        elif isinstance(value, numbers.Real):
+            value = float(value)
+        else:
+            raise bad()
+        if isinstance(value, float) and not math.isfinite(value):  # "nan", "inf": never a setting
             raise bad()
         if base is int:
             if isinstance(value, float) and not value.is_integer():

@@ -319,7 +319,8 @@ def run_stage(
         else None
     )
     model = build_train_model(cfg, init_from)
-    nav.check_num_actions(model.config.num_actions)  # before step 0, naming the folder
+    for samples in (nav, held_out) if held_out is not None else (nav,):  # before step 0, naming the folder
+        samples.check_num_actions(model.config.num_actions)
     if tuple(data.feature_shape) != (model.num_patches, model.vision.hidden_size):
         raise VidNavError(
             f"rollout features have shape {tuple(data.feature_shape)} per frame but preset "
