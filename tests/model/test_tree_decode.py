@@ -56,8 +56,9 @@ def _plan_banned(model, batch, ban):
     return model.decode_actions(out.last_hidden_state[:, -1], out.cache, mask, pos[:, -1], ban)
 
 
-def test_agent_plans_equal_with_either_decoder(feats):
-    model = _model("uninavid")
+@pytest.mark.parametrize("memory", ["uninavid", "streaming"])
+def test_agent_plans_equal_with_either_decoder(memory, feats):
+    model = _model(memory)
     plans = {}
     for decoding in ("sequential", "tree"):
         model.decoding = decoding
@@ -87,6 +88,7 @@ def test_fallback_and_errors(feats):
         with pytest.raises(VidNavError, match="bans every action word"):
             tree_decode_actions(model._base_lm(), model.codec, 4, out.last_hidden_state[:, -1], out.cache, mask,
                                 pos[:, -1], ["forward", "left", "right", "stop"])
+    assert model.decoding == "auto"  # sequential on a CPU, tree on a GPU
     model.decoding = "beam"
     with pytest.raises(VidNavError, match="decoding must be"):
         model.plan(batch)

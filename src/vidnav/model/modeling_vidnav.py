@@ -67,9 +67,11 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
     # how the model is meant to be run (re-planning, loop breaking, ...): run_options.json beside config.json,
     # read by from_pretrained and written by save_pretrained, as transformers keeps generation_config.json
     run_options: PlanOptions = PlanOptions()
-    # how decode_actions writes the k words: "tree" scores every continuation in one LM call when each action word
-    # is one token (vidnav.model.tree_decode; else it falls back), "sequential" runs one LM call per token
-    decoding: str = "tree"
+    # how decode_actions writes the k words (the same words either way): "tree" scores every continuation in one LM
+    # call when each action word is one token (vidnav.model.tree_decode; else it falls back), "sequential" runs one
+    # LM call per token; "auto": tree on a GPU (launch-bound: one call instead of k-1), sequential on a CPU, where
+    # the 84-token tree costs what the 3 one-token calls cost (bench/agent_step.py --compare-decoding: 1.03-1.05x)
+    decoding: str = "auto"
 
     def __init__(self, config: VidNavConfig, pretrained: bool = True):
         super().__init__(config)
@@ -388,13 +390,16 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         ``ban_first``: an action word, or several, the first planned action may not be (the best other word is
         taken); at least one word must stay allowed.
         """
-        if self.decoding == "tree":
+        decoding = self.decoding
+        if decoding == "auto":
+            decoding = "sequential" if last_hidden.device.type == "cpu" else "tree"
+        if decoding == "tree":
             from vidnav.model.tree_decode import tree_decode_actions
 
             return tree_decode_actions(self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask,
                                        last_pos, ban_first)
-        if self.decoding != "sequential":
-            raise VidNavError(f"decoding must be 'tree' or 'sequential', got {self.decoding!r}")
+        if decoding != "sequential":
+            raise VidNavError(f"decoding must be 'auto', 'tree' or 'sequential', got {self.decoding!r}")
         return decode_actions(self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask,
                               last_pos, ban_first)
 
