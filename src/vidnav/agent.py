@@ -3,7 +3,10 @@
 Each call runs the vision tower on the new frame only, computes that frame's tokens once, and updates the
 memory incrementally (Uni-NaVid merging happens online). The prompt and instruction are encoded once per
 episode; their KV cache, extended by history tokens that can no longer change, is reused by every call, so a
-call costs the new and still-changing visual tokens plus k decoding steps.
+call costs the new and still-changing visual tokens plus k decoding steps. With the ``streaming`` memory
+(:mod:`vidnav.model.streaming`) the cache is edited instead: each frame's block enters once at a fixed
+position, and frames leaving its window are evicted from every layer, so a call's cost does not grow with
+the episode.
 
     agent = vidnav.load_agent(preset="tiny")          # random weights; or load_agent("runs/ckpt")
     agent.reset("walk past the sofa and stop at the door")

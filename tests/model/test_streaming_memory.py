@@ -146,3 +146,18 @@ def test_no_history_cache_is_refused():
     model = build_model("tiny", memory="streaming", pretrained=False, **SMALL)
     with pytest.raises(VidNavError, match="cache_history"):
         Agent(model, cache_history=False)
+
+
+def test_asking_changes_neither_the_cache_nor_the_next_plan(trained, feats):
+    plain, asking = Agent(trained), Agent(trained)
+    for agent in (plain, asking):
+        agent.reset(INSTRUCTION)
+    with torch.no_grad():
+        for t in range(20):
+            for agent in (plain, asking):
+                agent.observe_features(feats[t : t + 1])
+            if t % 4 == 3:  # several frames' entries and evictions pending when asking
+                assert isinstance(asking.ask("which room are you in?"), str)
+                assert plain.plan() == asking.plan(), t
+                assert plain._cache.get_seq_length() == asking._cache.get_seq_length()
+                assert plain._next_pos == asking._next_pos and plain._entries == asking._entries
