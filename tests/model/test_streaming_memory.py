@@ -161,3 +161,21 @@ def test_asking_changes_neither_the_cache_nor_the_next_plan(trained, feats):
                 assert plain.plan() == asking.plan(), t
                 assert plain._cache.get_seq_length() == asking._cache.get_seq_length()
                 assert plain._next_pos == asking._next_pos and plain._entries == asking._entries
+
+
+def test_agent_answers_like_model_answer():
+    torch.manual_seed(0)
+    model = build_model("tiny", memory="streaming", **SMALL).eval()
+    with torch.no_grad():  # away from the initialisation, so that the answer depends on the input
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    feats = torch.randn(15, 64, 320, generator=torch.Generator().manual_seed(5))
+    agent = Agent(model)
+    agent.reset(INSTRUCTION)
+    for t in range(15):
+        agent.observe_features(feats[t : t + 1])
+    question = "which room are you in?"
+    with torch.no_grad():
+        expected = model.answer(model.prepare_batch([INSTRUCTION], [feats], questions=[question]))[0]
+    assert agent.ask(question) == expected
