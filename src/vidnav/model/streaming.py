@@ -109,8 +109,9 @@ class StreamingWindowMemory(MemoryStrategy):
         dev = feats.device if blocks.numel() == 0 else blocks.device
         sizes = torch.tensor([p.shape[0] for p in parts], dtype=torch.long, device=dev)
         owner = torch.repeat_interleave(torch.arange(len(parts), device=dev), sizes)  # entry of each token
-        entered = torch.tensor([e.step for e in entries], dtype=torch.float64, device=dev)[owner]
-        evicted = torch.tensor([e.evicted for e in entries], dtype=torch.float64, device=dev)[owner]
+        never = last + 1  # past every step asked (integers: float64 is not on every device)
+        entered = torch.tensor([e.step for e in entries], dtype=torch.long, device=dev)[owner]
+        evicted = torch.tensor([int(min(e.evicted, never)) for e in entries], dtype=torch.long, device=dev)[owner]
         idx = torch.arange(owner.shape[0], device=dev)
         earlier_alive = (owner[None, :] < owner[:, None]) & (evicted[None, :] > entered[:, None])
         own_causal = (owner[None, :] == owner[:, None]) & (idx[None, :] <= idx[:, None])
