@@ -157,7 +157,7 @@ class Agent:
         if hasattr(self._mem, "take_events"):  # the streaming memory edits the cache itself
             lead = self._apply_events()
             words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first),
-                                   lead)
+                                   lead, self._fused(ban_first))
             return canonical_actions(words[0], self.num_actions)
         stable = self._mem.stable_tokens() if self.cache_history else 0
         if stable < self._stable:  # cannot happen with the shipped memories; recompute rather than be wrong
@@ -170,8 +170,21 @@ class Agent:
                     cache=self._cache, use_cache=True)
             self._stable = stable
         self._next_pos = self._prefix_len + self._stable
-        words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first))
+        words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first),
+                               fused=self._fused(ban_first))
         return canonical_actions(words[0], self.num_actions)
+
+    def _fused(self, ban_first):
+        """With tree decoding, a function that runs the suffix and the action tree in one LM call
+        (:func:`vidnav.model.tree_decode.suffix_and_tree`); else None (the suffix, then ``decode_actions``)."""
+        from vidnav.model import tree_decode
+
+        m = self.model
+        k = self.num_actions
+        if m.decoding_on(m.markers.device) != "tree" or not tree_decode.usable(m.codec, k):
+            return None
+        return lambda suffix, cache, first: tree_decode.suffix_and_tree(m._base_lm(), m.codec, k, suffix, cache, first,
+                                                                        ban_first)
 
     def _apply_events(self) -> list[tuple]:
         """Streaming memory: replay its cache edits in order. An entry runs through the LM at the next free
@@ -202,19 +215,22 @@ class Agent:
         self._stable = sum(n for _, n in self._entries)  # history tokens in the cache; the lead entries follow
         return events[k:]
 
-    def _continue(self, vis, question_ids, decode, lead: list[tuple] = ()):
+    def _continue(self, vis, question_ids, decode, lead: list[tuple] = (), fused=None):
         """Run the not-yet-cached visual tokens (and a question's tokens) on the KV cache, let ``decode(last
         hidden, cache, last position)`` write the answer, then cut the cache back to the prefix and the stable
         history, so neither planning nor asking changes what the next call sees.
 
         ``lead``: streaming-memory entries (``("enter", key, tokens)``) whose tokens open the visual tokens
-        not yet cached; they stay in the cache afterwards."""
+        not yet cached; they stay in the cache afterwards. ``fused(suffix, cache, first position)``, if given,
+        runs the suffix and writes the answer itself (one LM call), in place of the call and ``decode``."""
         m = self.model
         cached = self._prefix_len + self._stable
         kept = sum(e[2].shape[0] for e in lead)
         suffix = m.suffix_embeds(vis.history[self._stable :], vis.current, question_ids)[None]
         pos = torch.arange(self._next_pos, self._next_pos + suffix.shape[1], device=suffix.device)[None]
         try:
+            if fused is not None:
+                return fused(suffix, self._cache, self._next_pos)
             # batch of one without padding: no attention mask needed (causal attention over the cache)
             out = m._base_lm().model(inputs_embeds=suffix, position_ids=pos, cache=self._cache, use_cache=True)
             return decode(out.last_hidden_state[:, -1], out.cache, pos[:, -1])

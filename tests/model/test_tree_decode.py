@@ -92,3 +92,34 @@ def test_fallback_and_errors(feats):
     model.decoding = "beam"
     with pytest.raises(VidNavError, match="decoding must be"):
         model.plan(batch)
+
+
+@pytest.mark.parametrize("memory", ["uninavid", "streaming"])
+def test_suffix_and_tree_in_one_call_reads_the_logits_of_two_calls(memory, feats):
+    """The Agent's fused call (suffix + action tree) reads what the suffix call and then the tree call read."""
+    from vidnav.model.tree_decode import suffix_and_tree
+
+    model = _model(memory)
+    lm, codec = model._base_lm(), model.codec
+    agents = [Agent(model), Agent(model)]
+    for agent in agents:
+        agent.reset(INSTRUCTIONS[0])
+    with torch.no_grad():
+        for t in range(14):
+            for agent in agents:
+                agent.observe_features(feats[t : t + 1])
+            if t % 3 != 2:
+                continue
+            got = []
+            for i, agent in enumerate(agents):
+                lead = agent._apply_events() if memory == "streaming" else ()  # uninavid: all history in the suffix
+                vis = agent._mem.visual()
+                if i == 0:
+                    got.append(agent._continue(vis, None, None, lead, lambda s, c, p: suffix_and_tree(
+                        lm, codec, 4, s, c, p, "left", return_logits=True)))
+                else:
+                    got.append(agent._continue(vis, None, lambda h, c, p: tree_decode_actions(
+                        lm, codec, 4, h, c, None, p, "left", return_logits=True), lead))
+            assert got[0][0] == got[1][0], t
+            torch.testing.assert_close(got[0][1], got[1][1], rtol=0, atol=1e-4, msg=f"step {t}")
+            assert agents[0]._cache.get_seq_length() == agents[1]._cache.get_seq_length()

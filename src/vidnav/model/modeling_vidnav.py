@@ -383,6 +383,14 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         cache.crop(-labels.shape[1])  # drop the answer tokens (negative: the count to remove)
         return loss, self.decode_actions(last, cache, mask, pos[:, -1])
 
+    def decoding_on(self, device) -> str:
+        """``decoding`` with ``auto`` resolved for a device: ``tree`` or ``sequential``."""
+        if self.decoding == "auto":
+            return "sequential" if torch.device(device).type == "cpu" else "tree"
+        if self.decoding not in ("tree", "sequential"):
+            raise VidNavError(f"decoding must be 'auto', 'tree' or 'sequential', got {self.decoding!r}")
+        return self.decoding
+
     def decode_actions(self, last_hidden, cache, mask, last_pos,
                        ban_first: str | Collection[str] | None = None) -> list[list[str]]:
         """Continue from a filled KV cache with k action words per row (:func:`vidnav.model.actions.decode_actions`).
@@ -390,9 +398,7 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         ``ban_first``: an action word, or several, the first planned action may not be (the best other word is
         taken); at least one word must stay allowed.
         """
-        decoding = self.decoding
-        if decoding == "auto":
-            decoding = "sequential" if last_hidden.device.type == "cpu" else "tree"
+        decoding = self.decoding_on(last_hidden.device)
         if decoding == "tree":
             from vidnav.model.tree_decode import tree_decode_actions
 
