@@ -99,7 +99,8 @@ class StreamingWindowMemory(MemoryStrategy):
 
     def layout(self, enc, feats: torch.Tensor, steps: list[int]) -> Layout:
         """The entries of frames 0..max(steps) as one sequence with its attention mask, and for each step t in
-        ``steps`` what frame t's suffix sees (training; :func:`assemble_streaming` and the packed path)."""
+        ``steps`` what frame t's suffix sees (training: :func:`streaming_row` per sample, or
+        :func:`assemble_streaming_packed`)."""
         last = max(steps)
         entries = schedule(last + 1, self.window, self.group)
         blocks = self.history_blocks(enc, feats[:last])  # [last, r, D]
@@ -118,7 +119,7 @@ class StreamingWindowMemory(MemoryStrategy):
         tokens = torch.cat(parts) if parts else blocks.new_zeros((0, enc.dim))
         ends, visible, opens = [], [], []
         for t in steps:
-            ends.append(int(((entered <= t)).sum()))
+            ends.append(int((entered <= t).sum()))
             visible.append((entered <= t) & (evicted > t))
             n_ev = evicted_frames(t, self.window)
             k = n_ev % self.group
