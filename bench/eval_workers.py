@@ -28,17 +28,30 @@ def main() -> None:
             from vidnav.data.build import BuildConfig, build_benchmark
 
             data = Path(tmp) / "bench"
-            build_benchmark(data, BuildConfig(train_houses=0, unseen_houses=-(-args.episodes // 6), unseen_per_house=6),
-                            workers=2, progress=False)
+            build_benchmark(
+                data,
+                BuildConfig(train_houses=0, unseen_houses=-(-args.episodes // 6), unseen_per_house=6),
+                workers=2,
+                progress=False,
+            )
         rates = {}
         for workers in (1, 2):
             t = time.perf_counter()
-            s = evaluate(data, "val_unseen", args.agent, Path(tmp) / f"w{workers}", episodes=args.episodes,
-                         workers=workers, progress=False)
+            s = evaluate(
+                data,
+                "val_unseen",
+                args.agent,
+                Path(tmp) / f"w{workers}",
+                episodes=args.episodes,
+                workers=workers,
+                progress=False,
+            )
             dt = time.perf_counter() - t
             rates[workers] = s["episodes"] / dt * 60
-            print(f"{args.agent}: {s['episodes']} episodes, {workers} worker(s): {dt:6.1f} s  "
-                  f"{rates[workers]:6.1f} episodes/min  (mean {s['steps']:.0f} steps/episode, SR {s['success']:.2f})")
+            print(
+                f"{args.agent}: {s['episodes']} episodes, {workers} worker(s): {dt:6.1f} s  "
+                f"{rates[workers]:6.1f} episodes/min  (mean {s['steps']:.0f} steps/episode, SR {s['success']:.2f})"
+            )
         print(f"speed-up 2 workers / 1 worker: {rates[2] / rates[1]:.2f}")
 
 

@@ -68,8 +68,14 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         data, rollouts = Path(tmp) / "bench", Path(tmp) / "expert"
-        build_benchmark(data, BuildConfig(train_houses=1, unseen_houses=0, episodes_per_house=args.episodes,
-                                          val_seen_per_house=0, seed=5), workers=1, progress=False)
+        build_benchmark(
+            data,
+            BuildConfig(
+                train_houses=1, unseen_houses=0, episodes_per_house=args.episodes, val_seen_per_house=0, seed=5
+            ),
+            workers=1,
+            progress=False,
+        )
         collect_rollouts(data, "train", rollouts, episodes=args.episodes, progress=False)
         frames = replay_frames(data, rollouts)
         samples = NavSamples(rollouts, stride=2)  # as the shipped agent was trained
@@ -85,7 +91,9 @@ def main() -> None:
 
         rng = np.random.default_rng(0)
         picks = rng.choice(len(samples), size=min(args.samples, len(samples)), replace=False)
-        batches = [[samples[int(i)] for i in picks[j:j + args.batch_size]] for j in range(0, len(picks), args.batch_size)]
+        batches = [
+            [samples[int(i)] for i in picks[j : j + args.batch_size]] for j in range(0, len(picks), args.batch_size)
+        ]
 
         def step(batch: dict) -> None:
             model.zero_grad(set_to_none=True)
@@ -110,8 +118,10 @@ def main() -> None:
                 data_s += time.perf_counter() - t1
                 step(batch)
             per_sample[name] = (time.perf_counter() - t0) / len(picks)
-            print(f"{name:10s} {per_sample[name] * 1000:7.1f} ms/sample  (data {data_s / len(picks) * 1000:7.1f} ms, "
-                  f"train step {(per_sample[name] - data_s / len(picks)) * 1000:6.1f} ms)")
+            print(
+                f"{name:10s} {per_sample[name] * 1000:7.1f} ms/sample  (data {data_s / len(picks) * 1000:7.1f} ms, "
+                f"train step {(per_sample[name] - data_s / len(picks)) * 1000:6.1f} ms)"
+            )
         probe = frames[key][:32]
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -120,12 +130,16 @@ def main() -> None:
         distinct = sum(len(f) for f in frames.values())
         once = per_sample["cached"] + per_frame * distinct / len(samples)
         mean_frames = np.mean([samples[int(i)]["t"] + 1 for i in picks])
-        print(f"tower alone {per_frame * 1000:.1f} ms/frame; {len(picks)} timed samples with {mean_frames:.1f} frames "
-              f"each on average; rollout set: {len(samples)} samples, {distinct} distinct frames "
-              f"({len(samples.trajectories)} trajectories); batch size {args.batch_size}, "
-              f"torch threads {torch.get_num_threads()}")
-        print(f"speed-up of the cache: {per_sample['re-encoded'] / per_sample['cached']:.1f}x over re-encoding each "
-              f"sample's frames; {once / per_sample['cached']:.2f}x over encoding each distinct frame once per epoch")
+        print(
+            f"tower alone {per_frame * 1000:.1f} ms/frame; {len(picks)} timed samples with {mean_frames:.1f} frames "
+            f"each on average; rollout set: {len(samples)} samples, {distinct} distinct frames "
+            f"({len(samples.trajectories)} trajectories); batch size {args.batch_size}, "
+            f"torch threads {torch.get_num_threads()}"
+        )
+        print(
+            f"speed-up of the cache: {per_sample['re-encoded'] / per_sample['cached']:.1f}x over re-encoding each "
+            f"sample's frames; {once / per_sample['cached']:.2f}x over encoding each distinct frame once per epoch"
+        )
 
 
 if __name__ == "__main__":

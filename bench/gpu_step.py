@@ -68,8 +68,11 @@ def main(argv=None) -> int:
     n = args.late + args.repeats + 2
     frames = torch.randint(0, 256, (n, 224, 224, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     frames = frames.numpy()
-    print(f"preset {args.preset} (random weights), {device} {args.dtype}, compile {args.compile}; median of "
-          f"{args.repeats} act() calls, k = 4 actions per call", flush=True)
+    print(
+        f"preset {args.preset} (random weights), {device} {args.dtype}, compile {args.compile}; median of "
+        f"{args.repeats} act() calls, k = 4 actions per call",
+        flush=True,
+    )
     feats = None
     for memory in args.memories.split(","):
         torch.manual_seed(0)
@@ -91,8 +94,11 @@ def main(argv=None) -> int:
             with torch.no_grad():
                 early = timed_calls(agent, feats, frames, args.early, args.repeats, device)
                 late = timed_calls(agent, feats, frames, args.late, args.repeats, device)
-            print(f"  {memory:9s} {decoding:10s} step {args.early}: {early:.3f} s  step {args.late}: {late:.3f} s  "
-                  f"ratio {late / early:.2f}  {'meets' if late <= 0.05 else 'misses'} <= 0.05 s", flush=True)
+            print(
+                f"  {memory:9s} {decoding:10s} step {args.early}: {early:.3f} s  step {args.late}: {late:.3f} s  "
+                f"ratio {late / early:.2f}  {'meets' if late <= 0.05 else 'misses'} <= 0.05 s",
+                flush=True,
+            )
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -28,8 +28,10 @@ import time
 
 import torch
 
-INSTRUCTION = ("Walk out of the bedroom into the hallway, turn left and go past the blue barrel on your right. "
-               "Enter the kitchen and stop next to the red box.")
+INSTRUCTION = (
+    "Walk out of the bedroom into the hallway, turn left and go past the blue barrel on your right. "
+    "Enter the kitchen and stop next to the red box."
+)
 
 
 def _targets(n: int, k: int) -> list[list[list[str]]]:
@@ -48,19 +50,33 @@ def time_per_sample(model, feats, targets, batch_size: int) -> tuple[float, int]
     t0 = time.perf_counter()
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
-        _step(model, model.prepare_batch([INSTRUCTION] * len(chunk), [feats[j][: t + 1] for j, t in chunk],
-                                         [targets[j][t] for j, t in chunk]))
+        _step(
+            model,
+            model.prepare_batch(
+                [INSTRUCTION] * len(chunk), [feats[j][: t + 1] for j, t in chunk], [targets[j][t] for j, t in chunk]
+            ),
+        )
     return time.perf_counter() - t0, len(items)
 
 
 def time_packed(model, feats, targets, pack: int, sequences: int) -> tuple[float, int]:
-    chunks = [(j, list(range(s, min(s + pack, feats[j].shape[0]))))
-              for j in range(len(feats)) for s in range(0, feats[j].shape[0], pack)]
+    chunks = [
+        (j, list(range(s, min(s + pack, feats[j].shape[0]))))
+        for j in range(len(feats))
+        for s in range(0, feats[j].shape[0], pack)
+    ]
     t0 = time.perf_counter()
     for i in range(0, len(chunks), sequences):
         group = chunks[i : i + sequences]
-        _step(model, model.prepare_packed_batch([INSTRUCTION] * len(group), [feats[j][: ts[-1] + 1] for j, ts in group],
-                                                [ts for _, ts in group], [[targets[j][t] for t in ts] for j, ts in group]))
+        _step(
+            model,
+            model.prepare_packed_batch(
+                [INSTRUCTION] * len(group),
+                [feats[j][: ts[-1] + 1] for j, ts in group],
+                [ts for _, ts in group],
+                [[targets[j][t] for t in ts] for j, ts in group],
+            ),
+        )
     return time.perf_counter() - t0, sum(len(ts) for _, ts in chunks)
 
 
@@ -79,8 +95,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model("tiny", memory="uninavid", current_pool=4, history_pool=1).train()
     g = torch.Generator().manual_seed(0)
-    feats = [torch.randn(args.frames, model.num_patches, model.vision.hidden_size, generator=g).abs()
-             for _ in range(args.trajectories)]
+    feats = [
+        torch.randn(args.frames, model.num_patches, model.vision.hidden_size, generator=g).abs()
+        for _ in range(args.trajectories)
+    ]
     targets = [_targets(args.frames, model.config.num_actions) for _ in feats]
     runs = {"per-sample": lambda: time_per_sample(model, feats, targets, args.batch_size)}
     for f in args.pack_frames:
@@ -91,8 +109,10 @@ def main() -> None:
             seconds, frames = run()
             results[name].append(1000 * seconds / frames)
     base = statistics.median(results["per-sample"])
-    print(f"{args.trajectories} trajectories x {args.frames} frames, every frame supervised, forward + backward, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"{args.trajectories} trajectories x {args.frames} frames, every frame supervised, forward + backward, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     print(f"{'pipeline':<12} {'ms / frame':>10} {'speed-up':>9}")
     for name, ms in results.items():
         med = statistics.median(ms)

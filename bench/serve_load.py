@@ -22,7 +22,6 @@ import argparse
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -35,10 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
 sys.path.insert(0, str(REPO / "bench"))
 
-INSTRUCTIONS = ["walk past the sofa, turn left at the door and stop by the bed",
-                "go straight down the hallway and stop in the kitchen next to the table",
-                "turn around, leave the bedroom and wait at the top of the stairs",
-                "walk through the living room and stop in front of the bookshelf"]
+INSTRUCTIONS = [
+    "walk past the sofa, turn left at the door and stop by the bed",
+    "go straight down the hallway and stop in the kitchen next to the table",
+    "turn around, leave the bedroom and wait at the top of the stairs",
+    "walk through the living room and stop in front of the bookshelf",
+]
 
 
 def frames(n: int) -> np.ndarray:
@@ -123,10 +124,20 @@ def episode(agent, k: int, clip: np.ndarray) -> tuple[list[float], list[list[str
 
 def report(label: str, wall: float, per_client: list, steps: int) -> dict:
     lat = [t for times, _ in per_client for t in times]
-    row = {"label": label, "steps": len(lat), "wall_s": wall, "steps_per_s": len(lat) / wall,
-           "p50_ms": pct(lat, 50) * 1000, "p95_ms": pct(lat, 95) * 1000, "mean_ms": float(np.mean(lat)) * 1000}
-    print(f"  {label:44s} {row['steps']:5d} steps {wall:7.1f} s  {row['steps_per_s']:6.2f} steps/s  "
-          f"p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms", flush=True)
+    row = {
+        "label": label,
+        "steps": len(lat),
+        "wall_s": wall,
+        "steps_per_s": len(lat) / wall,
+        "p50_ms": pct(lat, 50) * 1000,
+        "p95_ms": pct(lat, 95) * 1000,
+        "mean_ms": float(np.mean(lat)) * 1000,
+    }
+    print(
+        f"  {label:44s} {row['steps']:5d} steps {wall:7.1f} s  {row['steps_per_s']:6.2f} steps/s  "
+        f"p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms",
+        flush=True,
+    )
     return row
 
 
@@ -150,8 +161,11 @@ def main(argv=None) -> int:
     clips = frames(args.clients * args.steps).reshape(args.clients, args.steps, 224, 224, 3)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    print(f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {args.clients} clients x "
-          f"{args.steps} steps (one act per step, a 224x224 camera frame as PNG), server {url}", flush=True)
+    print(
+        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {args.clients} clients x "
+        f"{args.steps} steps (one act per step, a 224x224 camera frame as PNG), server {url}",
+        flush=True,
+    )
     server = start_server(port, args.threads or None, max_sessions=max(32, args.clients))
     try:
         new_agent, _, _ = shared_model_agents("default")
@@ -180,12 +194,22 @@ def main(argv=None) -> int:
         after = rss_mib(server.pid)
         churn(args.rss_requests)
         again = rss_mib(server.pid)
-        rows.append({"label": "server RSS MiB", "warm": before, "after": after, "again": again,
-                     "requests_per_round": args.rss_requests})
-        print(f"  server RSS: {before:.0f} MiB after warm-up, {after:.0f} MiB after {args.rss_requests} requests "
-              f"({args.rss_requests // 5} sessions created and deleted, {time.perf_counter() - t0:.0f} s for both "
-              f"rounds), {again:.0f} MiB after {args.rss_requests} more; live sessions "
-              f"{RemoteAgent(url).health()['sessions']}", flush=True)
+        rows.append(
+            {
+                "label": "server RSS MiB",
+                "warm": before,
+                "after": after,
+                "again": again,
+                "requests_per_round": args.rss_requests,
+            }
+        )
+        print(
+            f"  server RSS: {before:.0f} MiB after warm-up, {after:.0f} MiB after {args.rss_requests} requests "
+            f"({args.rss_requests // 5} sessions created and deleted, {time.perf_counter() - t0:.0f} s for both "
+            f"rounds), {again:.0f} MiB after {args.rss_requests} more; live sessions "
+            f"{RemoteAgent(url).health()['sessions']}",
+            flush=True,
+        )
 
         # -- the same steps in-process: what HTTP costs, and threads on one shared model ------------------
         n1 = min(args.steps, 50)
@@ -201,16 +225,22 @@ def main(argv=None) -> int:
         sizes = [len(encode_png(f)) for f in clips[0, :n1]]
         png_ms = (time.perf_counter() - t0) / n1 * 1000
         overhead = (np.mean(one_http[0][0]) - np.mean(one_local[0][0])) * 1000
-        print(f"  HTTP layer per step, 1 client: {overhead:.1f} ms (mean latency difference), of which PNG encoding "
-              f"{png_ms:.1f} ms; frames {np.mean(sizes) / 1024:.0f} KiB as PNG", flush=True)
+        print(
+            f"  HTTP layer per step, 1 client: {overhead:.1f} ms (mean latency difference), of which PNG encoding "
+            f"{png_ms:.1f} ms; frames {np.mean(sizes) / 1024:.0f} KiB as PNG",
+            flush=True,
+        )
 
         agents = [new_agent() for _ in range(args.clients)]
         wall, local = run_threads(args.clients, lambda k: episode(agents[k], k, clips[k]))
         rows.append(report(f"in-process, {args.clients} threads, one model", wall, local, args.steps))
         t0 = time.perf_counter()
         alone = [episode(new_agent(), k, clips[k]) for k in range(args.clients)]
-        rows.append(report(f"in-process, {args.clients} episodes one after another", time.perf_counter() - t0,
-                           alone, args.steps))
+        rows.append(
+            report(
+                f"in-process, {args.clients} episodes one after another", time.perf_counter() - t0, alone, args.steps
+            )
+        )
         same = all(a[1] == b[1] == c[1] for a, b, c in zip(http, local, alone))
         print(f"  plans equal across HTTP / threaded / sequential: {same}", flush=True)
 
@@ -230,16 +260,28 @@ def main(argv=None) -> int:
                     model.encode_frames(f)
             single = (time.perf_counter() - t0) / 3 / len(batch) * 1000
         act_ms = float(np.median(one_local[0][0])) * 1000
-        print(f"  vision tower per frame: {single:.1f} ms alone, {batched:.1f} ms in a batch of {len(batch)}: batching "
-              f"it across sessions would save at most {single - batched:.1f} ms of a {act_ms:.1f} ms act() step "
-              f"({(single - batched) / act_ms * 100:.0f} %)")
-        rows.append({"label": "vision tower ms per frame", "alone": single, "batch8": batched, "act_p50": act_ms,
-                     "http_overhead_ms": overhead, "png_ms": png_ms, "plans_equal": same})
+        print(
+            f"  vision tower per frame: {single:.1f} ms alone, {batched:.1f} ms in a batch of {len(batch)}: batching "
+            f"it across sessions would save at most {single - batched:.1f} ms of a {act_ms:.1f} ms act() step "
+            f"({(single - batched) / act_ms * 100:.0f} %)"
+        )
+        rows.append(
+            {
+                "label": "vision tower ms per frame",
+                "alone": single,
+                "batch8": batched,
+                "act_p50": act_ms,
+                "http_overhead_ms": overhead,
+                "png_ms": png_ms,
+                "plans_equal": same,
+            }
+        )
         if args.json:
             import json
 
-            args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows},
-                                            indent=2))
+            args.json.write_text(
+                json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2)
+            )
     finally:
         server.terminate()
         try:

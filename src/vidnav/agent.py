@@ -38,8 +38,10 @@ def _exclusive(method):
     @functools.wraps(method)
     def call(self, *args, **kwargs):
         if not self._busy.acquire(blocking=False):  # an RLock: act() may call observe() and plan() itself
-            raise VidNavError("this Agent is in use by another thread; an Agent holds one episode's memory: give "
-                              "each thread its own (vidnav.load_agent), or call it from one thread at a time")
+            raise VidNavError(
+                "this Agent is in use by another thread; an Agent holds one episode's memory: give "
+                "each thread its own (vidnav.load_agent), or call it from one thread at a time"
+            )
         try:
             return method(self, *args, **kwargs)
         finally:
@@ -58,8 +60,10 @@ class Agent:
     def __init__(self, model, cache_history: bool = True):
         self.model = model.eval()
         if not cache_history and model.config.memory == "streaming":
-            raise VidNavError("cache_history=False does not apply to the streaming memory: its history lives in the "
-                              "KV cache (the training forward is what recomputes it from scratch)")
+            raise VidNavError(
+                "cache_history=False does not apply to the streaming memory: its history lives in the "
+                "KV cache (the training forward is what recomputes it from scratch)"
+            )
         self.cache_history = cache_history
         self.strategy = model.memory
         self.num_actions = model.config.num_actions
@@ -85,17 +89,22 @@ class Agent:
         m = self.model
         cfg = m.config
         dev = m.markers.device
-        ids = m.tokenizer(instruction, add_special_tokens=False, truncation=True,
-                          max_length=cfg.max_instruction_tokens)["input_ids"]
+        ids = m.tokenizer(
+            instruction, add_special_tokens=False, truncation=True, max_length=cfg.max_instruction_tokens
+        )["input_ids"]
         q = m.query_tokenizer(instruction, truncation=True, max_length=cfg.max_instruction_tokens, return_tensors="pt")
         q_hidden = m.encode_queries(q["input_ids"], q["attention_mask"])
-        self._encoder = m.frame_encoder(q_hidden[0] if q_hidden is not None else None,
-                                        q["attention_mask"][0].to(dev) if q_hidden is not None else None)
-        prefix = m.prefix_embeds(torch.tensor(ids, dtype=torch.long), q_hidden[0] if q_hidden is not None else None,
-                                 q["attention_mask"][0])[None]
+        self._encoder = m.frame_encoder(
+            q_hidden[0] if q_hidden is not None else None,
+            q["attention_mask"][0].to(dev) if q_hidden is not None else None,
+        )
+        prefix = m.prefix_embeds(
+            torch.tensor(ids, dtype=torch.long), q_hidden[0] if q_hidden is not None else None, q["attention_mask"][0]
+        )[None]
         self._prefix_len = prefix.shape[1]
-        out = m._base_lm().model(inputs_embeds=prefix, position_ids=torch.arange(self._prefix_len, device=dev)[None],
-                                 use_cache=True)
+        out = m._base_lm().model(
+            inputs_embeds=prefix, position_ids=torch.arange(self._prefix_len, device=dev)[None], use_cache=True
+        )
         self._cache = out.cache
         black = None
         if cfg.memory == "navila":
@@ -156,8 +165,13 @@ class Agent:
         vis = self._mem.visual()
         if hasattr(self._mem, "take_events"):  # the streaming memory edits the cache itself
             lead = self._apply_events()
-            words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first),
-                                   lead, self._fused(ban_first))
+            words = self._continue(
+                vis,
+                None,
+                lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first),
+                lead,
+                self._fused(ban_first),
+            )
             return canonical_actions(words[0], self.num_actions)
         stable = self._mem.stable_tokens() if self.cache_history else 0
         if stable < self._stable:  # cannot happen with the shipped memories; recompute rather than be wrong
@@ -166,12 +180,20 @@ class Agent:
         if stable > self._stable:  # extend the cache with history tokens that just became final
             new = vis.history[self._stable : stable].to(m.markers.dtype)[None]
             start = self._prefix_len + self._stable
-            decoder(inputs_embeds=new, position_ids=torch.arange(start, start + new.shape[1], device=new.device)[None],
-                    cache=self._cache, use_cache=True)
+            decoder(
+                inputs_embeds=new,
+                position_ids=torch.arange(start, start + new.shape[1], device=new.device)[None],
+                cache=self._cache,
+                use_cache=True,
+            )
             self._stable = stable
         self._next_pos = self._prefix_len + self._stable
-        words = self._continue(vis, None, lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first),
-                               fused=self._fused(ban_first))
+        words = self._continue(
+            vis,
+            None,
+            lambda h, cache, pos: m.decode_actions(h, cache, None, pos, ban_first),
+            fused=self._fused(ban_first),
+        )
         return canonical_actions(words[0], self.num_actions)
 
     def _fused(self, ban_first):
@@ -183,8 +205,9 @@ class Agent:
         k = self.num_actions
         if m.decoding_on(m.markers.device) != "tree" or not tree_decode.usable(m.codec, k):
             return None
-        return lambda suffix, cache, first: tree_decode.suffix_and_tree(m._base_lm(), m.codec, k, suffix, cache, first,
-                                                                        ban_first)
+        return lambda suffix, cache, first: tree_decode.suffix_and_tree(
+            m._base_lm(), m.codec, k, suffix, cache, first, ban_first
+        )
 
     def _apply_events(self) -> list[tuple]:
         """Streaming memory: replay its cache edits in order. An entry runs through the LM at the next free
@@ -261,8 +284,9 @@ class Agent:
             raise VidNavError("call agent.reset(instruction) and give it a frame before asking about it")
         m = self.model
         lead = self._apply_events() if hasattr(self._mem, "take_events") else ()
-        return self._continue(self._mem.visual(), ids, lambda h, cache, pos: greedy_answer(m, h, cache, None, pos),
-                              lead)[0]
+        return self._continue(
+            self._mem.visual(), ids, lambda h, cache, pos: greedy_answer(m, h, cache, None, pos), lead
+        )[0]
 
     # -- introspection ----------------------------------------------------------------------------------------
     @property
@@ -286,8 +310,10 @@ class Agent:
         known = self.model.codec.words
         words = [ban_first] if isinstance(ban_first, str) else ban_first
         if not isinstance(words, Collection) or not words or any(w not in known for w in words):
-            raise VidNavError(f"unknown action word in ban_first={ban_first!r}: give an action word or a list of "
-                              f"them, from {', '.join(known)}")
+            raise VidNavError(
+                f"unknown action word in ban_first={ban_first!r}: give an action word or a list of "
+                f"them, from {', '.join(known)}"
+            )
         if set(words) >= set(known):
             raise VidNavError(f"ban_first={sorted(words)} bans every action word; leave at least one")
 
@@ -301,8 +327,9 @@ class Agent:
         return as_frames(rgb, "frame")
 
 
-def load_agent(checkpoint: str | Path | None = None, preset: str | None = None, *, device=None, dtype=None,
-               **overrides) -> Agent:
+def load_agent(
+    checkpoint: str | Path | None = None, preset: str | None = None, *, device=None, dtype=None, **overrides
+) -> Agent:
     """An Agent from a checkpoint folder, or from a preset with fresh weights, or the shipped default.
 
     ``overrides`` set config fields (e.g. ``memory="navid"``); with a checkpoint only those that do not change
@@ -319,8 +346,10 @@ def load_agent(checkpoint: str | Path | None = None, preset: str | None = None, 
     else:
         if checkpoint is None:
             if not (DEFAULT_AGENT_DIR / "config.json").is_file():
-                raise VidNavError(f"no default checkpoint is shipped yet (expected {DEFAULT_AGENT_DIR}); pass "
-                                  "checkpoint='path/to/folder' or preset='tiny' for random weights")
+                raise VidNavError(
+                    f"no default checkpoint is shipped yet (expected {DEFAULT_AGENT_DIR}); pass "
+                    "checkpoint='path/to/folder' or preset='tiny' for random weights"
+                )
             checkpoint = DEFAULT_AGENT_DIR
         model = VidNavForCausalLM.from_pretrained(checkpoint, device=device, dtype=dtype, **overrides)
     return Agent(model)

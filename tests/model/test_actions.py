@@ -50,8 +50,16 @@ def test_parse_roundtrips_action_strings(actions, sep):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["move forward", "turn left", "turn right"]), st.integers(0, 400),
-                          st.sampled_from(["cm", "degrees", ""])), max_size=5))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["move forward", "turn left", "turn right"]),
+            st.integers(0, 400),
+            st.sampled_from(["cm", "degrees", ""]),
+        ),
+        max_size=5,
+    )
+)
 def test_parse_fuzzed_navid_phrases(parts):
     text = ", ".join(f"{a} {n} {u}" for a, n, u in parts)
     out = parse_actions(text)

@@ -27,8 +27,11 @@ def tiny_ckpt(tiny_model, tmp_path_factory):
 
 
 def _batch(model, feats):
-    return model.prepare_batch(["walk past the bikes and stop at the door", "turn left"], [feats[:4], feats[4:6]],
-                               [["forward", "left"], ["stop"]])
+    return model.prepare_batch(
+        ["walk past the bikes and stop at the door", "turn left"],
+        [feats[:4], feats[4:6]],
+        [["forward", "left"], ["stop"]],
+    )
 
 
 # -- Auto classes ----------------------------------------------------------------------------------------------
@@ -52,11 +55,13 @@ def test_auto_classes_load_a_vidnav_checkpoint(tiny_ckpt, feats):
 def test_importing_vidnav_model_registers_the_auto_classes_in_any_order():
     """``import vidnav.model`` stays free of torch (the CLI imports it), yet the Auto classes know vidnav as soon
     as transformers' are imported, before or after it."""
-    check = ("from transformers import AutoConfig, AutoModel, AutoModelForCausalLM\n"
-             "c = AutoConfig.for_model('vidnav')\n"
-             "assert type(c).__name__ == 'VidNavConfig', type(c)\n"
-             "for auto in (AutoModel, AutoModelForCausalLM):\n"
-             "    assert auto._model_mapping[type(c)].__name__ == 'VidNavForCausalLM'\n")
+    check = (
+        "from transformers import AutoConfig, AutoModel, AutoModelForCausalLM\n"
+        "c = AutoConfig.for_model('vidnav')\n"
+        "assert type(c).__name__ == 'VidNavConfig', type(c)\n"
+        "for auto in (AutoModel, AutoModelForCausalLM):\n"
+        "    assert auto._model_mapping[type(c)].__name__ == 'VidNavForCausalLM'\n"
+    )
     after = "import sys, vidnav.model\nassert 'torch' not in sys.modules\n" + check
     before = "import transformers.models.auto.modeling_auto\nimport vidnav.model\n" + check
     for code in (after, before):
@@ -80,9 +85,13 @@ def test_the_processor_collates_without_a_model(tiny_model, feats):
 
 def test_the_config_checks_its_own_settings():
     VidNavConfig().validate()
-    for bad, match in [(dict(memory="nope"), "unknown memory strategy"), (dict(projector="x"), "unknown projector"),
-                       (dict(lm_train="half"), "lm_train"), (dict(num_actions=0), "num_actions"),
-                       (dict(lm="scratch", lm_train="lora"), "lm_train='full'")]:
+    for bad, match in [
+        (dict(memory="nope"), "unknown memory strategy"),
+        (dict(projector="x"), "unknown projector"),
+        (dict(lm_train="half"), "lm_train"),
+        (dict(num_actions=0), "num_actions"),
+        (dict(lm="scratch", lm_train="lora"), "lm_train='full'"),
+    ]:
         with pytest.raises(VidNavError, match=match):
             VidNavConfig(**bad).validate()
 
@@ -113,15 +122,25 @@ def test_a_qwen2_lm_folder_loads_as_qwen2_with_its_biases(tmp_path, feats):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(0)
-    qwen = Qwen2ForCausalLM(Qwen2Config(vocab_size=30522, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False))
+    qwen = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=30522,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            tie_word_embeddings=False,
+        )
+    )
     with torch.no_grad():  # transformers starts biases at zero; dropping zeros would change nothing
         for name, p in qwen.named_parameters():
             if name.endswith("_proj.bias"):
                 p.normal_(0, 0.5)
     folder = _lm_folder(qwen.eval(), tmp_path / "qwen2")
-    model = build_model("tiny", lm="llama", lm_path=str(folder), lm_tokenizer=None, lm_embeddings=None,
-                        lm_train="lora").eval()
+    model = build_model(
+        "tiny", lm="llama", lm_path=str(folder), lm_tokenizer=None, lm_embeddings=None, lm_train="lora"
+    ).eval()
     lm = model._base_lm()
     assert type(lm).__name__ == "Qwen2ForCausalLM"
     ids = torch.randint(0, 30522, (1, 12))
@@ -138,10 +157,22 @@ def test_an_lm_folder_of_another_architecture_is_refused(tmp_path):
     """Phi-3 fuses q/k/v into one projection: read as a LLaMA, its attention would be random weights."""
     from transformers import Phi3Config, Phi3ForCausalLM
 
-    folder = _lm_folder(Phi3ForCausalLM(Phi3Config(vocab_size=30522, hidden_size=64, intermediate_size=128,
-                                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                                   pad_token_id=0, bos_token_id=1, eos_token_id=2)),
-                        tmp_path / "phi3")
+    folder = _lm_folder(
+        Phi3ForCausalLM(
+            Phi3Config(
+                vocab_size=30522,
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                pad_token_id=0,
+                bos_token_id=1,
+                eos_token_id=2,
+            )
+        ),
+        tmp_path / "phi3",
+    )
     assert json.loads((folder / "config.json").read_text())["model_type"] == "phi3"
     with pytest.raises(VidNavError) as err:
         build_model("tiny", lm="llama", lm_path=str(folder), lm_tokenizer=None, lm_embeddings=None, lm_train="lora")

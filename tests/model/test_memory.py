@@ -5,7 +5,7 @@ import torch
 
 from vidnav.model import VidNavConfig
 from vidnav.model.frame_tokens import FrameEncoder
-from vidnav.model.memory import (MEMORY_STRATEGIES, build_memory, merge_sequence, merge_step, navila_indices)
+from vidnav.model.memory import MEMORY_STRATEGIES, build_memory, merge_sequence, merge_step, navila_indices
 from vidnav.model.projector import build_projector
 from vidnav.model.text_query import ContextAttention
 
@@ -25,11 +25,15 @@ def _strategy(memory, **kw):
 
 EXPECTED = {  # T → (current, short_term, long_term (upper bound), context) with default settings
     "navid": {1: (64, 0, 0, 1), 5: (64, 16, 0, 5), 64: (64, 252, 0, 64), 65: (64, 256, 0, 65), 200: (64, 796, 0, 200)},
-    "uninavid": {1: (64, 0, 0, 0), 5: (64, 16, 0, 0), 64: (64, 252, 0, 0), 65: (64, 256, 0, 0),
-                 200: (64, 256, 135, 0)},
+    "uninavid": {1: (64, 0, 0, 0), 5: (64, 16, 0, 0), 64: (64, 252, 0, 0), 65: (64, 256, 0, 0), 200: (64, 256, 135, 0)},
     "navila": {t: (64, 448, 0, 0) for t in (1, 5, 64, 65, 200)},
-    "streaming": {1: (64, 0, 0, 0), 5: (64, 16, 0, 0), 64: (64, 252, 0, 0), 65: (64, 256, 0, 0),
-                  200: (64, 256, 17, 0)},  # 135 evicted frames in groups of 8: 16 closed + the open one
+    "streaming": {
+        1: (64, 0, 0, 0),
+        5: (64, 16, 0, 0),
+        64: (64, 252, 0, 0),
+        65: (64, 256, 0, 0),
+        200: (64, 256, 17, 0),
+    },  # 135 evicted frames in groups of 8: 16 closed + the open one
     "llamavid": {1: (1, 0, 0, 1), 5: (1, 4, 0, 5), 64: (1, 63, 0, 64), 65: (1, 64, 0, 65), 200: (1, 199, 0, 200)},
 }
 

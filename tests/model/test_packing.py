@@ -21,8 +21,15 @@ def feats():
 
 def _model(memory: str, **extra):
     torch.manual_seed(0)
-    return build_model("tiny", memory=memory, use_context_token=True, current_pool=2, history_pool=1,
-                       lm_config={"num_hidden_layers": 2}, **extra).eval()
+    return build_model(
+        "tiny",
+        memory=memory,
+        use_context_token=True,
+        current_pool=2,
+        history_pool=1,
+        lm_config={"num_hidden_layers": 2},
+        **extra,
+    ).eval()
 
 
 MODELS = {
@@ -51,8 +58,10 @@ def test_packed_loss_and_logits_equal_per_sample(name, feats):
 def test_gradients_equal_per_sample(feats):
     model = _model(**MODELS["uninavid"]).train()
     grads = []
-    for batch in (model.prepare_batch([INSTRUCTION] * len(FRAMES), [feats[: t + 1] for t in FRAMES], TARGETS),
-                  model.prepare_packed_batch([INSTRUCTION], [feats], [FRAMES], [TARGETS])):
+    for batch in (
+        model.prepare_batch([INSTRUCTION] * len(FRAMES), [feats[: t + 1] for t in FRAMES], TARGETS),
+        model.prepare_packed_batch([INSTRUCTION], [feats], [FRAMES], [TARGETS]),
+    ):
         model.zero_grad(set_to_none=True)
         model(**batch).loss.backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
@@ -66,12 +75,21 @@ def test_weights_count_blocks_like_listed_copies_and_sequences_batch(feats):
     weights = [1.0, 3.0, 1.0, 2.0, 1.0]
     listed = [i for i, w in enumerate(weights) for _ in range(int(w))]
     with torch.no_grad():
-        per = model(**model.prepare_batch([INSTRUCTION] * len(listed), [feats[: FRAMES[i] + 1] for i in listed],
-                                          [TARGETS[i] for i in listed])).loss
+        per = model(
+            **model.prepare_batch(
+                [INSTRUCTION] * len(listed), [feats[: FRAMES[i] + 1] for i in listed], [TARGETS[i] for i in listed]
+            )
+        ).loss
         # two sequences of different lengths and instructions in one batch, the weights split between them
-        packed = model(**model.prepare_packed_batch(
-            [INSTRUCTION, INSTRUCTION], [feats[:4], feats], [FRAMES[:3], FRAMES[3:]], [TARGETS[:3], TARGETS[3:]],
-            [weights[:3], weights[3:]])).loss
+        packed = model(
+            **model.prepare_packed_batch(
+                [INSTRUCTION, INSTRUCTION],
+                [feats[:4], feats],
+                [FRAMES[:3], FRAMES[3:]],
+                [TARGETS[:3], TARGETS[3:]],
+                [weights[:3], weights[3:]],
+            )
+        ).loss
     torch.testing.assert_close(packed, per, rtol=1e-5, atol=1e-5)
 
 
@@ -94,8 +112,12 @@ def test_packed_samples_turn_the_listing_into_weights(tmp_path):
     want: dict = {}
     for j, t in listing.samples:
         want[(j, t)] = want.get((j, t), 0) + 1
-    got = {(it["trajectory"], t): w for i in range(len(packed)) for it in [packed[i]]
-           for t, w in zip(it["frames"], it["weights"])}
+    got = {
+        (it["trajectory"], t): w
+        for i in range(len(packed))
+        for it in [packed[i]]
+        for t, w in zip(it["frames"], it["weights"])
+    }
     assert got == want and packed.supervised_frames == len(want)
     assert all(len(packed[i]["frames"]) <= 4 for i in range(len(packed)))
     # frame 8 (the stop) is listed by the stride, the end and twice more; frame 0 by the stride and the start

@@ -13,8 +13,14 @@ from vidnav.model.actions import canonical_actions
 from vidnav.model.streaming import Entry, schedule
 
 W, G = 4, 3  # small, so that eviction and merging happen many times in 300 steps
-SMALL = {"current_pool": 2, "history_pool": 1, "lm_config": {"num_hidden_layers": 2}, "streaming_window": W,
-         "streaming_group": G, "use_context_token": True}
+SMALL = {
+    "current_pool": 2,
+    "history_pool": 1,
+    "lm_config": {"num_hidden_layers": 2},
+    "streaming_window": W,
+    "streaming_group": G,
+    "use_context_token": True,
+}
 INSTRUCTION = "walk out of the bedroom, past the desk and stop at the red barrel in the kitchen"
 STEPS = 300
 CHECK = [0, 3, 4, 5, 8, 9, 20, 75, 151, 299]  # start, window full, first eviction, first merge, many merges, end
@@ -30,9 +36,23 @@ def trained(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("streaming")
     data = synthetic_rollout(tmp / "R", n_trajectories=2, n_frames=12, seed=1)
-    summary = train(TrainConfig(preset="tiny", memory="streaming", overrides=SMALL, data=[str(data)],
-                                out=str(tmp / "run"), max_steps=30, batch_size=4, lr=2e-3, lr_scheduler="constant",
-                                logging_steps=10, save_steps=1000, pack_frames=6, progress=False))
+    summary = train(
+        TrainConfig(
+            preset="tiny",
+            memory="streaming",
+            overrides=SMALL,
+            data=[str(data)],
+            out=str(tmp / "run"),
+            max_steps=30,
+            batch_size=4,
+            lr=2e-3,
+            lr_scheduler="constant",
+            logging_steps=10,
+            save_steps=1000,
+            pack_frames=6,
+            progress=False,
+        )
+    )
     assert summary["final_loss"] < summary["first_loss"] / 4
     return VidNavForCausalLM.from_pretrained(tmp / "run" / "final").eval()
 
@@ -114,9 +134,16 @@ def test_budget_agrees_with_stream_and_build():
 def test_schedule_order():
     got = [(e.kind, e.frames, e.step, e.evicted) for e in schedule(8, 2, 2)]
     assert got == [
-        ("block", (0,), 1, 3), ("block", (1,), 2, 4), ("block", (2,), 3, 5),  # frame 0 leaves at step 3
-        ("long", (0, 1), 4, math.inf), ("block", (3,), 4, 6),  # frame 1 leaves at step 4: group (0, 1) closes
-        ("block", (4,), 5, 7), ("long", (2, 3), 6, math.inf), ("block", (5,), 6, 8), ("block", (6,), 7, 9)]
+        ("block", (0,), 1, 3),
+        ("block", (1,), 2, 4),
+        ("block", (2,), 3, 5),  # frame 0 leaves at step 3
+        ("long", (0, 1), 4, math.inf),
+        ("block", (3,), 4, 6),  # frame 1 leaves at step 4: group (0, 1) closes
+        ("block", (4,), 5, 7),
+        ("long", (2, 3), 6, math.inf),
+        ("block", (5,), 6, 8),
+        ("block", (6,), 7, 9),
+    ]
     assert isinstance(schedule(2, 1, 1)[0], Entry)
 
 
@@ -129,14 +156,18 @@ def test_packed_training_equals_per_sample():
     targets = [[words[(t + i) % 4] for i in range(4)] for t in frames]
     with torch.no_grad():
         per = model(**model.prepare_batch([INSTRUCTION] * len(frames), [feats[: t + 1] for t in frames], targets))
-        packed = model(**model.prepare_packed_batch([INSTRUCTION, INSTRUCTION], [feats[:6], feats],
-                                                    [frames[:4], frames[4:]], [targets[:4], targets[4:]]))
+        packed = model(
+            **model.prepare_packed_batch(
+                [INSTRUCTION, INSTRUCTION], [feats[:6], feats], [frames[:4], frames[4:]], [targets[:4], targets[4:]]
+            )
+        )
     torch.testing.assert_close(packed.logits, per.logits, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(packed.loss, per.loss, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("key, bad", [("streaming_window", 0), ("streaming_group", -1), ("streaming_window", 2.5),
-                                      ("streaming_group", True)])
+@pytest.mark.parametrize(
+    "key, bad", [("streaming_window", 0), ("streaming_group", -1), ("streaming_window", 2.5), ("streaming_group", True)]
+)
 def test_bad_settings_name_the_setting(key, bad):
     with pytest.raises(VidNavError, match=key):
         build_model("tiny", memory="streaming", pretrained=False, **{key: bad})

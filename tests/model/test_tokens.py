@@ -83,9 +83,18 @@ def test_mlp_downsample_concats_2x2_and_pads_odd_grids():
     assert proj(odd).shape == (2, 196, 32)
 
 
-@pytest.mark.parametrize("projector, grid, g", [("mlp2x_gelu", 8, 8), ("mlp2x_gelu", 8, 2), ("mlp_downsample", 8, 4),
-                                                ("mlp_downsample", 8, 2), ("mlp_downsample", 27, 14),
-                                                ("mlp_downsample", 16, 8), ("mlp2x_gelu", 16, 8)])
+@pytest.mark.parametrize(
+    "projector, grid, g",
+    [
+        ("mlp2x_gelu", 8, 8),
+        ("mlp2x_gelu", 8, 2),
+        ("mlp_downsample", 8, 4),
+        ("mlp_downsample", 8, 2),
+        ("mlp_downsample", 27, 14),
+        ("mlp_downsample", 16, 8),
+        ("mlp2x_gelu", 16, 8),
+    ],
+)
 def test_frame_encoder_gives_g_squared_tokens(projector, grid, g):
     enc = FrameEncoder(build_projector(projector, 24, 32), grid)
     out = enc.content(torch.randn(5, grid * grid, 24), g)

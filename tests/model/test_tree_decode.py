@@ -13,8 +13,15 @@ INSTRUCTIONS = ["walk past the sofa and stop at the door", "turn left at the kit
 
 def _model(memory):
     torch.manual_seed(0)
-    model = build_model("tiny", memory=memory, current_pool=2, lm_config={"num_hidden_layers": 2},
-                        uninavid_window=4, streaming_window=4, streaming_group=3).eval()
+    model = build_model(
+        "tiny",
+        memory=memory,
+        current_pool=2,
+        lm_config={"num_hidden_layers": 2},
+        uninavid_window=4,
+        streaming_window=4,
+        streaming_group=3,
+    ).eval()
     with torch.no_grad():  # away from the initialisation, so that the words depend on the input
         for p in model.parameters():
             if p.requires_grad:
@@ -34,8 +41,16 @@ def test_tree_logits_are_the_teacher_forced_logits_and_words_match_sequential(me
     batch = model.prepare_batch(INSTRUCTIONS, [feats[:9], feats[9:30]])
     with torch.no_grad():
         out, mask, pos = model._prefill(batch)
-        words, logits = tree_decode_actions(model._base_lm(), model.codec, 4, out.last_hidden_state[:, -1],
-                                            out.cache, mask, pos[:, -1], return_logits=True)
+        words, logits = tree_decode_actions(
+            model._base_lm(),
+            model.codec,
+            4,
+            out.last_hidden_state[:, -1],
+            out.cache,
+            mask,
+            pos[:, -1],
+            return_logits=True,
+        )
         # the logits the walk read = the training forward's, teacher-forced with the words it chose (raw words as
         # labels: prepare_batch would make everything after a stop a stop)
         forced_batch = model.prepare_batch(INSTRUCTIONS, [feats[:9], feats[9:30]], [["left"] * 4] * 2)
@@ -78,16 +93,34 @@ def test_fallback_and_errors(feats):
     batch = model.prepare_batch(INSTRUCTIONS[:1], [feats[:5]])
     with torch.no_grad():
         out, mask, pos = model._prefill(batch)
-        words, logits = tree_decode_actions(model._base_lm(), model.codec, 4, out.last_hidden_state[:, -1], out.cache,
-                                            mask, pos[:, -1], max_nodes=10, return_logits=True)
+        words, logits = tree_decode_actions(
+            model._base_lm(),
+            model.codec,
+            4,
+            out.last_hidden_state[:, -1],
+            out.cache,
+            mask,
+            pos[:, -1],
+            max_nodes=10,
+            return_logits=True,
+        )
         assert logits is None and len(words[0]) == 4  # the tree (84 nodes) exceeds max_nodes: sequential
         out, mask, pos = model._prefill(batch)
         with pytest.raises(VidNavError, match="attention mask covers"):
-            tree_decode_actions(model._base_lm(), model.codec, 4, out.last_hidden_state[:, -1], out.cache,
-                                mask[:, 1:], pos[:, -1])
+            tree_decode_actions(
+                model._base_lm(), model.codec, 4, out.last_hidden_state[:, -1], out.cache, mask[:, 1:], pos[:, -1]
+            )
         with pytest.raises(VidNavError, match="bans every action word"):
-            tree_decode_actions(model._base_lm(), model.codec, 4, out.last_hidden_state[:, -1], out.cache, mask,
-                                pos[:, -1], ["forward", "left", "right", "stop"])
+            tree_decode_actions(
+                model._base_lm(),
+                model.codec,
+                4,
+                out.last_hidden_state[:, -1],
+                out.cache,
+                mask,
+                pos[:, -1],
+                ["forward", "left", "right", "stop"],
+            )
     assert model.decoding == "auto"  # sequential on a CPU, tree on a GPU
     model.decoding = "beam"
     with pytest.raises(VidNavError, match="decoding must be"):
@@ -115,11 +148,26 @@ def test_suffix_and_tree_in_one_call_reads_the_logits_of_two_calls(memory, feats
                 lead = agent._apply_events() if memory == "streaming" else ()  # uninavid: all history in the suffix
                 vis = agent._mem.visual()
                 if i == 0:
-                    got.append(agent._continue(vis, None, None, lead, lambda s, c, p: suffix_and_tree(
-                        lm, codec, 4, s, c, p, "left", return_logits=True)))
+                    got.append(
+                        agent._continue(
+                            vis,
+                            None,
+                            None,
+                            lead,
+                            lambda s, c, p: suffix_and_tree(lm, codec, 4, s, c, p, "left", return_logits=True),
+                        )
+                    )
                 else:
-                    got.append(agent._continue(vis, None, lambda h, c, p: tree_decode_actions(
-                        lm, codec, 4, h, c, None, p, "left", return_logits=True), lead))
+                    got.append(
+                        agent._continue(
+                            vis,
+                            None,
+                            lambda h, c, p: tree_decode_actions(
+                                lm, codec, 4, h, c, None, p, "left", return_logits=True
+                            ),
+                            lead,
+                        )
+                    )
             assert got[0][0] == got[1][0], t
             torch.testing.assert_close(got[0][1], got[1][1], rtol=0, atol=1e-4, msg=f"step {t}")
             assert agents[0]._cache.get_seq_length() == agents[1]._cache.get_seq_length()

@@ -88,14 +88,17 @@ def test_tower_stays_frozen_in_train_mode(tiny_model):
         tiny_model.eval()
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((224, 224, 3), dtype=np.float32), "uint8"),
-    (np.full((224, 224, 3), np.nan, dtype=np.float32), "NaN"),
-    (np.zeros((224, 224, 4), dtype=np.uint8), r"\[T, H, W, 3\]"),
-    (np.zeros((224, 224), dtype=np.uint8), r"\[T, H, W, 3\]"),
-    (np.zeros((0, 224, 224, 3), dtype=np.uint8), "at least one frame"),
-    ([[1, 2, 3]], "numpy array or torch tensor"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((224, 224, 3), dtype=np.float32), "uint8"),
+        (np.full((224, 224, 3), np.nan, dtype=np.float32), "NaN"),
+        (np.zeros((224, 224, 4), dtype=np.uint8), r"\[T, H, W, 3\]"),
+        (np.zeros((224, 224), dtype=np.uint8), r"\[T, H, W, 3\]"),
+        (np.zeros((0, 224, 224, 3), dtype=np.uint8), "at least one frame"),
+        ([[1, 2, 3]], "numpy array or torch tensor"),
+    ],
+)
 def test_encode_frames_rejects_bad_input(tiny_model, bad, match):
     with pytest.raises(VidNavError, match=match):
         tiny_model.encode_frames(bad)

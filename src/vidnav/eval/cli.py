@@ -11,47 +11,72 @@ from vidnav.errors import VidNavError
 
 
 def eval_command(
-    agent: str = typer.Option(..., help="oracle | random | forward | symbolic (reads the words, privileged) | default "
-                                        "(the shipped agent) | a checkpoint folder | http://HOST:PORT (a `vidnav "
-                                        "serve` server; token from $VIDNAV_TOKEN)"),
+    agent: str = typer.Option(
+        ...,
+        help="oracle | random | forward | symbolic (reads the words, privileged) | default "
+        "(the shipped agent) | a checkpoint folder | http://HOST:PORT (a `vidnav "
+        "serve` server; token from $VIDNAV_TOKEN)",
+    ),
     data: Path = typer.Option(..., help="benchmark folder written by `vidnav data build`"),
     out: Path = typer.Option(..., help="output folder: results.jsonl, summary.json, videos/ (rerun to resume)"),
     split: str = typer.Option("val_unseen", help="train | val_seen | val_unseen"),
     episodes: Optional[int] = typer.Option(None, help="evaluate the first N episodes of the split (default: all)"),
     workers: int = typer.Option(1, help="parallel worker processes"),
     video: bool = typer.Option(False, "--video", help="write an MP4 per episode (ego view + top-down map)"),
-    video_episodes: Optional[int] = typer.Option(None, help="with --video (required): only the first N "
-                                                                "episodes (0: none)"),
+    video_episodes: Optional[int] = typer.Option(
+        None, help="with --video (required): only the first N episodes (0: none)"
+    ),
     seed: int = typer.Option(0, help="seed of the random agent and of the draw of --instructions swapped"),
-    instructions: str = typer.Option("own", help="own | swapped: each episode gets the instruction of another path "
-                                                 "in its house (seeded; metrics stay those of its own goal), to see "
-                                                 "whether an agent reads | a JSON file of instructions written anew "
-                                                 "(only its episodes run; e.g. configs/instructions/"
-                                                 "val_unseen_human.json)"),
-    replan_when_blocked: Optional[bool] = typer.Option(None, "--replan-when-blocked/--no-replan-when-blocked",
-                                                       help="model agents: after a forward that left the camera "
-                                                            "image unchanged (a wall), re-plan with forward "
-                                                            "excluded (default: the agent's run options)"),
-    break_loops: Optional[bool] = typer.Option(None, "--break-loops/--no-break-loops",
-                                               help="model agents: from a view they have planned from --loop-plans "
-                                                    "times already, start with an action not yet tried there; stop "
-                                                    "when all were tried (default: the agent's run options)"),
-    act_steps: Optional[int] = typer.Option(None, "--act-steps",
-                                            help="model agents: execute the first N actions of each plan, then "
-                                                 "plan again (default: the agent's run options, else the whole "
-                                                 "plan)"),
-    loop_plans: Optional[int] = typer.Option(None, "--loop-plans",
-                                             help="with the loop breaker: plans from one view after which its tried "
-                                                  "first actions are banned there (default: the agent's run "
-                                                  "options, else 2)"),
-    sliding: bool = typer.Option(False, "--sliding",
-                                 help="a forward step blocked by a wall moves along it instead of not at all "
-                                      "(habitat's allow_sliding, on in R2R-CE; off by default here, as in RxR-CE)"),
-    expert_start: Optional[str] = typer.Option(None, "--expert-start",
-                                               help="diagnostic (privileged), model agents: at the start of each "
-                                                    "episode the expert acts for the agent, which sees the frames, "
-                                                    "then the model drives; 'turns': until the expert would first "
-                                                    "step forward, 'room': until the agent is out of the start room"),
+    instructions: str = typer.Option(
+        "own",
+        help="own | swapped: each episode gets the instruction of another path "
+        "in its house (seeded; metrics stay those of its own goal), to see "
+        "whether an agent reads | a JSON file of instructions written anew "
+        "(only its episodes run; e.g. configs/instructions/"
+        "val_unseen_human.json)",
+    ),
+    replan_when_blocked: Optional[bool] = typer.Option(
+        None,
+        "--replan-when-blocked/--no-replan-when-blocked",
+        help="model agents: after a forward that left the camera "
+        "image unchanged (a wall), re-plan with forward "
+        "excluded (default: the agent's run options)",
+    ),
+    break_loops: Optional[bool] = typer.Option(
+        None,
+        "--break-loops/--no-break-loops",
+        help="model agents: from a view they have planned from --loop-plans "
+        "times already, start with an action not yet tried there; stop "
+        "when all were tried (default: the agent's run options)",
+    ),
+    act_steps: Optional[int] = typer.Option(
+        None,
+        "--act-steps",
+        help="model agents: execute the first N actions of each plan, then "
+        "plan again (default: the agent's run options, else the whole "
+        "plan)",
+    ),
+    loop_plans: Optional[int] = typer.Option(
+        None,
+        "--loop-plans",
+        help="with the loop breaker: plans from one view after which its tried "
+        "first actions are banned there (default: the agent's run "
+        "options, else 2)",
+    ),
+    sliding: bool = typer.Option(
+        False,
+        "--sliding",
+        help="a forward step blocked by a wall moves along it instead of not at all "
+        "(habitat's allow_sliding, on in R2R-CE; off by default here, as in RxR-CE)",
+    ),
+    expert_start: Optional[str] = typer.Option(
+        None,
+        "--expert-start",
+        help="diagnostic (privileged), model agents: at the start of each "
+        "episode the expert acts for the agent, which sees the frames, "
+        "then the model drives; 'turns': until the expert would first "
+        "step forward, 'room': until the agent is out of the start room",
+    ),
 ) -> None:
     """Evaluate an agent on a split; writes OUT/results.jsonl and OUT/summary.json and prints the means.
 
@@ -65,15 +90,28 @@ def eval_command(
     from vidnav.eval.tables import metric_table, show
 
     if video_episodes is not None and not video:  # it was ignored: no video, whatever N
-        raise VidNavError(f"--video-episodes {video_episodes} applies with --video (MP4s of the first N episodes); "
-                          "add --video, or drop --video-episodes")
+        raise VidNavError(
+            f"--video-episodes {video_episodes} applies with --video (MP4s of the first N episodes); "
+            "add --video, or drop --video-episodes"
+        )
     v: bool | int = (video_episodes if video_episodes is not None else True) if video else False
-    given = dict(replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps,
-                 loop_plans=loop_plans)
-    summary = evaluate(data, split, agent, out, episodes=episodes, workers=workers, video=v, seed=seed,
-                       options={k: v for k, v in given.items() if v is not None},  # over the agent's own
-                       env_kw={"allow_sliding": True} if sliding else None, instructions=instructions,
-                       expert_start=expert_start)
+    given = dict(
+        replan_when_blocked=replan_when_blocked, break_loops=break_loops, act_steps=act_steps, loop_plans=loop_plans
+    )
+    summary = evaluate(
+        data,
+        split,
+        agent,
+        out,
+        episodes=episodes,
+        workers=workers,
+        video=v,
+        seed=seed,
+        options={k: v for k, v in given.items() if v is not None},  # over the agent's own
+        env_kw={"allow_sliding": True} if sliding else None,
+        instructions=instructions,
+        expert_start=expert_start,
+    )
     show(metric_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")
 
@@ -106,23 +144,37 @@ def demo_command(
     if not (data / "val_unseen" / "val_unseen.json.gz").exists():
         houses = max(1, -(-episodes // 6))
         typer.echo(f"building {houses} unseen houses into {data} ...")
-        build_benchmark(data, BuildConfig(train_houses=0, unseen_houses=houses, unseen_per_house=6, seed=1),
-                        workers=workers)
+        build_benchmark(
+            data, BuildConfig(train_houses=0, unseen_houses=houses, unseen_per_house=6, seed=1), workers=workers
+        )
     from vidnav.data.episodes import load_split
 
     have = len(load_split(data, "val_unseen").episodes)
     if have < episodes:  # built earlier for a smaller demo
-        raise VidNavError(f"{data} holds {have} val_unseen episodes, fewer than --episodes {episodes}; give another "
-                          f"--data folder (it is built on first use) or delete {data}")
-    agents = ((["default"] if (DEFAULT_AGENT_DIR / "config.json").exists() else [])
-              + ["symbolic", "oracle", "forward", "random"])  # symbolic: the instruction follower's ceiling
+        raise VidNavError(
+            f"{data} holds {have} val_unseen episodes, fewer than --episodes {episodes}; give another "
+            f"--data folder (it is built on first use) or delete {data}"
+        )
+    agents = (["default"] if (DEFAULT_AGENT_DIR / "config.json").exists() else []) + [
+        "symbolic",
+        "oracle",
+        "forward",
+        "random",
+    ]  # symbolic: the instruction follower's ceiling
     if "default" not in agents:
         typer.echo(f"no shipped agent at {DEFAULT_AGENT_DIR}: running the baselines only")
     rows = {}
     for name in agents:  # each with its own run options (the shipped agent's: re-plan when blocked, break loops)
         rows[name + options_label(agent_run_options(name))] = evaluate(
-            data, "val_unseen", name, out / name, episodes=episodes, workers=workers, video=videos,
-            restart_if_changed=True)
+            data,
+            "val_unseen",
+            name,
+            out / name,
+            episodes=episodes,
+            workers=workers,
+            video=videos,
+            restart_if_changed=True,
+        )
     typer.echo("")
     show(metric_table(rows))
     page, reports = html_report([out / name for name in agents], out=out / "report.html", episodes=episodes)
@@ -135,18 +187,26 @@ def demo_command(
 
 def options_label(options) -> str:
     """The row suffix that says how a model agent ran: ``+replan``, ``+loops``, ``+act<N>``."""
-    return (("+replan" if options.replan_when_blocked else "") + ("+loops" if options.break_loops else "")
-            + (f"+act{options.act_steps}" if options.act_steps else ""))
+    return (
+        ("+replan" if options.replan_when_blocked else "")
+        + ("+loops" if options.break_loops else "")
+        + (f"+act{options.act_steps}" if options.act_steps else "")
+    )
 
 
 def report_command(
-    runs: list[Path] = typer.Argument(..., metavar="RUN",
-                                      help="output folders of `vidnav eval --out RUN` (same data and split)"),
+    runs: list[Path] = typer.Argument(
+        ..., metavar="RUN", help="output folders of `vidnav eval --out RUN` (same data and split)"
+    ),
     data: Optional[Path] = typer.Option(None, help="benchmark folder (default: the one in RUN/run.json)"),
     split: Optional[str] = typer.Option(None, help="split (default: the one in RUN/run.json)"),
     episodes: Optional[int] = typer.Option(None, help="only the split's first N episodes"),
-    html: Optional[Path] = typer.Option(None, "--html", help="where to write the HTML report (default: "
-                                        "RUN/report.html; for several runs, report.html in their common folder)"),
+    html: Optional[Path] = typer.Option(
+        None,
+        "--html",
+        help="where to write the HTML report (default: "
+        "RUN/report.html; for several runs, report.html in their common folder)",
+    ),
 ) -> None:
     """Where an agent fails: SR by start distance and by rooms on the route, and how each failure ended
     (never left the start room, stopped on or off the route, ...); writes RUN/report.json and an HTML report
@@ -170,8 +230,11 @@ def compare_command(
     episodes: Optional[int] = typer.Option(None, help="only the first N common episodes (by id)"),
     samples: int = typer.Option(2000, help="bootstrap resamples"),
     seed: int = typer.Option(0, help="bootstrap seed"),
-    by_rooms: bool = typer.Option(False, "--by-rooms", help="also the goal counts and McNemar's p per number of "
-                                                            "rooms on the reference route (vidnav houses)"),
+    by_rooms: bool = typer.Option(
+        False,
+        "--by-rooms",
+        help="also the goal counts and McNemar's p per number of rooms on the reference route (vidnav houses)",
+    ),
     data: Optional[Path] = typer.Option(None, help="benchmark folder for --by-rooms (default: the one in run.json)"),
 ) -> None:
     """Paired comparison of two runs on their common episodes: goals only A / only B reached with McNemar's exact
@@ -192,4 +255,3 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
     app.command("report")(report_command)
     app.command("compare")(compare_command)
-

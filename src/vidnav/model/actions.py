@@ -177,8 +177,9 @@ class ActionCodec:
 
 
 @torch.no_grad()
-def decode_actions(lm, codec: ActionCodec, k: int, last_hidden, cache, mask, last_pos,
-                   ban_first: str | Collection[str] | None = None) -> list[list[str]]:
+def decode_actions(
+    lm, codec: ActionCodec, k: int, last_hidden, cache, mask, last_pos, ban_first: str | Collection[str] | None = None
+) -> list[list[str]]:
     """Greedy decoding of ``k`` action words per row, continuing from a filled KV cache of the causal LM ``lm``
     (the base model, LoRA layers in place): at each step only tokens that go on spelling an action word may be
     chosen (the argmax over ``codec``'s columns of the LM head, masked by its trie).
@@ -223,8 +224,13 @@ def decode_actions(lm, codec: ActionCodec, k: int, last_hidden, cache, mask, las
         if mask is not None:
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         last_pos = last_pos + 1
-        out = lm.model(inputs_embeds=lm.get_input_embeddings()(tok)[:, None], attention_mask=mask,
-                       position_ids=last_pos[:, None], cache=cache, use_cache=True)
+        out = lm.model(
+            inputs_embeds=lm.get_input_embeddings()(tok)[:, None],
+            attention_mask=mask,
+            position_ids=last_pos[:, None],
+            cache=cache,
+            use_cache=True,
+        )
         h = out.last_hidden_state[:, -1]
         cache = out.cache
     return words

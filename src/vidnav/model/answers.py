@@ -37,8 +37,12 @@ def answer_ids(tokenizer, answer: str) -> list[int]:
 
 def question_ids(tokenizer, questions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded LM token ids [B, Lq] and mask of the questions (a None question: an all-zero mask row)."""
-    rows = [tokenizer(check_question(q, f"questions[{i}]"), add_special_tokens=False)["input_ids"][:64]
-            if q is not None else [] for i, q in enumerate(questions)]
+    rows = [
+        tokenizer(check_question(q, f"questions[{i}]"), add_special_tokens=False)["input_ids"][:64]
+        if q is not None
+        else []
+        for i, q in enumerate(questions)
+    ]
     width = max(1, max(len(r) for r in rows))
     ids = torch.zeros(len(rows), width, dtype=torch.long)
     mask = torch.zeros(len(rows), width, dtype=torch.long)
@@ -71,8 +75,13 @@ def greedy_answer(model, last_hidden, cache, mask, last_pos, max_tokens: int = M
         if mask is not None:
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         last_pos = last_pos + 1
-        res = base.model(inputs_embeds=base.get_input_embeddings()(tok)[:, None], attention_mask=mask,
-                         position_ids=last_pos[:, None], cache=cache, use_cache=True)
+        res = base.model(
+            inputs_embeds=base.get_input_embeddings()(tok)[:, None],
+            attention_mask=mask,
+            position_ids=last_pos[:, None],
+            cache=cache,
+            use_cache=True,
+        )
         h = res.last_hidden_state[:, -1]
         cache = res.cache
     return [model.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]

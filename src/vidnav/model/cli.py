@@ -16,8 +16,7 @@ model_app = typer.Typer(
 )
 
 
-def model_info(preset: str = "tiny", memory: str | None = None, frames: int = 20,
-               context: bool | None = None) -> dict:
+def model_info(preset: str = "tiny", memory: str | None = None, frames: int = 20, context: bool | None = None) -> dict:
     """Token budget after ``frames`` frames and parameter counts, computed on the meta device (no weights)."""
     from vidnav.model import build_model
 
@@ -50,10 +49,13 @@ def model_info(preset: str = "tiny", memory: str | None = None, frames: int = 20
 @model_app.command("info")
 def info(
     preset: str = typer.Option("tiny", help="tiny, small, navid-7b, uninavid-7b or navila-8b"),
-    memory: Optional[str] = typer.Option(None, help="navid, uninavid, navila, llamavid or streaming (default: the preset's)"),
+    memory: Optional[str] = typer.Option(
+        None, help="navid, uninavid, navila, llamavid or streaming (default: the preset's)"
+    ),
     frames: int = typer.Option(20, help="number of frames seen so far (T), the current one included"),
-    context: Optional[bool] = typer.Option(None, "--context/--no-context",
-                                           help="add the LLaMA-VID context token per frame (default: the strategy's)"),
+    context: Optional[bool] = typer.Option(
+        None, "--context/--no-context", help="add the LLaMA-VID context token per frame (default: the strategy's)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Visual-token budget after T frames and parameter counts (no weights needed).

@@ -8,6 +8,7 @@ model can be built without weights (meta device, random-weight benchmarks).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from transformers import PretrainedConfig
@@ -151,9 +152,11 @@ class VidNavConfig(PretrainedConfig):
         if self.lm_train not in ("full", "lora", "frozen"):
             raise VidNavError(f"lm_train must be full, lora or frozen, got {self.lm_train!r}")
         if self.instruction_states and not (self.text_encoder == MINILM and self.lm_tokenizer == MINILM):
-            raise VidNavError("instruction_states needs the LM to read the text encoder's tokens (text_encoder and "
-                              f"lm_tokenizer both {MINILM!r}, as in the tiny preset); got text_encoder="
-                              f"{self.text_encoder!r}, lm_tokenizer={self.lm_tokenizer!r}")
+            raise VidNavError(
+                "instruction_states needs the LM to read the text encoder's tokens (text_encoder and "
+                f"lm_tokenizer both {MINILM!r}, as in the tiny preset); got text_encoder="
+                f"{self.text_encoder!r}, lm_tokenizer={self.lm_tokenizer!r}"
+            )
         if self.lm == "scratch" and self.lm_train != "full":
             raise VidNavError("an LM trained from scratch (lm='scratch') needs lm_train='full'")
         if int(self.num_actions) < 1:
@@ -174,8 +177,10 @@ class VidNavConfig(PretrainedConfig):
         if self.lm == "llama" and not (self.lm_path and Path(self.lm_path).is_dir()):
             needs.append("lm_path (a local LLaMA- or Qwen2-architecture folder with its tokenizer)")
         if needs:
-            raise VidNavError(f"preset {self.preset!r} loads weights from local folders; set {', '.join(needs)}, "
-                              "or build with pretrained=False for random weights / device='meta' for shapes only")
+            raise VidNavError(
+                f"preset {self.preset!r} loads weights from local folders; set {', '.join(needs)}, "
+                "or build with pretrained=False for random weights / device='meta' for shapes only"
+            )
 
 
 def _register_auto_config() -> None:
@@ -189,3 +194,7 @@ def _register_auto_config() -> None:
 
 
 _register_auto_config()
+
+
+# the settings VidNavConfig takes (presets' keyword overrides, `--set NAME=VALUE`, from_pretrained overrides)
+CONFIG_FIELDS = tuple(p for p in inspect.signature(VidNavConfig.__init__).parameters if p not in ("self", "kwargs"))

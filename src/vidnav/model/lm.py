@@ -129,7 +129,8 @@ def build_lm(config, pretrained: bool):
         if not config.lm_path or not Path(config.lm_path).is_dir():
             raise VidNavError(
                 f"lm 'llama' needs lm_path = a local folder of a {_supported()} LM (got {config.lm_path!r}); "
-                "or build with pretrained=False for random weights")
+                "or build with pretrained=False for random weights"
+            )
         path = Path(config.lm_path)
     else:
         raise VidNavError(f"unknown lm {config.lm!r}; choose scratch, {SMOLLM2} or llama")
@@ -153,8 +154,10 @@ def load_lm_folder(path: Path):
     architectures = meta.get("architectures") if isinstance(meta, dict) else None
     if model_type not in LM_ARCHITECTURES:
         supported = ", ".join(f"{cls} (model_type {mt!r})" for mt, cls in LM_ARCHITECTURES.items())
-        raise VidNavError(f"lm_path {path} holds a {', '.join(architectures or ['?'])} (model_type {model_type!r}), "
-                          f"an LM architecture vidnav does not run; supported: {supported}")
+        raise VidNavError(
+            f"lm_path {path} holds a {', '.join(architectures or ['?'])} (model_type {model_type!r}), "
+            f"an LM architecture vidnav does not run; supported: {supported}"
+        )
     with quiet_hf():
         lm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, attn_implementation="sdpa")
     if type(lm).__name__ != LM_ARCHITECTURES[model_type]:  # e.g. a config naming another class in auto_map

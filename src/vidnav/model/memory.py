@@ -30,55 +30,16 @@ The LLM sees ``<hist> history <obs> current``.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
 
 import torch
 from torch.nn import functional as F
 
 from vidnav.errors import VidNavError
-from vidnav.model.frame_tokens import FrameEncoder, FrameTokens
+from vidnav.model.frame_tokens import FrameTokens
+from vidnav.model.memory_base import Budget, MemoryStrategy, StreamingMemory, Visual, _check_frames, _frame_block
+from vidnav.model.streaming import StreamingWindowMemory
 
 MEMORY_STRATEGIES = ("navid", "uninavid", "navila", "llamavid", "streaming")
-
-
-@dataclass
-class Budget:
-    """Visual-token counts after T frames (markers and text not included)."""
-
-    current: int
-    short_term: int
-    long_term: int
-    context: int
-    long_term_is_upper_bound: bool = False
-
-    @property
-    def total(self) -> int:
-        return self.current + self.short_term + self.long_term + self.context
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["total"] = self.total
-        return d
-
-
-@dataclass
-class Visual:
-    """A memory's output: the token rows placed after <hist> and after <obs>."""
-
-    history: torch.Tensor  # [Lh, D]
-    current: torch.Tensor  # [Lc, D]
-    budget: Budget
-    long_term_counts: list[int] = field(default_factory=list)  # frames merged into each long-term token
-
-
-def _frame_block(ft: FrameTokens, tokens: torch.Tensor) -> torch.Tensor:
-    return tokens if ft.context is None else torch.cat([ft.context[None], tokens], dim=0)
-
-
-def _check_frames(feats: torch.Tensor) -> int:
-    if feats.dim() != 3 or feats.shape[0] < 1:
-        raise VidNavError(f"memory needs features [T>=1, N, C], got shape {tuple(feats.shape)}")
-    return feats.shape[0]
 
 
 def merge_step(long_term: list[torch.Tensor], counts: list[int], token: torch.Tensor, tau: float) -> bool:
@@ -117,97 +78,6 @@ def merge_sequence(tokens: torch.Tensor, tau: float) -> tuple[torch.Tensor, list
     seg_ids = torch.tensor(seg, device=tokens.device)
     sums = tokens.new_zeros((len(counts), tokens.shape[1])).index_add(0, seg_ids, tokens)
     return sums / torch.tensor(counts, device=tokens.device, dtype=tokens.dtype)[:, None], counts
-
-
-class StreamingMemory:
-    """Incremental state of one episode: push one frame's tokens per step, read the visual tokens."""
-
-    def __init__(self, strategy: "MemoryStrategy"):
-        self.strategy = strategy
-        self.num_frames = 0
-        self.current: FrameTokens | None = None
-
-    def push(self, ft: FrameTokens) -> None:
-        if self.current is not None:
-            self._to_history(self.current)
-        self.current = ft
-        self.num_frames += 1
-
-    def _to_history(self, ft: FrameTokens) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _history(self) -> tuple[torch.Tensor, list[int], int, int]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def stable_tokens(self) -> int:
-        """How many leading history tokens are final: they will never change or move, whatever comes next.
-
-        A consumer may keep the LM's KV cache of those tokens across calls (exact for a causal LM)."""
-        return 0
-
-    def visual(self) -> Visual:
-        if self.current is None:
-            raise VidNavError("the memory holds no frame yet; call agent.act(frame) or agent.observe(frame) first")
-        history, counts, short, n_ctx_hist = self._history()
-        cur = _frame_block(self.current, self.current.current)
-        ctx = n_ctx_hist + (1 if self.current.context is not None else 0)
-        budget = Budget(self.current.current.shape[0], short, len(counts), ctx)
-        return Visual(history, cur, budget, counts)
-
-    def _empty(self) -> torch.Tensor:
-        return self.current.current[:0]
-
-
-class MemoryStrategy:
-    name = ""
-    default_context = False
-
-    def __init__(self, config):
-        self.config = config
-        uc = config.use_context_token
-        self.use_context = self.default_context if uc is None else bool(uc)
-        self.current_pool = config.current_pool
-        self.history_pool = config.history_pool
-
-    # -- counts without data (vidnav model info) --------------------------------------------------------
-    def budget(self, num_frames: int) -> Budget:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    # -- from all features at once (training) ------------------------------------------------------------
-    def build(self, enc: FrameEncoder, feats: torch.Tensor, black: torch.Tensor | None = None) -> Visual:
-        raise NotImplementedError  # pragma: no cover
-
-    # -- one frame at a time (Agent) -----------------------------------------------------------------------
-    def stream(self, black: FrameTokens | None = None) -> StreamingMemory:
-        raise NotImplementedError  # pragma: no cover
-
-    def frame_tokens(self, enc: FrameEncoder, feats: torch.Tensor) -> FrameTokens:
-        return enc.frame(feats, self.current_pool, self.history_pool, self.use_context)
-
-    # -- packed training (vidnav.model.packing) ----------------------------------------------------------
-    # While a strategy's history is the concatenation of per-frame blocks, frames 0..t-1 in order, the
-    # history of frame t is a prefix of frame t+1's; one sequence can then hold the history once and the
-    # current-frame blocks of many frames t after it (each attending only to its own prefix).
-    # frames t <= this have as history exactly the blocks of frames 0..t-1 (build() agrees); -1: none (NaVILA
-    # pads even frame 0's history with black frames)
-    shared_history_frames: float = -1
-
-    def history_blocks(self, enc: FrameEncoder, feats: torch.Tensor) -> torch.Tensor:
-        """[T, N, C] → [T, r, D]: each frame's block while it is history (context token first, if any)."""
-        content = enc.content(feats, self.history_pool)
-        if self.use_context:
-            content = torch.cat([enc.context(feats)[:, None], content], dim=1)
-        return content
-
-    def current_blocks(self, enc: FrameEncoder, feats: torch.Tensor) -> torch.Tensor:
-        """[T, N, C] → [T, c, D]: each frame's block while it is the current observation."""
-        content = enc.content(feats, self.current_pool)
-        if self.use_context:
-            content = torch.cat([enc.context(feats)[:, None], content], dim=1)
-        return content
-
-    def _current(self, enc: FrameEncoder, feats: torch.Tensor) -> torch.Tensor:
-        return self.current_blocks(enc, feats[-1:])[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -276,8 +146,12 @@ class UniNaVidMemory(MemoryStrategy):
         short = self.history_blocks(enc, win).flatten(0, 1)
         old = enc.content(feats[:n_old], self.history_pool).mean(dim=1)  # one token per old frame
         long, counts = merge_sequence(old, self.tau)
-        budget = Budget(self.current_pool**2, self.history_pool**2 * win.shape[0], len(counts),
-                        (win.shape[0] + 1) if self.use_context else 0)
+        budget = Budget(
+            self.current_pool**2,
+            self.history_pool**2 * win.shape[0],
+            len(counts),
+            (win.shape[0] + 1) if self.use_context else 0,
+        )
         return Visual(torch.cat([long, short], dim=0), self._current(enc, feats), budget, counts)
 
     def stream(self, black=None):
@@ -391,16 +265,14 @@ class LLaMAVIDMemory(MemoryStrategy):
         return _NaVidStream(self)  # append-only history of [context, content] blocks, like NaVid
 
 
-_STRATEGIES = {c.name: c for c in (NaVidMemory, UniNaVidMemory, NaVILAMemory, LLaMAVIDMemory)}
+_STRATEGIES = {c.name: c for c in (NaVidMemory, UniNaVidMemory, NaVILAMemory, LLaMAVIDMemory, StreamingWindowMemory)}
 
 
 def build_memory(config) -> MemoryStrategy:
-    if config.memory == "streaming":
-        from vidnav.model.streaming import StreamingWindowMemory
-
-        return StreamingWindowMemory(config)
     try:
         cls = _STRATEGIES[config.memory]
     except KeyError:
-        raise VidNavError(f"unknown memory strategy {config.memory!r}; choose one of {', '.join(MEMORY_STRATEGIES)}") from None
+        raise VidNavError(
+            f"unknown memory strategy {config.memory!r}; choose one of {', '.join(MEMORY_STRATEGIES)}"
+        ) from None
     return cls(config)

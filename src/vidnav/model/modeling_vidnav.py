@@ -36,23 +36,32 @@ from vidnav.errors import VidNavError
 from vidnav.io import atomic_write_bytes, atomic_write_text
 from vidnav.model.actions import ActionCodec, decode_actions
 from vidnav.model.answers import greedy_answer
-from vidnav.model.configuration_vidnav import VidNavConfig
+from vidnav.model.configuration_vidnav import CONFIG_FIELDS, VidNavConfig
 from vidnav.model.frame_tokens import FrameEncoder
 from vidnav.model.lm import MINILM, build_lm, build_text_model, minilm_word_embeddings
 from vidnav.model.memory import build_memory
-from vidnav.model.processing_vidnav import VidNavProcessor, as_frames
+from vidnav.model.processing_vidnav import ACT, HIST, MARKERS, NAV, OBS, VidNavProcessor, as_frames
 from vidnav.model.projector import build_projector
 from vidnav.model.text_query import ContextAttention, FrozenTextEncoder
 from vidnav.model.vision import build_vision_tower
 from vidnav.run_options import PlanOptions, read_run_options, write_run_options
 
-MARKERS = ("<nav>", "<hist>", "<obs>", "<act>")
-NAV, HIST, OBS, ACT = range(4)
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "adapter"
 # options transformers' from_pretrained passes along for the hub (AutoModel*.from_pretrained); a local folder needs none
-_HUB_OPTIONS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "token", "trust_remote_code",
-                "adapter_kwargs", "code_revision", "_from_auto", "_commit_hash")
+_HUB_OPTIONS = (
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "proxies",
+    "revision",
+    "token",
+    "trust_remote_code",
+    "adapter_kwargs",
+    "code_revision",
+    "_from_auto",
+    "_commit_hash",
+)
 
 
 class VidNavPreTrainedModel(PreTrainedModel):
@@ -117,8 +126,10 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             emb = self.lm.get_input_embeddings()
             w = minilm_word_embeddings()
             if tuple(w.shape) != tuple(emb.weight.shape):
-                raise VidNavError(f"lm_embeddings=minilm-l6 needs an LM with vocab 30522 and hidden 384, "
-                                  f"got embeddings {tuple(emb.weight.shape)}")
+                raise VidNavError(
+                    f"lm_embeddings=minilm-l6 needs an LM with vocab 30522 and hidden 384, "
+                    f"got embeddings {tuple(emb.weight.shape)}"
+                )
             with torch.no_grad():
                 emb.weight.copy_(w.to(emb.weight.dtype))
             self.lm.tie_weights()
@@ -131,8 +142,13 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             from peft import LoraConfig, get_peft_model
 
             self.lm.requires_grad_(False)
-            lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                              target_modules=list(cfg.lora_target_modules), bias="none")
+            lora = LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules=list(cfg.lora_target_modules),
+                bias="none",
+            )
             with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
                 warnings.simplefilter("ignore", FutureWarning)
                 self.lm = get_peft_model(self.lm, lora)
@@ -196,16 +212,25 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         return self.vision.num_patches
 
     # -- batch building (the processor's) -----------------------------------------------------------------------
-    def prepare_batch(self, instructions: list[str], features: list[torch.Tensor],
-                      targets: list[list[str]] | None = None,
-                      questions: list[str | None] | None = None) -> dict[str, torch.Tensor]:
+    def prepare_batch(
+        self,
+        instructions: list[str],
+        features: list[torch.Tensor],
+        targets: list[list[str]] | None = None,
+        questions: list[str | None] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Collate samples into the inputs of ``model(**batch)`` / ``model.plan(batch)``: see
         :meth:`vidnav.model.processing_vidnav.VidNavProcessor.prepare_batch`."""
         return self.processor.prepare_batch(instructions, features, targets, questions)
 
-    def prepare_packed_batch(self, instructions: list[str], features: list[torch.Tensor], frames: list[list[int]],
-                             targets: list[list[list[str]]], weights: list[list[float]] | None = None
-                             ) -> dict[str, torch.Tensor]:
+    def prepare_packed_batch(
+        self,
+        instructions: list[str],
+        features: list[torch.Tensor],
+        frames: list[list[int]],
+        targets: list[list[list[str]]],
+        weights: list[list[float]] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Collate packed sequences (:mod:`vidnav.model.packing`): see
         :meth:`vidnav.model.processing_vidnav.VidNavProcessor.prepare_packed_batch`."""
         return self.processor.prepare_packed_batch(instructions, features, frames, targets, weights)
@@ -225,8 +250,12 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         dev = self.markers.device
         return self.text_encoder(query_ids.to(dev), query_mask.to(dev))
 
-    def prefix_embeds(self, instruction_ids: torch.Tensor, query_hidden: torch.Tensor | None = None,
-                      query_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def prefix_embeds(
+        self,
+        instruction_ids: torch.Tensor,
+        query_hidden: torch.Tensor | None = None,
+        query_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """[prompt] <nav> instruction <hist> for one sample (instruction_ids without padding) → [L, D].
 
         With ``instruction_states``, ``query_hidden`` [M, Ct] / ``query_mask`` [M] are the text encoder's states
@@ -238,8 +267,10 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         instr = emb(instruction_ids.to(dev))
         if self.instruction_adapter is not None:
             if query_hidden is None or query_mask is None:
-                raise VidNavError("this model reads the instruction's text-encoder states (instruction_states); "
-                                  "pass query_hidden and query_mask from encode_queries")
+                raise VidNavError(
+                    "this model reads the instruction's text-encoder states (instruction_states); "
+                    "pass query_hidden and query_mask from encode_queries"
+                )
             words = query_hidden[query_mask.to(query_hidden.device).bool()][1:-1]  # drop [CLS] and [SEP]
             n = min(words.shape[0], instr.shape[0])  # truncation keeps 2 fewer words on the encoder's side
             added = self.instruction_adapter(words[:n].to(self.markers.dtype))
@@ -247,8 +278,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         m = self.markers
         return torch.cat([prompt, m[NAV : NAV + 1], instr, m[HIST : HIST + 1]], dim=0)
 
-    def suffix_embeds(self, history: torch.Tensor, current: torch.Tensor,
-                      question_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def suffix_embeds(
+        self, history: torch.Tensor, current: torch.Tensor, question_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """history-tokens <obs> current-tokens [question] <act> → [L, D] (question_ids: its LM tokens, unpadded)."""
         m = self.markers
         parts = [history.to(m.dtype), m[OBS : OBS + 1], current.to(m.dtype)]
@@ -256,8 +288,18 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             parts.append(self._base_lm().get_input_embeddings()(question_ids.to(m.device)).to(m.dtype))
         return torch.cat(parts + [m[ACT : ACT + 1]], dim=0)
 
-    def _assemble(self, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames, labels=None,
-                  question_ids=None, question_mask=None):
+    def _assemble(
+        self,
+        input_ids,
+        attention_mask,
+        query_ids,
+        query_mask,
+        visual_features,
+        num_frames,
+        labels=None,
+        question_ids=None,
+        question_mask=None,
+    ):
         """Left-padded contexts [B, Lc, D] followed by the answer tokens, with masks and position ids."""
         dev = self.markers.device
         q_hidden = self.encode_queries(query_ids, query_mask)
@@ -266,8 +308,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         rows = []
         streaming = hasattr(self.memory, "layout")  # entries with their own masks and positions (model.streaming)
         for i in range(len(feats)):
-            enc = self.frame_encoder(q_hidden[i] if q_hidden is not None else None,
-                                     query_mask[i].to(dev) if q_hidden is not None else None)
+            enc = self.frame_encoder(
+                q_hidden[i] if q_hidden is not None else None, query_mask[i].to(dev) if q_hidden is not None else None
+            )
             ids = input_ids[i][attention_mask[i].bool()]
             prefix = self.prefix_embeds(ids, q_hidden[i] if q_hidden is not None else None, query_mask[i])
             question = question_ids[i][question_mask[i].bool()] if question_ids is not None else None
@@ -299,9 +342,22 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         return embeds, mask, position_ids, n_ctx
 
     # -- training forward -----------------------------------------------------------------------------------
-    def forward(self, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames,
-                labels=None, block_frames=None, num_blocks=None, block_weights=None, question_ids=None,
-                question_mask=None, **kwargs) -> CausalLMOutputWithPast:
+    def forward(
+        self,
+        input_ids,
+        attention_mask,
+        query_ids,
+        query_mask,
+        visual_features,
+        num_frames,
+        labels=None,
+        block_frames=None,
+        num_blocks=None,
+        block_weights=None,
+        question_ids=None,
+        question_mask=None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
         """Loss on the answer tokens (``labels``); logits only at the answer positions ([B, La, V]), or at the
         last context position without labels (the LM head runs nowhere else).
 
@@ -317,12 +373,31 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
                 raise VidNavError("a packed batch needs labels, num_blocks and block_weights (prepare_packed_batch)")
             if hasattr(self.memory, "layout"):  # the streaming memory: its entries' own masks and positions
                 from vidnav.model.streaming import assemble_streaming_packed as assemble_packed
-            packed = assemble_packed(self, input_ids, attention_mask, query_ids, query_mask, visual_features,
-                                     num_frames, block_frames, num_blocks, labels)
+            packed = assemble_packed(
+                self,
+                input_ids,
+                attention_mask,
+                query_ids,
+                query_mask,
+                visual_features,
+                num_frames,
+                block_frames,
+                num_blocks,
+                labels,
+            )
             loss, logits = packed_loss(self, packed, labels, block_weights)
             return CausalLMOutputWithPast(loss=loss, logits=logits)
-        embeds, mask, pos, n_ctx = self._assemble(input_ids, attention_mask, query_ids, query_mask,
-                                                  visual_features, num_frames, labels, question_ids, question_mask)
+        embeds, mask, pos, n_ctx = self._assemble(
+            input_ids,
+            attention_mask,
+            query_ids,
+            query_mask,
+            visual_features,
+            num_frames,
+            labels,
+            question_ids,
+            question_mask,
+        )
         base = self._base_lm()
         hidden = base.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=False)
         hidden = hidden.last_hidden_state
@@ -338,8 +413,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
     def _prefill(self, batch: dict):
         """Run the context of a batch (labels ignored) through the LM: (output with KV cache, mask, positions)."""
         keys = ("input_ids", "attention_mask", "query_ids", "query_mask", "visual_features", "num_frames")
-        embeds, mask, pos, _ = self._assemble(*(batch[k] for k in keys), None, batch.get("question_ids"),
-                                              batch.get("question_mask"))
+        embeds, mask, pos, _ = self._assemble(
+            *(batch[k] for k in keys), None, batch.get("question_ids"), batch.get("question_mask")
+        )
         out = self._base_lm().model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
         if mask.dim() == 4:  # what the last context token sees is what every decoded token sees (and themselves)
             mask = mask[:, 0, -1].long()
@@ -375,8 +451,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         full_mask = torch.cat([mask, (labels != -100).long()], dim=1)
         answer_pos = pos[:, -1:] + torch.arange(1, labels.shape[1] + 1, device=pos.device)  # after the context
         answer = base.get_input_embeddings()(labels.clamp(min=0)).to(last.dtype)
-        scored = base.model(inputs_embeds=answer, attention_mask=full_mask, position_ids=answer_pos,
-                            cache=cache, use_cache=True).last_hidden_state
+        scored = base.model(
+            inputs_embeds=answer, attention_mask=full_mask, position_ids=answer_pos, cache=cache, use_cache=True
+        ).last_hidden_state
         hidden = torch.cat([last[:, None], scored[:, :-1]], dim=1)
         logits = base.get_output_embeddings()(hidden)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
@@ -391,8 +468,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             raise VidNavError(f"decoding must be 'auto', 'tree' or 'sequential', got {self.decoding!r}")
         return self.decoding
 
-    def decode_actions(self, last_hidden, cache, mask, last_pos,
-                       ban_first: str | Collection[str] | None = None) -> list[list[str]]:
+    def decode_actions(
+        self, last_hidden, cache, mask, last_pos, ban_first: str | Collection[str] | None = None
+    ) -> list[list[str]]:
         """Continue from a filled KV cache with k action words per row (:func:`vidnav.model.actions.decode_actions`).
 
         ``ban_first``: an action word, or several, the first planned action may not be (the best other word is
@@ -402,12 +480,14 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         if decoding == "tree":
             from vidnav.model.tree_decode import tree_decode_actions
 
-            return tree_decode_actions(self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask,
-                                       last_pos, ban_first)
+            return tree_decode_actions(
+                self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask, last_pos, ban_first
+            )
         if decoding != "sequential":
             raise VidNavError(f"decoding must be 'auto', 'tree' or 'sequential', got {self.decoding!r}")
-        return decode_actions(self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask,
-                              last_pos, ban_first)
+        return decode_actions(
+            self._base_lm(), self.codec, self.config.num_actions, last_hidden, cache, mask, last_pos, ban_first
+        )
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def _package_prefixes(self) -> tuple[str, ...]:
@@ -442,7 +522,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             from peft import get_peft_model_state_dict
 
             adapter = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(self.lm).items()}
-            atomic_write_bytes(out / ADAPTER_DIR / "adapter_model.safetensors", save(adapter, metadata={"format": "pt"}))
+            atomic_write_bytes(
+                out / ADAPTER_DIR / "adapter_model.safetensors", save(adapter, metadata={"format": "pt"})
+            )
             lora_cfg = self.lm.peft_config["default"].to_dict()
             lora_cfg["base_model_name_or_path"] = self.config.lm_path or self.config.lm
             lora_cfg = {k: (sorted(v) if isinstance(v, set) else v) for k, v in lora_cfg.items()}
@@ -452,9 +534,15 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         write_run_options(out, self.run_options)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args,
-                        config: VidNavConfig | None = None, device=None, dtype=None,
-                        **overrides) -> "VidNavForCausalLM":
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *args,
+        config: VidNavConfig | None = None,
+        device=None,
+        dtype=None,
+        **overrides,
+    ) -> "VidNavForCausalLM":
         """Load a checkpoint folder written by :meth:`save_pretrained`; frozen parts come from their packages.
 
         ``overrides`` change config fields that do not change weights (e.g. ``memory``, ``merge_threshold``).
@@ -465,8 +553,10 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             overrides.pop(key, None)
         path = Path(pretrained_model_name_or_path) / (overrides.pop("subfolder", None) or "")
         if not (path / "config.json").is_file() or not (path / WEIGHTS_NAME).is_file():
-            raise VidNavError(f"{path} is not a vidnav checkpoint (needs config.json and {WEIGHTS_NAME}); "
-                              "write one with model.save_pretrained(folder)")
+            raise VidNavError(
+                f"{path} is not a vidnav checkpoint (needs config.json and {WEIGHTS_NAME}); "
+                "write one with model.save_pretrained(folder)"
+            )
         if config is None:
             config = VidNavConfig.from_json_file(str(path / "config.json"))
         elif isinstance(config, VidNavConfig):
@@ -475,8 +565,6 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             raise VidNavError(f"config must be a VidNavConfig, got {type(config).__name__}")
         run_options = read_run_options(path)  # a bad run_options.json fails before the weights load
         for key, value in overrides.items():
-            from vidnav.model.presets import CONFIG_FIELDS
-
             if key not in CONFIG_FIELDS:
                 raise VidNavError(f"unknown model setting {key!r}; valid settings: {', '.join(CONFIG_FIELDS)}")
             setattr(config, key, value)
@@ -488,8 +576,9 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
             model.to(device=device, dtype=dtype)
         return model
 
-    def load_checkpoint_weights(self, folder: str | os.PathLike,
-                                mismatch_hint: str = "was it written by another vidnav version?") -> None:
+    def load_checkpoint_weights(
+        self, folder: str | os.PathLike, mismatch_hint: str = "was it written by another vidnav version?"
+    ) -> None:
         """Load what :meth:`save_pretrained` wrote (model.safetensors [+ adapter/]) into this model, in place.
 
         The one weight loader: :meth:`from_pretrained` and the trainer (resuming) both call it. The checkpoint must
@@ -506,11 +595,15 @@ class VidNavForCausalLM(VidNavPreTrainedModel):
         if self.config.instruction_states:  # added to a checkpoint trained without it: starts at zero, same model
             missing = [k for k in missing if not k.startswith("instruction_adapter.")]
         if missing and all(k.startswith("context.") for k in missing) and not unexpected:
-            raise VidNavError(f"checkpoint {path} was trained without context tokens; load it with "
-                              "use_context_token=False (or a memory strategy that does not use them)")
+            raise VidNavError(
+                f"checkpoint {path} was trained without context tokens; load it with "
+                "use_context_token=False (or a memory strategy that does not use them)"
+            )
         if missing or unexpected:
-            raise VidNavError(f"checkpoint {path} does not match its config: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}; {mismatch_hint}")
+            raise VidNavError(
+                f"checkpoint {path} does not match its config: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}; {mismatch_hint}"
+            )
         self.load_state_dict(state, strict=False)
         if self.config.lm_train == "lora":
             from peft import set_peft_model_state_dict

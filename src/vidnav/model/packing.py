@@ -70,11 +70,21 @@ def _rows(blocks, seen, seq_of, answer_at, order, ls: int, la: int, dev) -> Bloc
     )
 
 
-def assemble_packed(model, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames,
-                    block_frames, num_blocks, labels) -> PackedInputs:
+def assemble_packed(
+    model,
+    input_ids,
+    attention_mask,
+    query_ids,
+    query_mask,
+    visual_features,
+    num_frames,
+    block_frames,
+    num_blocks,
+    labels,
+) -> PackedInputs:
     """Sequence i holds the features of frames 0..num_frames[i]-1 and supervises its ``num_blocks[i]`` frames
     ``block_frames`` (ascending), whose answers are the rows of ``labels``."""
-    from vidnav.model.modeling_vidnav import ACT, OBS
+    from vidnav.model.processing_vidnav import ACT, OBS
 
     dev = model.markers.device
     memory = model.memory
@@ -105,8 +115,17 @@ def assemble_packed(model, input_ids, attention_mask, query_ids, query_mask, vis
             else:
                 private, seen = current[b][:0], prefix.shape[0] + t * hist.shape[1]
             rows = kinds[is_private]
-            rows[0].append(torch.cat([private.to(markers.dtype), markers[OBS : OBS + 1],
-                                      current[b].to(markers.dtype), markers[ACT : ACT + 1], answers[i][b]]))
+            rows[0].append(
+                torch.cat(
+                    [
+                        private.to(markers.dtype),
+                        markers[OBS : OBS + 1],
+                        current[b].to(markers.dtype),
+                        markers[ACT : ACT + 1],
+                        answers[i][b],
+                    ]
+                )
+            )
             rows[1].append(seen)
             rows[2].append(i)
             rows[3].append(private.shape[0] + 1 + current.shape[1])  # <act> predicts the first answer token
@@ -127,14 +146,20 @@ def packed_loss(model, inputs: PackedInputs, labels, block_weights):
 
     base = model._base_lm()
     s, ls = inputs.shared.shape[:2]
-    out = base.model(inputs_embeds=inputs.shared, attention_mask=inputs.shared_mask,
-                     position_ids=torch.arange(ls, device=inputs.shared.device)[None].expand(s, -1), use_cache=True)
+    out = base.model(
+        inputs_embeds=inputs.shared,
+        attention_mask=inputs.shared_mask,
+        position_ids=torch.arange(ls, device=inputs.shared.device)[None].expand(s, -1),
+        use_cache=True,
+    )
     picked = []
     for g in inputs.groups:
-        cache = DynamicCache(ddp_cache_data=[(layer.keys[g.sequence], layer.values[g.sequence])
-                                             for layer in out.cache.layers])
-        hidden = base.model(inputs_embeds=g.embeds, attention_mask=g.mask, position_ids=g.positions, cache=cache,
-                            use_cache=True).last_hidden_state
+        cache = DynamicCache(
+            ddp_cache_data=[(layer.keys[g.sequence], layer.values[g.sequence]) for layer in out.cache.layers]
+        )
+        hidden = base.model(
+            inputs_embeds=g.embeds, attention_mask=g.mask, position_ids=g.positions, cache=cache, use_cache=True
+        ).last_hidden_state
         picked.append(hidden.gather(1, g.answer_index[..., None].expand(-1, -1, hidden.shape[-1])))  # [R, La, D]
     order = torch.cat([g.order for g in inputs.groups])
     hidden = torch.cat(picked)[torch.argsort(order)]  # back to the batch's flat order

@@ -19,61 +19,167 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 
 import torch
 
 from vidnav.errors import VidNavError
-from vidnav.model.configuration_vidnav import VidNavConfig
+from vidnav.model.configuration_vidnav import CONFIG_FIELDS, VidNavConfig
 
-MINILM_L6_SHAPE = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                       intermediate_size=1536, max_position_embeddings=512)
-BERT_BASE_SHAPE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                       intermediate_size=3072, max_position_embeddings=512)
-TINY_LM_SHAPE = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=4, num_attention_heads=6,
-                     num_key_value_heads=6, intermediate_size=1024, max_position_embeddings=8192,
-                     rms_norm_eps=1e-6, tie_word_embeddings=True, pad_token_id=0, bos_token_id=None,
-                     eos_token_id=None)
-SMOLLM2_135M_SHAPE = dict(vocab_size=49152, hidden_size=576, num_hidden_layers=30, num_attention_heads=9,
-                          num_key_value_heads=3, intermediate_size=1536, max_position_embeddings=8192,
-                          rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1,
-                          eos_token_id=2, pad_token_id=2)
-VICUNA_7B_SHAPE = dict(vocab_size=32000, hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
-                       num_key_value_heads=32, intermediate_size=11008, max_position_embeddings=4096,
-                       rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
-                       pad_token_id=0)
-LLAMA3_8B_SHAPE = dict(vocab_size=128256, hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
-                       num_key_value_heads=8, intermediate_size=14336, max_position_embeddings=8192,
-                       rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=False, bos_token_id=128000,
-                       eos_token_id=128001, pad_token_id=128001)
+MINILM_L6_SHAPE = dict(
+    vocab_size=30522,
+    hidden_size=384,
+    num_hidden_layers=6,
+    num_attention_heads=12,
+    intermediate_size=1536,
+    max_position_embeddings=512,
+)
+BERT_BASE_SHAPE = dict(
+    vocab_size=30522,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=512,
+)
+TINY_LM_SHAPE = dict(
+    vocab_size=30522,
+    hidden_size=384,
+    num_hidden_layers=4,
+    num_attention_heads=6,
+    num_key_value_heads=6,
+    intermediate_size=1024,
+    max_position_embeddings=8192,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    pad_token_id=0,
+    bos_token_id=None,
+    eos_token_id=None,
+)
+SMOLLM2_135M_SHAPE = dict(
+    vocab_size=49152,
+    hidden_size=576,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    intermediate_size=1536,
+    max_position_embeddings=8192,
+    rms_norm_eps=1e-5,
+    rope_theta=100000.0,
+    tie_word_embeddings=True,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=2,
+)
+VICUNA_7B_SHAPE = dict(
+    vocab_size=32000,
+    hidden_size=4096,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    intermediate_size=11008,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=0,
+)
+LLAMA3_8B_SHAPE = dict(
+    vocab_size=128256,
+    hidden_size=4096,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    intermediate_size=14336,
+    max_position_embeddings=8192,
+    rms_norm_eps=1e-5,
+    rope_theta=500000.0,
+    tie_word_embeddings=False,
+    bos_token_id=128000,
+    eos_token_id=128001,
+    pad_token_id=128001,
+)
 # EVA-CLIP-g as used by BLIP-2 / LLaMA-VID / NaVid (width 1408, MLP 6144, 16 heads, 40 blocks of which
 # BLIP-2 keeps 39), expressed as a CLIP vision transformer of that size.
-EVA_CLIP_G_SHAPE = dict(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39, num_attention_heads=16,
-                        image_size=224, patch_size=14, hidden_act="gelu", projection_dim=1408)
-SIGLIP_SO400M_SHAPE = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
-                           image_size=384, patch_size=14, vision_use_head=False)
+EVA_CLIP_G_SHAPE = dict(
+    hidden_size=1408,
+    intermediate_size=6144,
+    num_hidden_layers=39,
+    num_attention_heads=16,
+    image_size=224,
+    patch_size=14,
+    hidden_act="gelu",
+    projection_dim=1408,
+)
+SIGLIP_SO400M_SHAPE = dict(
+    hidden_size=1152,
+    intermediate_size=4304,
+    num_hidden_layers=27,
+    num_attention_heads=16,
+    image_size=384,
+    patch_size=14,
+    vision_use_head=False,
+)
 
-_BIG = dict(lm="llama", lm_tokenizer=None, lm_embeddings=None, lm_train="lora", text_encoder="bert",
-            text_config=BERT_BASE_SHAPE)
+_BIG = dict(
+    lm="llama", lm_tokenizer=None, lm_embeddings=None, lm_train="lora", text_encoder="bert", text_config=BERT_BASE_SHAPE
+)
 
 PRESETS: dict[str, dict] = {
-    "tiny": dict(vision_tower="efficientnet-lite0", vision_image_size=256, vision_feature="blocks",
-                 text_encoder="minilm-l6", text_config=MINILM_L6_SHAPE, lm="scratch", lm_config=TINY_LM_SHAPE,
-                 lm_tokenizer="minilm-l6", lm_embeddings="minilm-l6", lm_train="full", memory="uninavid"),
-    "small": dict(vision_tower="efficientnet-lite0", vision_image_size=256, vision_feature="blocks",
-                  text_encoder="minilm-l6", text_config=MINILM_L6_SHAPE, lm="smollm2-135m-instruct",
-                  lm_config=SMOLLM2_135M_SHAPE, lm_tokenizer="smollm2-135m-instruct", lm_embeddings=None,
-                  lm_train="lora", memory="uninavid"),
-    "navid-7b": dict(_BIG, vision_tower="clip", vision_config=EVA_CLIP_G_SHAPE, vision_feature_layer=-2,
-                     lm_config=VICUNA_7B_SHAPE, memory="navid"),
-    "uninavid-7b": dict(_BIG, vision_tower="clip", vision_config=EVA_CLIP_G_SHAPE, vision_feature_layer=-2,
-                        lm_config=VICUNA_7B_SHAPE, memory="uninavid"),
-    "navila-8b": dict(_BIG, vision_tower="siglip", vision_config=SIGLIP_SO400M_SHAPE, vision_feature_layer=-2,
-                      lm_config=LLAMA3_8B_SHAPE, projector="mlp_downsample", current_pool=14, navila_pool=14,
-                      memory="navila"),
+    "tiny": dict(
+        vision_tower="efficientnet-lite0",
+        vision_image_size=256,
+        vision_feature="blocks",
+        text_encoder="minilm-l6",
+        text_config=MINILM_L6_SHAPE,
+        lm="scratch",
+        lm_config=TINY_LM_SHAPE,
+        lm_tokenizer="minilm-l6",
+        lm_embeddings="minilm-l6",
+        lm_train="full",
+        memory="uninavid",
+    ),
+    "small": dict(
+        vision_tower="efficientnet-lite0",
+        vision_image_size=256,
+        vision_feature="blocks",
+        text_encoder="minilm-l6",
+        text_config=MINILM_L6_SHAPE,
+        lm="smollm2-135m-instruct",
+        lm_config=SMOLLM2_135M_SHAPE,
+        lm_tokenizer="smollm2-135m-instruct",
+        lm_embeddings=None,
+        lm_train="lora",
+        memory="uninavid",
+    ),
+    "navid-7b": dict(
+        _BIG,
+        vision_tower="clip",
+        vision_config=EVA_CLIP_G_SHAPE,
+        vision_feature_layer=-2,
+        lm_config=VICUNA_7B_SHAPE,
+        memory="navid",
+    ),
+    "uninavid-7b": dict(
+        _BIG,
+        vision_tower="clip",
+        vision_config=EVA_CLIP_G_SHAPE,
+        vision_feature_layer=-2,
+        lm_config=VICUNA_7B_SHAPE,
+        memory="uninavid",
+    ),
+    "navila-8b": dict(
+        _BIG,
+        vision_tower="siglip",
+        vision_config=SIGLIP_SO400M_SHAPE,
+        vision_feature_layer=-2,
+        lm_config=LLAMA3_8B_SHAPE,
+        projector="mlp_downsample",
+        current_pool=14,
+        navila_pool=14,
+        memory="navila",
+    ),
 }
-
-CONFIG_FIELDS = tuple(p for p in inspect.signature(VidNavConfig.__init__).parameters if p not in ("self", "kwargs"))
 
 
 def preset_config(preset: str, **overrides) -> VidNavConfig:
@@ -105,8 +211,14 @@ def _default_dtype(dtype: torch.dtype | None):
         torch.set_default_dtype(old)
 
 
-def build_model(preset: str, *, pretrained: bool = True, device: str | torch.device | None = None,
-                dtype: torch.dtype | str | None = None, **overrides):
+def build_model(
+    preset: str,
+    *,
+    pretrained: bool = True,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    **overrides,
+):
     """A fresh :class:`VidNavForCausalLM` from a preset name.
 
     Trainable parts get fresh weights; frozen parts are loaded from their packages / local folders
@@ -130,8 +242,14 @@ def build_model(preset: str, *, pretrained: bool = True, device: str | torch.dev
 
 
 def _parse_dtype(name: str) -> torch.dtype:
-    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
     if name not in table:
         raise VidNavError(f"unknown dtype {name!r}; choose one of {', '.join(table)}")
     return table[name]

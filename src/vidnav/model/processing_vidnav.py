@@ -21,8 +21,13 @@ from vidnav.model.answers import answer_ids
 from vidnav.model.answers import question_ids as encode_questions
 from vidnav.model.lm import load_tokenizer, tokenizer_path
 
-PROMPT = ("navigate a house by video. follow the request, watch the history and the current view, "
-          "then answer the next {k} actions, each forward, left, right or stop.")
+MARKERS = ("<nav>", "<hist>", "<obs>", "<act>")  # the model's learned marker embeddings, in their rows' order
+NAV, HIST, OBS, ACT = range(4)
+
+PROMPT = (
+    "navigate a house by video. follow the request, watch the history and the current view, "
+    "then answer the next {k} actions, each forward, left, right or stop."
+)
 
 
 def as_frames(frames: Any, what: str = "frames") -> torch.Tensor:
@@ -31,8 +36,10 @@ def as_frames(frames: Any, what: str = "frames") -> torch.Tensor:
         if frames.dtype.kind == "f" and np.isnan(frames).any():
             raise VidNavError(f"{what} contain NaN; pass uint8 RGB frames (0..255)")
         if frames.dtype != np.uint8:
-            raise VidNavError(f"{what} must be uint8 RGB (0..255), got dtype {frames.dtype}; "
-                              "convert with np.clip(x * 255, 0, 255).astype(np.uint8) if they are floats in 0..1")
+            raise VidNavError(
+                f"{what} must be uint8 RGB (0..255), got dtype {frames.dtype}; "
+                "convert with np.clip(x * 255, 0, 255).astype(np.uint8) if they are floats in 0..1"
+            )
         frames = torch.from_numpy(np.ascontiguousarray(frames))
     elif isinstance(frames, torch.Tensor):
         if frames.is_floating_point() and torch.isnan(frames).any():
@@ -44,8 +51,9 @@ def as_frames(frames: Any, what: str = "frames") -> torch.Tensor:
     if frames.dim() == 3:
         frames = frames[None]
     if frames.dim() != 4 or frames.shape[-1] != 3:
-        raise VidNavError(f"{what} must have shape [T, H, W, 3] or [H, W, 3] (RGB, channels last), "
-                          f"got {tuple(frames.shape)}")
+        raise VidNavError(
+            f"{what} must have shape [T, H, W, 3] or [H, W, 3] (RGB, channels last), got {tuple(frames.shape)}"
+        )
     if frames.shape[0] == 0 or frames.shape[1] < 8 or frames.shape[2] < 8:
         raise VidNavError(f"{what} must hold at least one frame of at least 8x8 pixels, got {tuple(frames.shape)}")
     return frames
@@ -106,9 +114,13 @@ class VidNavProcessor:
     def __call__(self, *args, **kwargs) -> dict[str, torch.Tensor]:
         return self.prepare_batch(*args, **kwargs)
 
-    def prepare_batch(self, instructions: list[str], features: list[torch.Tensor],
-                      targets: list[list[str]] | None = None,
-                      questions: list[str | None] | None = None) -> dict[str, torch.Tensor]:
+    def prepare_batch(
+        self,
+        instructions: list[str],
+        features: list[torch.Tensor],
+        targets: list[list[str]] | None = None,
+        questions: list[str | None] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Collate samples into the inputs of ``model(**batch)`` / ``model.plan(batch)``.
 
         ``features[i]`` holds the tower features [T_i, N, C] of frames 0..t of sample i (the last row is the
@@ -123,8 +135,10 @@ class VidNavProcessor:
         if isinstance(instructions, str):
             raise VidNavError("instructions must be a list of strings (one per sample), got a single string")
         if len(instructions) != len(features) or not instructions:
-            raise VidNavError(f"need one feature tensor per instruction and at least one sample, "
-                              f"got {len(instructions)} instructions and {len(features)} feature tensors")
+            raise VidNavError(
+                f"need one feature tensor per instruction and at least one sample, "
+                f"got {len(instructions)} instructions and {len(features)} feature tensors"
+            )
         for i, text in enumerate(instructions):
             check_instruction(text, f"instructions[{i}]")
         n, c = self.feature_shape
@@ -132,16 +146,28 @@ class VidNavProcessor:
         for i, f in enumerate(features):
             f = torch.as_tensor(f)
             if f.dim() != 3 or f.shape[0] < 1 or tuple(f.shape[1:]) != (n, c):
-                raise VidNavError(f"features[{i}] must have shape [T>=1, {n}, {c}] (from model.encode_frames), "
-                                  f"got {tuple(f.shape)}")
+                raise VidNavError(
+                    f"features[{i}] must have shape [T>=1, {n}, {c}] (from model.encode_frames), got {tuple(f.shape)}"
+                )
             if not f.is_floating_point() or not torch.isfinite(f).all():
                 raise VidNavError(f"features[{i}] must be finite floats (NaN/inf or integer dtype found)")
             feats.append(f)
         cfg = self.config
-        enc = self.tokenizer(list(instructions), add_special_tokens=False, truncation=True,
-                             max_length=cfg.max_instruction_tokens, padding=True, return_tensors="pt")
-        qenc = self.query_tokenizer(list(instructions), truncation=True, max_length=cfg.max_instruction_tokens,
-                                    padding=True, return_tensors="pt")
+        enc = self.tokenizer(
+            list(instructions),
+            add_special_tokens=False,
+            truncation=True,
+            max_length=cfg.max_instruction_tokens,
+            padding=True,
+            return_tensors="pt",
+        )
+        qenc = self.query_tokenizer(
+            list(instructions),
+            truncation=True,
+            max_length=cfg.max_instruction_tokens,
+            padding=True,
+            return_tensors="pt",
+        )
         dtype = functools.reduce(torch.promote_types, (f.dtype for f in feats))
         batch = {
             "input_ids": enc["input_ids"],
@@ -153,17 +179,23 @@ class VidNavProcessor:
         }
         if questions is not None:
             if len(questions) != len(instructions):
-                raise VidNavError(f"need one question (or None) per sample: {len(instructions)} samples, "
-                                  f"{len(questions)} questions")
+                raise VidNavError(
+                    f"need one question (or None) per sample: {len(instructions)} samples, {len(questions)} questions"
+                )
             if any(q is not None for q in questions):
                 batch["question_ids"], batch["question_mask"] = encode_questions(self.tokenizer, list(questions))
         if targets is not None:
             batch["labels"] = self.labels(targets, len(instructions), questions)
         return batch
 
-    def prepare_packed_batch(self, instructions: list[str], features: list[torch.Tensor], frames: list[list[int]],
-                             targets: list[list[list[str]]], weights: list[list[float]] | None = None
-                             ) -> dict[str, torch.Tensor]:
+    def prepare_packed_batch(
+        self,
+        instructions: list[str],
+        features: list[torch.Tensor],
+        frames: list[list[int]],
+        targets: list[list[list[str]]],
+        weights: list[list[float]] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Collate packed sequences (:mod:`vidnav.model.packing`): sequence i holds the features [T_i, N, C] of
         frames 0..T_i-1 and supervises the frames ``frames[i]`` (ascending, each < T_i) with ``targets[i][b]``,
         the next actions at ``frames[i][b]``, each counted ``weights[i][b]`` times in the loss (default 1).
@@ -173,19 +205,24 @@ class VidNavProcessor:
         """
         batch = self.prepare_batch(instructions, features)
         if len(frames) != len(features) or len(targets) != len(features):
-            raise VidNavError(f"need frames and targets for each of the {len(features)} sequences, got "
-                              f"{len(frames)} frame lists and {len(targets)} target lists")
+            raise VidNavError(
+                f"need frames and targets for each of the {len(features)} sequences, got "
+                f"{len(frames)} frame lists and {len(targets)} target lists"
+            )
         weights = [[1.0] * len(f) for f in frames] if weights is None else weights
         flat_t, flat_targets, flat_w = [], [], []
         for i, (ts, tg, ws) in enumerate(zip(frames, targets, weights)):
             n = int(batch["num_frames"][i])
             ts = [int(t) for t in ts]
             if not ts or any(b <= a for a, b in zip(ts, ts[1:])) or ts[0] < 0 or ts[-1] >= n:
-                raise VidNavError(f"frames[{i}] = {ts}: need ascending frame indices in 0..{n - 1} "
-                                  f"(the sequence holds {n} frames)")
+                raise VidNavError(
+                    f"frames[{i}] = {ts}: need ascending frame indices in 0..{n - 1} (the sequence holds {n} frames)"
+                )
             if len(tg) != len(ts) or len(ws) != len(ts):
-                raise VidNavError(f"sequence {i} supervises {len(ts)} frames but has {len(tg)} targets and "
-                                  f"{len(ws)} weights; give one of each per frame")
+                raise VidNavError(
+                    f"sequence {i} supervises {len(ts)} frames but has {len(tg)} targets and "
+                    f"{len(ws)} weights; give one of each per frame"
+                )
             if any(not float(w) > 0 for w in ws):
                 raise VidNavError(f"weights[{i}] = {list(ws)}: every weight must be > 0")
             flat_t += ts

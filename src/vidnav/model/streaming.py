@@ -33,7 +33,7 @@ import torch
 
 from vidnav.errors import VidNavError
 from vidnav.model.frame_tokens import FrameTokens
-from vidnav.model.memory import Budget, MemoryStrategy, StreamingMemory, Visual, _check_frames, _frame_block
+from vidnav.model.memory_base import Budget, MemoryStrategy, StreamingMemory, Visual, _check_frames, _frame_block
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,9 @@ class StreamingWindowMemory(MemoryStrategy):
         entries = schedule(last + 1, self.window, self.group)
         blocks = self.history_blocks(enc, feats[:last])  # [last, r, D]
         pooled = self.pooled(enc, feats[:last])
-        parts = [blocks[e.frames[0]] if e.kind == "block" else pooled[list(e.frames)].mean(dim=0)[None]
-                 for e in entries]
+        parts = [
+            blocks[e.frames[0]] if e.kind == "block" else pooled[list(e.frames)].mean(dim=0)[None] for e in entries
+        ]
         dev = feats.device if blocks.numel() == 0 else blocks.device
         sizes = torch.tensor([p.shape[0] for p in parts], dtype=torch.long, device=dev)
         owner = torch.repeat_interleave(torch.arange(len(parts), device=dev), sizes)  # entry of each token
@@ -240,14 +241,24 @@ def stack_rows(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], answ
     return torch.stack(embeds), torch.stack(masks)[:, None], torch.stack(positions), n_ctx
 
 
-def assemble_streaming_packed(model, input_ids, attention_mask, query_ids, query_mask, visual_features, num_frames,
-                              block_frames, num_blocks, labels):
+def assemble_streaming_packed(
+    model,
+    input_ids,
+    attention_mask,
+    query_ids,
+    query_mask,
+    visual_features,
+    num_frames,
+    block_frames,
+    num_blocks,
+    labels,
+):
     """Packed training (:mod:`vidnav.model.packing`'s two LM calls) for the streaming memory: per sequence the
     shared part is the prefix and every entry up to its last supervised frame, with the entries' own 4-D mask;
     each supervised frame t is a row ``[open token] <obs> current <act> answer`` on that cache that sees the
     prefix and the entries alive at step t, at the positions after the entries of step t."""
-    from vidnav.model.modeling_vidnav import ACT, OBS
     from vidnav.model.packing import BlockRows, PackedInputs
+    from vidnav.model.processing_vidnav import ACT, OBS
 
     dev = model.markers.device
     memory, markers = model.memory, model.markers
@@ -272,8 +283,15 @@ def assemble_streaming_packed(model, input_ids, attention_mask, query_ids, query
         shared_masks.append(mask)
         current = memory.current_blocks(enc, feats[i][ts]).to(markers.dtype)
         for b in range(len(ts)):
-            row = torch.cat([lay.open[b].to(markers.dtype), markers[OBS : OBS + 1], current[b],
-                             markers[ACT : ACT + 1], answers[i][b]])
+            row = torch.cat(
+                [
+                    lay.open[b].to(markers.dtype),
+                    markers[OBS : OBS + 1],
+                    current[b],
+                    markers[ACT : ACT + 1],
+                    answers[i][b],
+                ]
+            )
             visible = torch.cat([torch.ones(p, dtype=torch.bool, device=dev), lay.visible[b]])
             rows.append((row, visible, p + lay.ends[b], i, lay.open[b].shape[0] + 1 + current.shape[1]))
     ls = max(x.shape[0] for x in shared)

@@ -41,8 +41,9 @@ def _tree(v: int, k: int, dev):
     start = [0]
     for d in range(1, k):
         start.append(start[-1] + v**d)  # start[d-1] = first node of depth d
-    parent = torch.cat([torch.full((v,), -1, device=dev)] +
-                       [start[d - 2] + torch.arange(v**d, device=dev) // v for d in range(2, k)])
+    parent = torch.cat(
+        [torch.full((v,), -1, device=dev)] + [start[d - 2] + torch.arange(v**d, device=dev) // v for d in range(2, k)]
+    )
     seen = torch.eye(n, dtype=torch.bool, device=dev)
     node = torch.arange(n, device=dev)
     anc = parent.clone()
@@ -93,9 +94,18 @@ def _walk(lm, codec, k, last_hidden, hidden, start, ban_first):
 
 
 @torch.no_grad()
-def tree_decode_actions(lm, codec, k: int, last_hidden, cache, mask, last_pos,
-                        ban_first: str | Collection[str] | None = None, max_nodes: int = MAX_NODES,
-                        return_logits: bool = False):
+def tree_decode_actions(
+    lm,
+    codec,
+    k: int,
+    last_hidden,
+    cache,
+    mask,
+    last_pos,
+    ban_first: str | Collection[str] | None = None,
+    max_nodes: int = MAX_NODES,
+    return_logits: bool = False,
+):
     """What :func:`vidnav.model.actions.decode_actions` returns, with one LM call (arguments alike).
 
     ``return_logits``: also the logits the walk read, [B, k, V] over ``codec.words`` (None on the fallback)."""
@@ -115,15 +125,24 @@ def tree_decode_actions(lm, codec, k: int, last_hidden, cache, mask, last_pos,
     full = torch.cat([past[:, None, :].expand(-1, n, -1), seen[None].expand(b, -1, -1)], dim=-1)[:, None]
     embeds = lm.get_input_embeddings()(_first_tokens(codec, dev)[word])[None].expand(b, -1, -1)
     positions = last_pos.to(dev)[:, None] + depth[None, :]
-    hidden = lm.model(inputs_embeds=embeds, attention_mask=full, position_ids=positions, cache=cache,
-                      use_cache=True).last_hidden_state  # [B, n, D]
+    hidden = lm.model(
+        inputs_embeds=embeds, attention_mask=full, position_ids=positions, cache=cache, use_cache=True
+    ).last_hidden_state  # [B, n, D]
     words, logits = _walk(lm, codec, k, last_hidden, hidden, start, ban_first)
     return (words, logits) if return_logits else words
 
 
 @torch.no_grad()
-def suffix_and_tree(lm, codec, k: int, suffix, cache, first_pos: int,
-                    ban_first: str | Collection[str] | None = None, return_logits: bool = False):
+def suffix_and_tree(
+    lm,
+    codec,
+    k: int,
+    suffix,
+    cache,
+    first_pos: int,
+    ban_first: str | Collection[str] | None = None,
+    return_logits: bool = False,
+):
     """The not-yet-cached tokens of one sequence (``suffix`` [1, L, D], positions from ``first_pos``, attending to
     the whole cache and causally to themselves) and the action tree after them, in ONE LM call; then the walk.
 
@@ -141,7 +160,12 @@ def suffix_and_tree(lm, codec, k: int, suffix, cache, first_pos: int,
     mask[ls:, cached + ls :] = seen
     tree = lm.get_input_embeddings()(_first_tokens(codec, dev)[word])[None].to(suffix.dtype)
     positions = torch.cat([first_pos + torch.arange(ls, device=dev), first_pos + ls - 1 + depth])[None]
-    hidden = lm.model(inputs_embeds=torch.cat([suffix, tree], dim=1), attention_mask=mask[None, None],
-                      position_ids=positions, cache=cache, use_cache=True).last_hidden_state
+    hidden = lm.model(
+        inputs_embeds=torch.cat([suffix, tree], dim=1),
+        attention_mask=mask[None, None],
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+    ).last_hidden_state
     words, logits = _walk(lm, codec, k, hidden[:, ls - 1], hidden[:, ls:], start, ban_first)
     return (words, logits) if return_logits else words

@@ -57,8 +57,9 @@ class VisionTower(nn.Module):
         """uint8 [T, H, W, 3] → normalised float [T, 3, S, S] on the tower's device and dtype."""
         x = frames.to(self.pixel_mean.device).permute(0, 3, 1, 2).float()
         if x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
-                              antialias=True)
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True
+            )
         x = (x * self.pixel_scale - self.pixel_mean) / self.pixel_std
         return x.to(self._dtype())
 
@@ -142,14 +143,17 @@ def _read_norm(path: str | None, mean, std):
 class HFVisionTower(VisionTower):
     """CLIP / SigLIP vision transformer; patch tokens of one hidden layer (LLaVA's select_layer, default −2)."""
 
-    def __init__(self, kind: str, path: str | None, config: dict | None, feature_layer: int = -2,
-                 pretrained: bool = True):
+    def __init__(
+        self, kind: str, path: str | None, config: dict | None, feature_layer: int = -2, pretrained: bool = True
+    ):
         if kind == "clip":
-            from transformers import CLIPVisionConfig as Cfg, CLIPVisionModel as Model
+            from transformers import CLIPVisionConfig as Cfg
+            from transformers import CLIPVisionModel as Model
 
             mean, std = _read_norm(path, CLIP_MEAN, CLIP_STD)
         elif kind == "siglip":
-            from transformers import SiglipVisionConfig as Cfg, SiglipVisionModel as Model
+            from transformers import SiglipVisionConfig as Cfg
+            from transformers import SiglipVisionModel as Model
 
             mean, std = _read_norm(path, SIGLIP_MEAN, SIGLIP_STD)
         else:
@@ -160,7 +164,8 @@ class HFVisionTower(VisionTower):
             if not path or not Path(path).is_dir():
                 raise VidNavError(
                     f"the {kind} vision tower needs local weights: set vision_path to a folder with config.json and "
-                    f"safetensors (got {path!r}); or build with pretrained=False for random weights")
+                    f"safetensors (got {path!r}); or build with pretrained=False for random weights"
+                )
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             self.model = Model.from_pretrained(path, local_files_only=True)
         else:
