@@ -10,6 +10,10 @@ yielded first (so callers that record results as they arrive keep them), and the
 :class:`VidNavError` raised in a worker as the same one-line ``VidNavError``, any other exception as
 :class:`WorkerCrash` carrying the worker's traceback, a death as a ``VidNavError`` naming the worker, its exit
 signal and the likely cause.
+
+Model workers on accelerators: :func:`check_device` refuses a ``--device`` / ``--dtype`` that cannot work
+before any model loads, and :func:`worker_device` says which device worker ``i`` of ``n`` uses (``cuda`` with
+several workers: one GPU each, ``cuda:i``); ``run_pool(worker_initargs=...)`` gives each worker its own.
 """
 
 from __future__ import annotations
@@ -66,11 +70,15 @@ def run_pool(
     initializer: Callable | None = None,
     initargs: tuple = (),
     what: str = "worker",
+    worker_initargs: list[tuple] | None = None,
 ) -> Iterator[Any]:
     """Run ``fn(job)`` for every job in ``workers`` fresh (spawned) processes; yield results as they finish.
 
-    ``fn``, ``initializer`` and the jobs must be picklable (module-level functions). Raises as the module
-    docstring says; the workers are stopped whenever the generator ends (error, break, Ctrl-C)."""
+    ``fn``, ``initializer`` and the jobs must be picklable (module-level functions). ``worker_initargs``: one
+    tuple of initializer arguments per worker (e.g. its own GPU), instead of ``initargs`` for all. Raises as the
+    module docstring says; the workers are stopped whenever the generator ends (error, break, Ctrl-C)."""
+    if worker_initargs is not None and len(worker_initargs) != workers:
+        raise ValueError(f"worker_initargs holds {len(worker_initargs)} tuples for {workers} workers")
     jobs = list(jobs)
     ctx = mp.get_context("spawn")  # fresh processes: each opens its own EGL context, no forked threads
     tasks = ctx.Queue()
@@ -80,9 +88,10 @@ def run_pool(
         tasks.put(None)
     procs, conns = [], {}
     try:
-        for _ in range(workers):
+        for i in range(workers):
             recv, send = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_serve, args=(fn, initializer, initargs, tasks, send), daemon=True)
+            args = initargs if worker_initargs is None else worker_initargs[i]
+            p = ctx.Process(target=_serve, args=(fn, initializer, args, tasks, send), daemon=True)
             p.start()
             send.close()  # the worker holds the only send end: its death makes recv readable (EOF)
             procs.append(p)
@@ -144,3 +153,50 @@ def run_pool(
             conn.close()
         tasks.close()
         tasks.cancel_join_thread()
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: str | None, dtype: str | None, workers: int = 1) -> None:
+    """One-line errors naming the option for a ``--device`` / ``--dtype`` that cannot work here, raised before
+    any model loads: an unknown dtype or device, CUDA (or MPS) asked for on a machine without it, a GPU index
+    this machine lacks, ``--device cuda`` with more ``--workers`` than GPUs (one worker per GPU)."""
+    if dtype is not None and dtype not in DTYPES:
+        raise VidNavError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise VidNavError(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise VidNavError(f"--device {device}: this machine has no MPS device; use --device cpu")
+    if dev.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise VidNavError(f"--device {device}: this machine has no CUDA device (torch.cuda.is_available() is False)")
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise VidNavError(f"--device {device}: this machine has {count} CUDA device(s), cuda:0 .. cuda:{count - 1}")
+    if dev.index is None and workers > count:
+        raise VidNavError(
+            f"--workers {workers} with --device cuda runs one worker per GPU, and this machine has {count} "
+            "(torch.cuda.device_count()); use --workers <= that, or --device cuda:N to share one GPU"
+        )
+
+
+def worker_device(device: str | None, index: int, workers: int) -> str | None:
+    """The device worker ``index`` of ``workers`` runs its model on: with ``cuda`` (no index) and several
+    workers, ``cuda:<index>``, one GPU per worker; any other device (``cpu``, ``mps``, ``cuda:N``, None) is
+    shared by all of them."""
+    if not 0 <= index < workers:
+        raise ValueError(f"worker index {index} out of range for {workers} workers")
+    if device == "cuda" and workers > 1:
+        return f"cuda:{index}"
+    return device

@@ -22,8 +22,10 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="data")
 
 
-TOLERANCE_HELP = ("heading error (in 15-degree turns) within which the expert steps forward: 0.5 is the benchmark's "
-                  "reference follower (tight, zig-zags), 1.0 holds a course (fewer, clearer turn labels)")
+TOLERANCE_HELP = (
+    "heading error (in 15-degree turns) within which the expert steps forward: 0.5 is the benchmark's "
+    "reference follower (tight, zig-zags), 1.0 holds a course (fewer, clearer turn labels)"
+)
 
 
 def _fmt(v) -> str:
@@ -40,15 +42,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
-LANGUAGE_HELP = ("RxR-CE: only episodes whose instruction.language is this (repeatable; 'en' = en-US and en-IN; "
-                 "RxR-CE has en-US, en-IN, hi-IN, te-IN). R2R-CE files have no languages")
+LANGUAGE_HELP = (
+    "RxR-CE: only episodes whose instruction.language is this (repeatable; 'en' = en-US and en-IN; "
+    "RxR-CE has en-US, en-IN, hi-IN, te-IN). R2R-CE files have no languages"
+)
 ROLE_HELP = "RxR-CE: only episodes whose info.role is this (guide or follower; repeatable)"
 
 
 @app.command("inspect")
 def inspect(
-    file: str = typer.Argument(..., help="a VLN-CE episode file, R2R-CE ({split}.json.gz) or RxR-CE "
-                               "({split}_guide.json.gz), or .json"),
+    file: str = typer.Argument(
+        ..., help="a VLN-CE episode file, R2R-CE ({split}.json.gz) or RxR-CE ({split}_guide.json.gz), or .json"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     language: Optional[list[str]] = typer.Option(None, "--language", help=LANGUAGE_HELP),
     role: Optional[list[str]] = typer.Option(None, "--role", help=ROLE_HELP),
@@ -110,8 +115,11 @@ def build(
     unseen_per_house: int = typer.Option(21, help="val_unseen episodes per unseen house"),
     seed: int = typer.Option(0, help="benchmark seed (house seeds derive from it)"),
     workers: int = typer.Option(2, help="parallel processes"),
-    force: bool = typer.Option(False, "--force", help="OUT holds a build of another config (or other files): "
-                                                      "delete the files a build writes there, then build"),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="OUT holds a build of another config (or other files): delete the files a build writes there, then build",
+    ),
 ) -> None:
     """Build the embedded benchmark in VLN-CE's R2R format (defaults: 10,800 train, 900 val_seen and 1,050
     val_unseen episodes).
@@ -120,8 +128,14 @@ def build(
     """
     from vidnav.data.build import BuildConfig, build_benchmark
 
-    cfg = BuildConfig(train_houses=train_houses, unseen_houses=unseen_houses, episodes_per_house=episodes_per_house,
-                      val_seen_per_house=val_seen_per_house, unseen_per_house=unseen_per_house, seed=seed)
+    cfg = BuildConfig(
+        train_houses=train_houses,
+        unseen_houses=unseen_houses,
+        episodes_per_house=episodes_per_house,
+        val_seen_per_house=val_seen_per_house,
+        unseen_per_house=unseen_per_house,
+        seed=seed,
+    )
     meta = build_benchmark(out, cfg, workers=workers, force=force)
     for split, c in meta["splits"].items():
         typer.echo(f"{split:10s} {c['episodes']:6d} episodes  {c['paths']:5d} paths  {c['houses']:4d} houses")
@@ -135,18 +149,37 @@ def rollouts(
     split: str = typer.Option("train", help="split to roll out"),
     episodes: Optional[int] = typer.Option(None, help="first N episodes of the split (default: all)"),
     paths_per_house: Optional[int] = typer.Option(None, help="only the first K paths (3K episodes) of every house"),
-    skip_paths: int = typer.Option(0, help="with --paths-per-house K: skip the first S paths of every house and take "
-                                   "the next K (e.g. --skip-paths 1 --paths-per-house 1: each house's second path)"),
-    instructions_per_path: Optional[int] = typer.Option(None, help="only the first J instructions of every path "
-                                                        "(DAgger: more paths for the same time)"),
+    skip_paths: int = typer.Option(
+        0,
+        help="with --paths-per-house K: skip the first S paths of every house and take "
+        "the next K (e.g. --skip-paths 1 --paths-per-house 1: each house's second path)",
+    ),
+    instructions_per_path: Optional[int] = typer.Option(
+        None, help="only the first J instructions of every path (DAgger: more paths for the same time)"
+    ),
     policy: Optional[str] = typer.Option(None, help="checkpoint folder: DAgger with this policy (default: expert)"),
     beta: float = typer.Option(1.0, help="DAgger: probability of executing the expert's action at each step"),
     preset: str = typer.Option("tiny", help="preset whose frozen vision tower encodes expert frames"),
     source: Optional[str] = typer.Option(None, help="name recorded per trajectory (default expert / dagger-b<beta>)"),
     seed: int = typer.Option(0, help="seed of the beta mixing"),
-    shard: Optional[str] = typer.Option(None, help="I/N: every N-th selected path (all its episodes) from the I-th; run "
-                                        "N processes into N --out folders and train on all of them"),
+    shard: Optional[str] = typer.Option(
+        None,
+        help="I/N: every N-th selected path (all its episodes) from the I-th; run "
+        "N processes into N --out folders and train on all of them",
+    ),
     forward_tolerance: float = typer.Option(0.5, help=TOLERANCE_HELP),
+    device: Optional[str] = typer.Option(
+        None,
+        "--device",
+        help="where the policy and the vision tower run: cpu | "
+        "cuda | cuda:N | mps (default: cpu); recorded in every trajectory line",
+    ),
+    dtype: Optional[str] = typer.Option(
+        None,
+        "--dtype",
+        help="their weights and compute: float32 | bfloat16 | "
+        "float16 (default: float32); recorded in every trajectory line",
+    ),
 ) -> None:
     """Render expert (or DAgger) trajectories and cache their frozen vision features for training.
 
@@ -159,11 +192,24 @@ def rollouts(
     from vidnav.sim.navmap import FollowerConfig
 
     try:
-        stats = collect_rollouts(data, split, out, policy=policy, beta=beta, episodes=episodes,
-                                 paths_per_house=paths_per_house, skip_paths=skip_paths,
-                                 instructions_per_path=instructions_per_path,
-                                 preset=preset, source=source, seed=seed, shard=shard,
-                                 follower=FollowerConfig(forward_tolerance=forward_tolerance))
+        stats = collect_rollouts(
+            data,
+            split,
+            out,
+            policy=policy,
+            beta=beta,
+            episodes=episodes,
+            paths_per_house=paths_per_house,
+            skip_paths=skip_paths,
+            instructions_per_path=instructions_per_path,
+            preset=preset,
+            source=source,
+            seed=seed,
+            shard=shard,
+            follower=FollowerConfig(forward_tolerance=forward_tolerance),
+            device=device,
+            dtype=dtype,
+        )
     except VidNavError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(2) from None
@@ -176,9 +222,12 @@ def relabel(
     rollouts: Path = typer.Option(..., help="rollout folder whose states get new labels (left unchanged)"),
     out: Path = typer.Option(..., help="new rollout folder: trajectories.jsonl + features/ (a link to the source's)"),
     forward_tolerance: float = typer.Option(1.0, help=TOLERANCE_HELP),
-    stop_distance: float = typer.Option(0.25, help="metres (geodesic) from the goal within which the follower says "
-                                        "stop: 0.25 is the reference follower; up to 3 (the success radius) labels "
-                                        "every state that near the goal `stop`"),
+    stop_distance: float = typer.Option(
+        0.25,
+        help="metres (geodesic) from the goal within which the follower says "
+        "stop: 0.25 is the reference follower; up to 3 (the success radius) labels "
+        "every state that near the goal `stop`",
+    ),
 ) -> None:
     """Label the states of a rollout folder again with another expert follower, without rendering.
 
@@ -202,8 +251,9 @@ def pairs(
     data: Path = typer.Option(..., help="the benchmark folder the rollouts were collected on"),
     rollouts: Path = typer.Option(..., help="expert rollout folder whose paths are paired (left unchanged)"),
     out: Path = typer.Option(..., help="new rollout folder: trajectories.jsonl + features/ (a link to the source's)"),
-    goals_per_path: int = typer.Option(4, help="other goals sampled from each path's start (pairs with no branch "
-                                       "before the path's end are dropped)"),
+    goals_per_path: int = typer.Option(
+        4, help="other goals sampled from each path's start (pairs with no branch before the path's end are dropped)"
+    ),
     seed: int = typer.Option(0, help="seed of the goal sampling and the instructions' wording"),
 ) -> None:
     """Minimal pairs, without rendering: each expert path's frames up to where a walk to another goal from the

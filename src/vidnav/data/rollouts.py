@@ -29,8 +29,9 @@ from vidnav.io import JsonlAppender, read_jsonl_records, writer_lock
 from vidnav.sim.navmap import FollowerConfig
 
 
-def expert_targets(nav, pose: tuple[float, float, float], goal: tuple[float, float], k: int,
-                   follower: FollowerConfig | None = None) -> list[str]:
+def expert_targets(
+    nav, pose: tuple[float, float, float], goal: tuple[float, float], k: int, follower: FollowerConfig | None = None
+) -> list[str]:
     """The follower's next ``k`` actions from ``pose`` (simulated on the map, no rendering); after a
     ``stop`` the rest is ``stop``."""
     follower = follower or FollowerConfig()
@@ -57,8 +58,10 @@ def _check_same_follower(traj_path: Path, previous: list[dict], follower: Follow
     for field, option in (("follower_tolerance", "--forward-tolerance"), ("follower_stop_distance", "stop distance")):
         other = {r.get(field, defaults[field]) for r in previous} - {want[field]}
         if other:
-            raise VidNavError(f"{traj_path} was collected with {option} {other.pop():g}, not {want[field]:g}; "
-                              f"resume with the same value or use another --out")
+            raise VidNavError(
+                f"{traj_path} was collected with {option} {other.pop():g}, not {want[field]:g}; "
+                f"resume with the same value or use another --out"
+            )
 
 
 def _check_manifest(out: Path, data_dir: str | Path, split: str) -> None:
@@ -70,15 +73,18 @@ def _check_manifest(out: Path, data_dir: str | Path, split: str) -> None:
 
     path = out / "manifest.json"
     sha = files_sha256(*split_paths(data_dir, split))
-    manifest = read_json(path, "rollout manifest") if path.exists() else {"kind": "vidnav rollouts",
-                                                                             "episodes_sha256": {}}
+    manifest = (
+        read_json(path, "rollout manifest") if path.exists() else {"kind": "vidnav rollouts", "episodes_sha256": {}}
+    )
     if not isinstance(manifest, dict) or manifest.get("kind") != "vidnav rollouts":
         raise VidNavError(f"{path} is not a vidnav rollout manifest; collect into another --out")
     old = manifest["episodes_sha256"].get(split)
     if old is not None and old != sha:
-        raise VidNavError(f"{path}: {out} was collected from other episodes of split {split!r} (episodes_sha256 "
-                          f"{old[:12]}..., now {sha[:12]}... for {data_dir}); was the data rebuilt? collect into "
-                          "another --out")
+        raise VidNavError(
+            f"{path}: {out} was collected from other episodes of split {split!r} (episodes_sha256 "
+            f"{old[:12]}..., now {sha[:12]}... for {data_dir}); was the data rebuilt? collect into "
+            "another --out"
+        )
     if old is None:
         manifest["episodes_sha256"][split] = sha
         manifest.setdefault("data", {})[split] = str(Path(data_dir).resolve())
@@ -90,9 +96,11 @@ def _check_done_keys(traj_path: Path, previous: list[dict], store) -> None:
     good while training cannot read it."""
     lost = sorted({r["key"] for r in previous} - set(store.keys()))
     if lost:
-        raise VidNavError(f"{traj_path} lists trajectories whose features are not in {store.root} "
-                          f"({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''}); restore the folder from a copy, "
-                          "or collect again into a new --out")
+        raise VidNavError(
+            f"{traj_path} lists trajectories whose features are not in {store.root} "
+            f"({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''}); restore the folder from a copy, "
+            "or collect again into a new --out"
+        )
 
 
 class _Encoder:
@@ -108,16 +116,25 @@ class _Encoder:
             return self.model.encode_frames(frames).to(torch.float16).cpu().numpy()
 
 
-def _policy_and_encoder(policy: str | None, preset: str):
+def _policy_and_encoder(policy: str | None, preset: str, device: str | None = None, dtype: str | None = None):
+    """The policy (None for the expert), the frame encoder and the model both use, on ``device`` in ``dtype``."""
     from vidnav.model import build_model
 
     if policy is None:
-        model = build_model(preset)
+        model = build_model(preset, device=device, dtype=dtype)
         return None, _Encoder(model), model
+    import torch
+
     from vidnav.agent import load_agent
 
-    agent = load_agent(policy)
+    agent = load_agent(policy, device=device, dtype=getattr(torch, dtype) if dtype else None)
     return agent, _Encoder(agent.model), agent.model
+
+
+def _placement(model) -> dict:
+    """Where ``model`` runs, read from its weights: ``{"device": "cuda:0", "dtype": "bfloat16"}``."""
+    p = next(model.parameters())
+    return {"device": str(p.device), "dtype": str(p.dtype).removeprefix("torch.")}
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -131,8 +148,14 @@ def parse_shard(shard: str) -> tuple[int, int]:
     return index, count
 
 
-def select_episodes(episodes: list, *, episodes_limit: int | None = None, paths_per_house: int | None = None,
-                    skip_paths: int = 0, instructions_per_path: int | None = None) -> list:
+def select_episodes(
+    episodes: list,
+    *,
+    episodes_limit: int | None = None,
+    paths_per_house: int | None = None,
+    skip_paths: int = 0,
+    instructions_per_path: int | None = None,
+) -> list:
     """The episodes a rollout run covers, in split order: with ``paths_per_house`` K and ``skip_paths`` S, those
     on paths S+1 .. S+K of every house (paths counted in the order they first appear in the split); with
     ``instructions_per_path`` J, only the first J episodes (instructions) of each path; then the first
@@ -150,7 +173,7 @@ def select_episodes(episodes: list, *, episodes_limit: int | None = None, paths_
             trajs = seen.setdefault(e.scene_id, [])
             if e.trajectory_id not in trajs:
                 trajs.append(e.trajectory_id)
-        keep = {t for trajs in seen.values() for t in trajs[skip_paths:skip_paths + paths_per_house]}
+        keep = {t for trajs in seen.values() for t in trajs[skip_paths : skip_paths + paths_per_house]}
         selected = [e for e in selected if e.trajectory_id in keep]
     if instructions_per_path is not None:  # DAgger: more paths for the same budget
         if instructions_per_path < 1:
@@ -165,19 +188,36 @@ def select_episodes(episodes: list, *, episodes_limit: int | None = None, paths_
     return selected if episodes_limit is None else selected[:episodes_limit]
 
 
-def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, policy: str | None = None,
-                     beta: float = 1.0, episodes: int | None = None, paths_per_house: int | None = None,
-                     skip_paths: int = 0,
-                     instructions_per_path: int | None = None, preset: str = "tiny", k: int | None = None,
-                     max_steps: int = 500, seed: int = 0, source: str | None = None, shard: str | None = None,
-                     follower: FollowerConfig | None = None, progress: bool = True) -> dict:
+def collect_rollouts(
+    data_dir: str | Path,
+    split: str,
+    out: str | Path,
+    *,
+    policy: str | None = None,
+    beta: float = 1.0,
+    episodes: int | None = None,
+    paths_per_house: int | None = None,
+    skip_paths: int = 0,
+    instructions_per_path: int | None = None,
+    preset: str = "tiny",
+    k: int | None = None,
+    max_steps: int = 500,
+    seed: int = 0,
+    source: str | None = None,
+    shard: str | None = None,
+    follower: FollowerConfig | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> dict:
     """Collect expert (``policy=None``) or DAgger rollouts for the first ``episodes`` of ``split`` (with
     ``paths_per_house``: of the episodes on the first K paths of every house, after the first ``skip_paths``;
     with ``instructions_per_path``: only the first J of each path's instructions; see ``select_episodes``).
     ``shard="I/N"`` keeps every N-th of the selected *paths* starting at the I-th, with all their episodes, so
     N processes can collect into N folders at once and each path is rendered and encoded by one process only.
     ``follower`` is the expert that acts and labels (default: the benchmark's reference follower). Every record
-    keeps the pose of each state."""
+    keeps the pose of each state. ``device`` (cpu, cuda, cuda:N, mps) and ``dtype`` (float32, bfloat16,
+    float16) place the policy and the vision tower; every record names the device and dtype they ran in."""
     from vidnav.data.episodes import load_split
     from vidnav.data.features import FeatureStore
     from vidnav.sim.env import VLNEnv
@@ -186,20 +226,28 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
         raise VidNavError(f"--beta must be in [0, 1], got {beta}")
     if policy is None and beta != 1.0:
         raise VidNavError("--beta < 1 mixes in a policy: give --policy <checkpoint folder>")
+    from vidnav.pool import check_device
+
+    check_device(device, dtype)  # before the model loads
     source = source or ("expert" if policy is None else f"dagger-b{beta:g}")
     follower = follower or FollowerConfig()
     out = Path(out)
     with writer_lock(out, "rollouts"):  # before reading what is done: one job per folder
         eps = load_split(data_dir, split)
         _check_manifest(out, data_dir, split)
-        selected = select_episodes(eps.episodes, episodes_limit=episodes,
-                                   paths_per_house=paths_per_house, skip_paths=skip_paths,
-                                   instructions_per_path=instructions_per_path)
+        selected = select_episodes(
+            eps.episodes,
+            episodes_limit=episodes,
+            paths_per_house=paths_per_house,
+            skip_paths=skip_paths,
+            instructions_per_path=instructions_per_path,
+        )
         if shard is not None:  # whole paths per shard: a path's frames are rendered and encoded once
             index, count = parse_shard(shard)
             order = {t: i for i, t in enumerate(dict.fromkeys(e.trajectory_id for e in selected))}
             selected = [e for e in selected if order[e.trajectory_id] % count == index]
-        agent, encode, model = _policy_and_encoder(policy, preset)
+        agent, encode, model = _policy_and_encoder(policy, preset, device, dtype)
+        placement = _placement(model)
         k = k or model.config.num_actions
         env = VLNEnv(data_dir=data_dir, max_steps=max_steps)
         traj_path = out / "trajectories.jsonl"
@@ -212,8 +260,12 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
         stats = {"episodes": 0, "frames_encoded": 0, "skipped": len(done), "success": 0}
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        columns = [TextColumn(f"rollouts {source} on {split}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn()]
+        columns = [
+            TextColumn(f"rollouts {source} on {split}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        ]
         with JsonlAppender(traj_path) as lines, Progress(*columns, disable=not progress) as bar:
             task_id = bar.add_task("collect", total=len(selected), completed=len(done))
             for ep in selected:
@@ -229,14 +281,28 @@ def collect_rollouts(data_dir: str | Path, split: str, out: str | Path, *, polic
                     shape = feats[0].shape[1:] if feats else encode(frames[0][None]).shape[1:]
                     store = FeatureStore(out / "features", shape=tuple(shape), encoder=model.config.vision_tower)
                 if key not in store:
-                    arr = np.concatenate(feats) if feats else np.concatenate(
-                        [encode(np.stack(frames[i:i + 32])) for i in range(0, len(frames), 32)])
+                    arr = (
+                        np.concatenate(feats)
+                        if feats
+                        else np.concatenate([encode(np.stack(frames[i : i + 32])) for i in range(0, len(frames), 32)])
+                    )
                     store.add(key, arr)
                     stats["frames_encoded"] += len(arr)
-                lines.write({"key": key, "instruction": task.instruction, "targets": targets, "source": source,
-                             "episode_id": eid, "trajectory_id": str(ep.trajectory_id), "scene_id": ep.scene_id,
-                             "success": float(info["success"]),
-                             "poses": poses, **_follower_fields(follower)})
+                lines.write(
+                    {
+                        "key": key,
+                        "instruction": task.instruction,
+                        "targets": targets,
+                        "source": source,
+                        "episode_id": eid,
+                        "trajectory_id": str(ep.trajectory_id),
+                        "scene_id": ep.scene_id,
+                        "success": float(info["success"]),
+                        "poses": poses,
+                        **_follower_fields(follower),
+                        **placement,
+                    }
+                )
                 stats["episodes"] += 1
                 stats["success"] += float(info["success"])
                 bar.advance(task_id)
@@ -257,8 +323,11 @@ def _roll_episode(env, task, agent, encode, k: int, follower: FollowerConfig, be
     while True:
         # the expert's next k actions: simulated from this state under DAgger; for the expert itself they are the
         # actions it goes on to take (filled in below), so one follower call per step
-        tgt = expert_targets(nav, env.pose, task.goal, k, follower) if agent is not None else \
-            [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal, follower)]]
+        tgt = (
+            expert_targets(nav, env.pose, task.goal, k, follower)
+            if agent is not None
+            else [ACTION_WORDS[nav.expert_action(*env.pose, *task.goal, follower)]]
+        )
         targets.append(tgt)
         poses.append([round(float(v), 5) for v in env.pose])
         word = tgt[0]
@@ -267,7 +336,8 @@ def _roll_episode(env, task, agent, encode, k: int, follower: FollowerConfig, be
 
             f = encode(frames[-1][None])
             feats.append(f)
-            agent.observe_features(torch.from_numpy(f).float())
+            p = next(agent.model.parameters())  # the cached fp16 features, on the policy's device and dtype
+            agent.observe_features(torch.from_numpy(f).to(p.device, p.dtype))
             if not queue:
                 queue = agent.plan()
             mine = queue.pop(0)
@@ -282,12 +352,13 @@ def _roll_episode(env, task, agent, encode, k: int, follower: FollowerConfig, be
         frames.append(obs["rgb"])
     if agent is None:
         padded = executed + ["stop"] * k
-        targets = [padded[t:t + k] for t in range(len(executed))]
+        targets = [padded[t : t + k] for t in range(len(executed))]
     return frames, feats, targets, poses, info
 
 
-def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, follower: FollowerConfig, *,
-                     progress: bool = True) -> dict:
+def relabel_rollouts(
+    data_dir: str | Path, src: str | Path, out: str | Path, follower: FollowerConfig, *, progress: bool = True
+) -> dict:
     """Label every state of the rollout folder ``src`` again with another ``follower``, without rendering:
     the frames (and their cached features) stay, each state's pose is replayed on the map, and its targets
     become the new follower's next k actions from there (the DAgger labelling rule). Writes
@@ -326,8 +397,10 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
         eps, by_id = splits[split]
         ep = by_id.get(str(rec["episode_id"]))
         if ep is None:
-            raise VidNavError(f"{src / TRAJECTORIES}: episode {rec['episode_id']} is not in the {split} split of "
-                              f"{data_dir}; relabel with the benchmark the rollouts were collected on (--data)")
+            raise VidNavError(
+                f"{src / TRAJECTORIES}: episode {rec['episode_id']} is not in the {split} split of "
+                f"{data_dir}; relabel with the benchmark the rollouts were collected on (--data)"
+            )
         task = env.task_from_episode(ep, eps.gt_for(ep))
         nav = env.navmap_for(task.house)  # records come grouped by house, so the env's one-house cache serves
         poses = rec.get("poses") or _replay_expert(nav, task, rec, src)
@@ -351,8 +424,10 @@ def relabel_rollouts(data_dir: str | Path, src: str | Path, out: str | Path, fol
 def _replay_expert(nav, task, rec: dict, src: Path) -> list[list[float]]:
     """The poses of an expert record without stored poses: its first target words are the actions taken."""
     if rec.get("source", "expert") != "expert":
-        raise VidNavError(f"{src / 'trajectories.jsonl'}: episode {rec['episode_id']} ({rec.get('source')}) has no "
-                          "'poses' and is not an expert record, so its states cannot be replayed; collect it again")
+        raise VidNavError(
+            f"{src / 'trajectories.jsonl'}: episode {rec['episode_id']} ({rec.get('source')}) has no "
+            "'poses' and is not an expert record, so its states cannot be replayed; collect it again"
+        )
     x, z, h = task.start
     poses = []
     for words in rec["targets"]:
@@ -360,6 +435,8 @@ def _replay_expert(nav, task, rec: dict, src: Path) -> list[list[float]]:
         if words[0] != "stop":
             x, z, h, _ = nav.step(x, z, h, WORD_ACTIONS[words[0]])
     if rec["targets"][-1][0] != "stop" or nav.distance(x, z, *task.goal) > 0.5:
-        raise VidNavError(f"{src / 'trajectories.jsonl'}: replaying episode {rec['episode_id']} does not end at its "
-                          "goal; was the benchmark rebuilt since the rollouts were collected? collect them again")
+        raise VidNavError(
+            f"{src / 'trajectories.jsonl'}: replaying episode {rec['episode_id']} does not end at its "
+            "goal; was the benchmark rebuilt since the rollouts were collected? collect them again"
+        )
     return poses

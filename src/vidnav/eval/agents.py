@@ -295,17 +295,67 @@ def remote_run_options(remote) -> PlanOptions:
     return PlanOptions.from_dict(remote.health().get("run_options") or {}, f"{remote.url}/v1/health run_options")
 
 
+def loads_model(name: str) -> bool:
+    """Whether agent ``name`` loads a model in this process (``default`` or a checkpoint folder), which
+    ``--device`` / ``--dtype`` place; not the baselines, nor a `vidnav serve` server."""
+    from vidnav.serve.client import is_url
+
+    return not (name in BUILTIN and name != "default" or is_url(name))
+
+
+def check_placement(name: str, device: str | None, dtype: str | None) -> None:
+    """``--device`` / ``--dtype`` place a model loaded in this process: the built-in baselines have no model
+    and a `vidnav serve` server runs its own where it was started, so both refuse them (one-line error)."""
+    if device is None and dtype is None:
+        return
+    given = " / ".join(f"--{k} {v}" for k, v in (("device", device), ("dtype", dtype)) if v is not None)
+    if name in BUILTIN and name != "default":
+        raise VidNavError(f"{given} applies to model agents (default or a checkpoint folder), not to {name!r}")
+    from vidnav.serve.client import is_url
+
+    if is_url(name):
+        raise VidNavError(f"{given} applies to a model loaded here, not to a served agent ({name} runs its own)")
+
+
 def make_agent(
-    name: str, seed: int = 0, options: PlanOptions | dict | None = None, expert_start: str | None = None, **overrides
+    name: str,
+    seed: int = 0,
+    options: PlanOptions | dict | None = None,
+    expert_start: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    **overrides,
 ) -> NavAgent:
     """An agent by name: a built-in (`oracle`, `random`, `forward`, `symbolic` = the privileged instruction
     follower of :mod:`vidnav.eval.symbolic`, `default` = the shipped checkpoint),
     the path of a checkpoint folder (config.json + model.safetensors) or the URL of a `vidnav serve` server.
     ``options`` apply to model agents only, over their own run options (see :class:`ModelAgent`);
-    ``expert_start`` wraps a model agent in :class:`ExpertStart`."""
+    ``expert_start`` wraps a model agent in :class:`ExpertStart`. ``device`` (cpu, cuda, cuda:N, mps) and
+    ``dtype`` (float32, bfloat16, float16) place the model of a model agent (others refuse them)."""
+    from vidnav.pool import check_device
+
     check_expert_start(expert_start)
+    check_placement(name, device, dtype)
+    check_device(device, dtype)
+    if device is not None:
+        overrides["device"] = device
+    if dtype is not None:
+        import torch
+
+        overrides["dtype"] = getattr(torch, dtype)
     agent = _make_agent(name, seed, options, **overrides)
     return ExpertStart(agent, expert_start) if expert_start else agent
+
+
+def model_placement(agent: NavAgent) -> dict:
+    """Where the model of a model agent loaded here runs: ``{"device": "cuda:1", "dtype": "bfloat16"}``, read
+    from its parameters; ``{}`` for the baselines and served agents."""
+    inner = agent.agent if isinstance(agent, ExpertStart) else agent
+    model = getattr(getattr(inner, "agent", None), "model", None)
+    if model is None:
+        return {}
+    p = next(model.parameters())
+    return {"device": str(p.device), "dtype": str(p.dtype).removeprefix("torch.")}
 
 
 def _make_agent(name: str, seed: int, options, **overrides) -> NavAgent:

@@ -21,7 +21,21 @@ def eval_command(
     out: Path = typer.Option(..., help="output folder: results.jsonl, summary.json, videos/ (rerun to resume)"),
     split: str = typer.Option("val_unseen", help="train | val_seen | val_unseen"),
     episodes: Optional[int] = typer.Option(None, help="evaluate the first N episodes of the split (default: all)"),
-    workers: int = typer.Option(1, help="parallel worker processes"),
+    workers: int = typer.Option(
+        1, help="parallel worker processes (with --device cuda: one per GPU, worker i on cuda:i; at most the GPU count)"
+    ),
+    device: Optional[str] = typer.Option(
+        None,
+        "--device",
+        help="model agents: where the model runs, cpu | cuda | cuda:N | mps (default: cpu); "
+        "the baselines and http:// agents refuse it (recorded in OUT/run.json)",
+    ),
+    dtype: Optional[str] = typer.Option(
+        None,
+        "--dtype",
+        help="model agents: float32 | bfloat16 | float16, the model's weights and compute (default: float32); "
+        "the baselines and http:// agents refuse it (recorded in OUT/run.json)",
+    ),
     video: bool = typer.Option(False, "--video", help="write an MP4 per episode (ego view + top-down map)"),
     video_episodes: Optional[int] = typer.Option(
         None, help="with --video (required): only the first N episodes (0: none)"
@@ -84,6 +98,7 @@ def eval_command(
     re-plans when blocked and breaks loops); the plan-option flags change them for this run.
 
     Example: vidnav eval --agent oracle --data data/vidnav --split val_unseen --episodes 200 --workers 2 --out runs/oracle
+    On 4 GPUs: vidnav eval --agent runs/7b/final --device cuda --dtype bfloat16 --workers 4 --data data/vidnav --out runs/7b-eval
     """
     from vidnav.errors import VidNavError
     from vidnav.eval.runner import evaluate
@@ -111,6 +126,8 @@ def eval_command(
         env_kw={"allow_sliding": True} if sliding else None,
         instructions=instructions,
         expert_start=expert_start,
+        device=device,
+        dtype=dtype,
     )
     show(metric_table({agent: summary}))
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.json'}")

@@ -6,7 +6,7 @@
 a run loses at most the episodes in flight; rerunning with the same OUT skips the finished ones. ``OUT/run.json``
 records what makes the run (agent, a fingerprint of its weights, data, split, whether blocked steps slide along
 walls, the plan options it ran with: its checkpoint's run options with the command line's changes, the expert
-start, own or swapped instructions); a rerun that differs in any of them raises instead of mixing two runs'
+start, own or swapped instructions, the device and dtype a model agent ran in); a rerun that differs in any of them raises instead of mixing two runs'
 episodes.
 ``OUT/summary.json`` holds the episode means over all selected episodes; ``OUT/videos/`` the MP4s.
 """
@@ -21,7 +21,17 @@ from pathlib import Path
 
 from vidnav import metrics
 from vidnav.errors import VidNavError
-from vidnav.eval.agents import BUILTIN, PlanOptions, agent_run_options, agent_weights, check_expert_start, make_agent
+from vidnav.eval.agents import (
+    BUILTIN,
+    PlanOptions,
+    agent_run_options,
+    agent_weights,
+    check_expert_start,
+    check_placement,
+    loads_model,
+    make_agent,
+    model_placement,
+)
 from vidnav.eval.swap import INSTRUCTIONS, instructions_from_file, swap_instructions
 from vidnav.io import JsonlAppender, files_sha256, read_jsonl_records, write_json, writer_lock
 from vidnav.run_options import resolve
@@ -97,7 +107,18 @@ RUN_KEYS = (
     *(f.name for f in fields(PlanOptions)),
     "expert_start",
     "episodes_sha256",
+    "device",
+    "dtype",
 )
+
+
+def _placement(agent: str, device: str | None, dtype: str | None) -> dict:
+    """What OUT/run.json records of where a model agent runs: the defaults spelled out (cpu, float32: a model
+    loads in float32 on the CPU), so a rerun that names them resumes a run that did not; None for the
+    baselines and served agents (they have no model here)."""
+    if not loads_model(agent):
+        return {"device": None, "dtype": None}
+    return {"device": device or "cpu", "dtype": dtype or "float32"}
 
 
 def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
@@ -114,6 +135,7 @@ def _check_run(out: Path, meta: dict, restart_if_changed: bool = False) -> None:
             "env": {},
             "instructions": "own",
             "instructions_seed": None,
+            **_placement(meta["agent"], None, None),  # from before --device / --dtype: the defaults
         }
         missing["episodes_sha256"] = meta["episodes_sha256"]  # a run.json from before fingerprints: unknown
         diff = [k for k in RUN_KEYS if old.get(k, missing.get(k)) != meta[k]]
@@ -144,6 +166,8 @@ def _worker_init(
     env_kw: dict,
     options: PlanOptions | None = None,
     expert_start: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> None:
     import torch
 
@@ -151,12 +175,15 @@ def _worker_init(
 
     torch.set_num_threads(max(1, threads))
     _W["env"] = VLNEnv(data_dir=data_dir, **env_kw)
-    _W["agent"] = make_agent(agent_name, seed=seed, options=options, expert_start=expert_start)
+    _W["agent"] = make_agent(
+        agent_name, seed=seed, options=options, expert_start=expert_start, device=device, dtype=dtype
+    )
+    _W["placement"] = model_placement(_W["agent"])  # read from the model: where this worker really runs it
 
 
 def _worker_run(job):
     episode, gt, video_path, given = job
-    return run_episode(_W["env"], _W["agent"], episode, gt, video_path, given)
+    return {**run_episode(_W["env"], _W["agent"], episode, gt, video_path, given), **_W["placement"]}
 
 
 def evaluate(
@@ -174,6 +201,8 @@ def evaluate(
     restart_if_changed: bool = False,
     instructions: str = "own",
     expert_start: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> dict:
     """Evaluate ``agent`` on the first ``episodes`` of ``split``; resumable (see the module docstring).
 
@@ -189,6 +218,10 @@ def evaluate(
     instead of raising.
     ``instructions``: ``"own"``, or ``"swapped"``: every episode gets the instruction of another path in its
     house, drawn with ``seed`` (:mod:`vidnav.eval.swap`); recorded in OUT/run.json and in each result line.
+    ``device`` (cpu, cuda, cuda:N, mps) and ``dtype`` (float32, bfloat16, float16): where a model agent's model
+    runs; ``device="cuda"`` with several workers puts worker i on ``cuda:i`` (:func:`vidnav.pool.worker_device`).
+    Recorded in OUT/run.json; each result line of a model agent names the device and dtype its worker's model
+    had. The baselines and served agents refuse them.
     """
     from vidnav.data.episodes import load_split, split_paths
 
@@ -211,6 +244,10 @@ def evaluate(
     else:
         donors = swap_instructions(eps.episodes, selected, seed) if instructions == "swapped" else {}
     check_expert_start(expert_start)
+    from vidnav.pool import check_device, worker_device
+
+    check_placement(agent, device, dtype)  # before any model loads
+    check_device(device, dtype, workers)
     if expert_start and agent in BUILTIN and agent != "default":
         raise VidNavError(
             f"--expert-start applies to model agents (default, a checkpoint folder or a server), not to {agent!r}"
@@ -233,6 +270,7 @@ def evaluate(
             "episodes_sha256": files_sha256(*split_paths(data_dir, split)),
             **asdict(options),
             "expert_start": expert_start,
+            **_placement(agent, device, dtype),
         }
         _check_run(out, meta, restart_if_changed)
         results_path = out / "results.jsonl"
@@ -273,7 +311,8 @@ def evaluate(
                 bar.update(task_id, advance=1, sr=metrics.summarize(finished)["success"])
 
             if jobs and workers == 1:
-                _worker_init(str(data_dir), agent, seed, threads, env_kw, options, expert_start)
+                init = (str(data_dir), agent, seed, threads, env_kw, options, expert_start)
+                _worker_init(*init, worker_device(device, 0, 1), dtype)
                 try:
                     for job in jobs:
                         record(_worker_run(job))
@@ -288,7 +327,11 @@ def evaluate(
                     workers,
                     initializer=_worker_init,
                     what="eval worker",
-                    initargs=(str(data_dir), agent, seed, threads, env_kw, options, expert_start),
+                    worker_initargs=[
+                        (str(data_dir), agent, seed, threads, env_kw, options, expert_start)
+                        + (worker_device(device, i, workers), dtype)
+                        for i in range(workers)
+                    ],
                 ):
                     record(rec)
         order = {str(e.episode_id): i for i, e in enumerate(selected)}
