@@ -336,13 +336,13 @@ def make_agent(
 
     check_expert_start(expert_start)
     check_placement(name, device, dtype)
-    check_device(device, dtype)
+    check_device(device, dtype if isinstance(dtype, str) else None)  # a torch.dtype given here is used as is
     if device is not None:
         overrides["device"] = device
     if dtype is not None:
         import torch
 
-        overrides["dtype"] = getattr(torch, dtype)
+        overrides["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     agent = _make_agent(name, seed, options, **overrides)
     return ExpertStart(agent, expert_start) if expert_start else agent
 
