@@ -26,7 +26,10 @@ def served():
 
 
 def _records(out):
-    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    """The result lines, without where the model ran (an in-process agent names its device and dtype; a server
+    does not say)."""
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("device", "dtype")} for r in records]
 
 
 @pytest.mark.slow  # two short evaluations of the shipped agent: about a minute of CPU
